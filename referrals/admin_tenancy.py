@@ -1,0 +1,133 @@
+"""Admin building blocks that confine client users to their client on every admin page."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.utils.functional import cached_property
+
+from referrals.models import Campaign, Client
+from referrals.tenancy import is_client_user, scope_to_user, user_client
+
+
+class TenantScopedAdmin(admin.ModelAdmin):
+    """Rows, lookups and object pages narrowed to the user's client; read-only for client users.
+
+    ``client_path`` names the lookup from the model to its client. An object outside the
+    user's scope answers 404 on its change, history and delete pages, exactly as an id that
+    does not exist (Django would otherwise redirect with a message, confirming nothing but
+    still unlike a 404).
+    """
+
+    client_path = "client"
+
+    def get_queryset(self, request):
+        return scope_to_user(super().get_queryset(request), request.user, client_path=self.client_path)
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such object.")
+        return obj
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.related_model is Client:
+            kwargs["queryset"] = scope_to_user(Client.objects.all(), request.user, client_path="pk")
+        elif db_field.related_model is Campaign:
+            kwargs["queryset"] = scope_to_user(
+                Campaign.objects.all(), request.user, client_path="client"
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_add_permission(self, request, *args) -> bool:
+        return not is_client_user(request.user) and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return not is_client_user(request.user) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return not is_client_user(request.user) and super().has_delete_permission(request, obj)
+
+
+class TenantScopedInline(admin.TabularInline):
+    """An inline whose rows are the user's client's only, read-only for client users."""
+
+    client_path = "client"
+
+    def get_queryset(self, request):
+        return scope_to_user(super().get_queryset(request), request.user, client_path=self.client_path)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return not is_client_user(request.user) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return not is_client_user(request.user) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return not is_client_user(request.user) and super().has_delete_permission(request, obj)
+
+
+class ClientListFilter(admin.SimpleListFilter):
+    """Filter by client, offering only the clients the user may see (hidden for client users,
+    who have one)."""
+
+    title = "client"
+    parameter_name = "client"
+
+    def lookups(self, request, model_admin):
+        if is_client_user(request.user):
+            return []
+        return list(Client.objects.values_list("pk", "name"))
+
+    def has_output(self) -> bool:
+        return bool(self.lookup_choices)
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(client_id=int(value))
+
+
+class CampaignListFilter(admin.SimpleListFilter):
+    """Filter by campaign: the user's client's campaigns, or the chosen client's for staff."""
+
+    title = "campaign"
+    parameter_name = "campaign"
+
+    def lookups(self, request, model_admin):
+        campaigns = scope_to_user(Campaign.objects.all(), request.user, client_path="client")
+        chosen_client = request.GET.get("client", "")
+        if user_client(request.user) is None:
+            if not chosen_client.isdigit():
+                return []  # staff pick a client first: no list of every campaign ever
+            campaigns = campaigns.filter(client_id=int(chosen_client))
+        return list(campaigns.values_list("pk", "name"))
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(campaign_id=int(value))
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most ADMIN_COUNT_CAP + 1 rows, so a list over millions of referrals costs a
+    bounded count instead of a full-table scan; the list then says "more than N"."""
+
+    cap = property(lambda self: settings.ADMIN_COUNT_CAP)
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.cap + 1].count()
+
+    @property
+    def capped(self) -> bool:
+        """True when there are more rows than were counted."""
+        return self.count > self.cap

@@ -1,0 +1,125 @@
+"""Shapes of a referral on the wire, in and out."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from referrals.models import Referral
+
+# Fields a collector may send, besides client, campaign and campaign_name.
+INGEST_FIELDS = (
+    "external_id", "email", "title", "first_name", "last_name", "gender", "birth_date", "age",
+    "mobile", "address1", "address2", "city", "state", "zip_code", "country", "language",
+    "ip_address", "user_agent", "browser", "browser_version", "os", "device", "ad_text",
+    "ad_response", "audience_id", "audience_name", "bid_price", "currency", "confirmation_ref",
+    "opted_in_at", "extra",
+)  # fmt: skip
+
+
+class _BlankableCharField(serializers.CharField):
+    """Optional text: ``null`` and absent both mean empty, as collectors send either."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, str | int | float):
+            raise serializers.ValidationError("Expected text.")
+        return super().to_internal_value(data)
+
+    def validate_empty_values(self, data):
+        if data is None:
+            return True, ""
+        return super().validate_empty_values(data)
+
+
+class ReferralIngestSerializer(serializers.ModelSerializer):
+    """One incoming record. Client and campaign are resolved in bulk by the service."""
+
+    client = serializers.SlugField(max_length=100, help_text="The client's slug.")
+    campaign = serializers.CharField(
+        max_length=100, help_text="The campaign's external id; created if new to the client."
+    )
+    campaign_name = serializers.CharField(
+        max_length=200, required=False, help_text="Name for a campaign created by this record."
+    )
+    country = _BlankableCharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. GB.")
+    currency = _BlankableCharField(max_length=3, help_text="ISO 4217, e.g. GBP.")
+    extra = serializers.DictField(required=False, help_text="Any further attributes.")
+
+    class Meta:
+        model = Referral
+        fields = ("client", "campaign", "campaign_name", *INGEST_FIELDS)
+        # Uniqueness is checked in bulk by the service: no query per record here.
+        validators: list = []
+        extra_kwargs = {"opted_in_at": {"required": True}}
+
+    def build_field(self, field_name, info, model_class, nested_depth):
+        field_class, kwargs = super().build_field(field_name, info, model_class, nested_depth)
+        if field_class is serializers.CharField and field_name != "external_id":
+            field_class = _BlankableCharField
+        if field_name == "external_id":
+            kwargs["validators"] = []
+        return field_class, kwargs
+
+    def validate_country(self, value: str) -> str:
+        return _upper_letters(value, 2, "an ISO 3166-1 alpha-2 country code such as GB")
+
+    def validate_currency(self, value: str) -> str:
+        return _upper_letters(value, 3, "an ISO 4217 currency code such as GBP")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        name: ["Unknown field; further attributes belong in 'extra'."]
+                        for name in unknown
+                    }
+                )
+        return super().to_internal_value(data)
+
+
+def _upper_letters(value: str, length: int, what: str) -> str:
+    if value == "":
+        return value
+    value = value.upper()
+    if len(value) != length or not value.isascii() or not value.isalpha():
+        raise serializers.ValidationError(f"Expected {what}.")
+    return value
+
+
+class ReferralSerializer(serializers.ModelSerializer):
+    """A stored referral, as the pull API returns it."""
+
+    client = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    campaign = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+
+    class Meta:
+        model = Referral
+        fields = ("id", "client", "campaign", *INGEST_FIELDS, "created_at")
+        read_only_fields = fields
+
+
+class IngestErrorSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class IngestResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["created", "duplicate", "invalid"])
+    id = serializers.IntegerField(required=False)
+    external_id = serializers.CharField(required=False)
+    errors = IngestErrorSerializer(many=True, required=False)
+
+
+class IngestResponseSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    invalid = serializers.IntegerField()
+    results = IngestResultSerializer(many=True)

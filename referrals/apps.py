@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class ReferralsConfig(AppConfig):
+    name = "referrals"
+    # The admin shows this app as the "Customer Data" section.
+    verbose_name = "Customer Data"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from referrals.roles import ensure_roles_after_migrate
+
+        post_migrate.connect(ensure_roles_after_migrate, dispatch_uid="referrals.ensure_roles")

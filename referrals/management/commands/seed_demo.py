@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import secrets
+from itertools import islice
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from referrals.demo import demo_records
+from referrals.models import Campaign, Client
+from referrals.roles import account_manager_create, client_user_create
+from referrals.services import referrals_ingest
+
+DEMO_SLUG = "acme-demo"
+
+
+class Command(BaseCommand):
+    help = "Create a demo client, two campaigns, 1,000 referrals, a staff and a client login."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--referrals", type=int, default=1000)
+
+    @transaction.atomic
+    def handle(self, *args, referrals: int, **options) -> None:
+        if Client.objects.filter(slug=DEMO_SLUG).exists():
+            self.stdout.write("Demo data exists already; logins were printed when it was made.")
+            return
+        client = Client.objects.create(name="Acme Demo", slug=DEMO_SLUG, time_zone="Europe/London")
+        campaigns = ["spring-sale", "newsletter-signup"]
+        Campaign.objects.create(client=client, external_id=campaigns[0], name="Spring sale")
+        Campaign.objects.create(client=client, external_id=campaigns[1], name="Newsletter sign-up")
+        records = demo_records(client_slug=DEMO_SLUG, campaigns=campaigns, count=referrals)
+        while batch := list(islice(records, 1000)):
+            referrals_ingest(records=batch)
+
+        users = get_user_model().objects
+        logins = []
+        if not users.filter(username="manager").exists():
+            password = secrets.token_urlsafe(12)
+            account_manager_create(username="manager", password=password)
+            logins.append(("account manager", "manager", password))
+        if not users.filter(username="acme").exists():
+            password = secrets.token_urlsafe(12)
+            client_user_create(client=client, username="acme", password=password)
+            logins.append(("client user (Acme Demo)", "acme", password))
+        self.stdout.write(self.style.SUCCESS(f"Demo client {client.name}: {referrals} referrals."))
+        for role, username, password in logins:
+            self.stdout.write(f"  {role}: username {username!r}, password {password!r}")

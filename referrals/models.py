@@ -1,0 +1,150 @@
+"""Clients, their campaigns, their referrals, and which client a user belongs to."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.functions import Upper
+from django.utils import timezone
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not an IANA time zone (e.g. Europe/London).")
+
+
+class Client(models.Model):
+    """An advertiser: owns campaigns, referrals, deliveries and client users."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True, help_text="Used by the ingestion API.")
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="Timestamps are shown, and schedules run, in this time zone.",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class Campaign(models.Model):
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    external_id = models.CharField(
+        max_length=100, help_text="The collector's id for this campaign, unique per client."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["client__name", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "external_id"], name="campaign_unique_external_id_per_client"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.external_id})"
+
+
+class ImmutableQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Referrals are immutable once stored.")
+
+
+class Referral(models.Model):
+    """A consumer who opted in to a client's offer. Immutable once stored."""
+
+    external_id = models.CharField(max_length=100)
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="referrals")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="referrals")
+    email = models.EmailField(max_length=254, blank=True)
+    title = models.CharField(max_length=32, blank=True)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    gender = models.CharField(max_length=32, blank=True, help_text="As sent: M, F or other.")
+    birth_date = models.DateField(null=True, blank=True)
+    age = models.PositiveSmallIntegerField(null=True, blank=True)
+    mobile = models.CharField(max_length=32, blank=True)
+    address1 = models.CharField(max_length=200, blank=True)
+    address2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=100, blank=True)
+    zip_code = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2.")
+    language = models.CharField(max_length=35, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.TextField(blank=True)
+    browser = models.CharField(max_length=100, blank=True)
+    browser_version = models.CharField(max_length=50, blank=True)
+    os = models.CharField(max_length=100, blank=True)
+    device = models.CharField(max_length=100, blank=True)
+    ad_text = models.TextField(blank=True)
+    ad_response = models.TextField(blank=True)
+    audience_id = models.CharField(max_length=100, blank=True)
+    audience_name = models.CharField(max_length=200, blank=True)
+    bid_price = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    confirmation_ref = models.CharField(max_length=100, blank=True)
+    opted_in_at = models.DateTimeField(help_text="When the person opted in.")
+    created_at = models.DateTimeField(
+        default=timezone.now, editable=False, help_text="When the platform stored it."
+    )
+    extra = models.JSONField(default=dict, blank=True)
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "external_id"], name="referral_unique_external_id_per_client"
+            )
+        ]
+        indexes = [
+            # The admin list and the pull API page by stored time, per client or overall.
+            models.Index(fields=["created_at", "id"], name="referral_created"),
+            models.Index(fields=["client", "created_at", "id"], name="referral_client_created"),
+            models.Index(fields=["campaign", "created_at"], name="referral_campaign_created"),
+            models.Index(fields=["client", "opted_in_at"], name="referral_client_opted_in"),
+            # Admin search uses case-insensitive equality on these.
+            models.Index(Upper("email"), name="referral_email_upper"),
+            models.Index(Upper("first_name"), name="referral_first_name_upper"),
+            models.Index(Upper("last_name"), name="referral_last_name_upper"),
+            models.Index(Upper("external_id"), name="referral_external_id_upper"),
+        ]
+        permissions = [("ingest_referral", "Can ingest referrals through the API")]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} ({self.email or 'no email'})"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise TypeError("Referrals are immutable once stored.")
+        super().save(*args, **kwargs)
+
+
+class ClientMembership(models.Model):
+    """Makes a user a client user, confined to one client. Users without one are staff."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="client_membership"
+    )
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="memberships")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.client}"

@@ -1,0 +1,202 @@
+"""Storing referrals: the one way a referral enters the platform.
+
+``referrals_ingest`` validates each record on its own, resolves clients and campaigns in bulk,
+refuses duplicates, and stores every valid record in one transaction, so a request is never
+half stored: a record is either stored whole or reported with its reasons.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from django.db import IntegrityError, transaction
+
+from referrals.api.serializers import ReferralIngestSerializer
+from referrals.models import Campaign, Client, Referral
+
+Status = Literal["created", "duplicate", "invalid"]
+# A concurrent request storing the same external id makes the insert fail; the whole
+# transaction is retried with a fresh duplicate check, a bounded number of times.
+_CONFLICT_RETRIES = 3
+
+
+@dataclass
+class RecordOutcome:
+    index: int
+    status: Status
+    id: int | None = None
+    external_id: str | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.id is not None:
+            result["id"] = self.id
+        if self.external_id is not None:
+            result["external_id"] = self.external_id
+        if self.errors:
+            result["errors"] = self.errors
+        return result
+
+
+@dataclass
+class _Valid:
+    index: int
+    client_slug: str
+    campaign_external_id: str
+    campaign_name: str | None
+    fields: dict[str, Any]
+
+
+def referrals_ingest(*, records: Iterable[Any]) -> list[RecordOutcome]:
+    """Store every valid record; report each record's outcome, in input order."""
+    outcomes: dict[int, RecordOutcome] = {}
+    valid: list[_Valid] = []
+    for index, record in enumerate(records):
+        checked = _validate(index, record)
+        if isinstance(checked, RecordOutcome):
+            outcomes[index] = checked
+        else:
+            valid.append(checked)
+
+    clients = {c.slug: c for c in Client.objects.filter(slug__in={v.client_slug for v in valid})}
+    known = []
+    for item in valid:
+        if item.client_slug in clients:
+            known.append(item)
+        else:
+            outcomes[item.index] = _invalid(
+                item.index, item.fields["external_id"], "client",
+                f"Unknown client {item.client_slug!r}.",
+            )  # fmt: skip
+
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            outcomes.update(_store(known, clients))
+            break
+        except IntegrityError:
+            if attempt == _CONFLICT_RETRIES - 1:
+                raise
+    return [outcomes[index] for index in sorted(outcomes)]
+
+
+def _validate(index: int, record: Any) -> _Valid | RecordOutcome:
+    if not isinstance(record, Mapping):
+        return _invalid(index, None, "non_field_errors", "Each record must be a JSON object.")
+    serializer = ReferralIngestSerializer(data=record)
+    if not serializer.is_valid():
+        external_id = record.get("external_id")
+        return RecordOutcome(
+            index=index,
+            status="invalid",
+            external_id=external_id if isinstance(external_id, str) else None,
+            errors=list(_flatten_errors(serializer.errors)),
+        )
+    data = dict(serializer.validated_data)
+    return _Valid(
+        index=index,
+        client_slug=data.pop("client"),
+        campaign_external_id=data.pop("campaign"),
+        campaign_name=data.pop("campaign_name", None),
+        fields=data,
+    )
+
+
+@transaction.atomic
+def _store(items: list[_Valid], clients: dict[str, Client]) -> dict[int, RecordOutcome]:
+    outcomes: dict[int, RecordOutcome] = {}
+    existing = _existing_ids(items, clients)
+    campaigns = _campaigns(items, clients)
+    first_in_request: set[tuple[int, str]] = set()
+    repeats: list[tuple[int, tuple[int, str]]] = []  # (index, key) of in-request repeats
+    to_create: list[tuple[_Valid, Referral]] = []
+    for item in items:
+        client = clients[item.client_slug]
+        key = (client.pk, item.fields["external_id"])
+        if key in existing:
+            outcomes[item.index] = RecordOutcome(
+                index=item.index, status="duplicate", id=existing[key], external_id=key[1]
+            )
+        elif key in first_in_request:
+            repeats.append((item.index, key))
+        else:
+            first_in_request.add(key)
+            campaign = campaigns[(client.pk, item.campaign_external_id)]
+            to_create.append((item, Referral(client=client, campaign=campaign, **item.fields)))
+
+    created = Referral.objects.bulk_create([referral for _, referral in to_create])
+    ids = {(r.client_id, r.external_id): r.pk for r in created}
+    for item, referral in to_create:
+        outcomes[item.index] = RecordOutcome(
+            index=item.index, status="created", id=referral.pk, external_id=referral.external_id
+        )
+    for index, key in repeats:  # a repeat within the request points at the stored record
+        outcomes[index] = RecordOutcome(
+            index=index, status="duplicate", id=ids[key], external_id=key[1]
+        )
+    return outcomes
+
+
+def _existing_ids(items: list[_Valid], clients: dict[str, Client]) -> dict[tuple[int, str], int]:
+    wanted: dict[int, set[str]] = defaultdict(set)
+    for item in items:
+        wanted[clients[item.client_slug].pk].add(item.fields["external_id"])
+    found: dict[tuple[int, str], int] = {}
+    for client_id, external_ids in wanted.items():
+        rows = Referral.objects.filter(client_id=client_id, external_id__in=external_ids)
+        for pk, external_id in rows.values_list("pk", "external_id"):
+            found[(client_id, external_id)] = pk
+    return found
+
+
+def _campaigns(items: list[_Valid], clients: dict[str, Client]) -> dict[tuple[int, str], Campaign]:
+    """Every campaign the records name, creating the ones new to their client.
+
+    A campaign the collector has not announced yet is created rather than refused: the referral
+    is real and must not be lost, and the account manager can rename the campaign later.
+    """
+    names: dict[tuple[int, str], str] = {}
+    for item in items:
+        key = (clients[item.client_slug].pk, item.campaign_external_id)
+        names.setdefault(key, item.campaign_name or item.campaign_external_id)
+
+    def load() -> dict[tuple[int, str], Campaign]:
+        found = {}
+        for client_id in {client_id for client_id, _ in names}:
+            wanted = [ext for cid, ext in names if cid == client_id]
+            for campaign in Campaign.objects.filter(client_id=client_id, external_id__in=wanted):
+                found[(client_id, campaign.external_id)] = campaign
+        return found
+
+    found = load()
+    missing = [key for key in names if key not in found]
+    if missing:
+        Campaign.objects.bulk_create(
+            [Campaign(client_id=cid, external_id=ext, name=names[(cid, ext)]) for cid, ext in missing],
+            ignore_conflicts=True,  # a concurrent request may create the same campaign
+        )
+        found = load()
+    return found
+
+
+def _invalid(index: int, external_id: str | None, field_name: str, message: str) -> RecordOutcome:
+    return RecordOutcome(
+        index=index,
+        status="invalid",
+        external_id=external_id,
+        errors=[{"field": field_name, "message": message}],
+    )
+
+
+def _flatten_errors(errors: Any, prefix: str = "") -> Iterable[dict[str, str]]:
+    if isinstance(errors, Mapping):
+        for name, nested in errors.items():
+            yield from _flatten_errors(nested, f"{prefix}.{name}" if prefix else str(name))
+    elif isinstance(errors, list):
+        for nested in errors:
+            yield from _flatten_errors(nested, prefix)
+    else:
+        yield {"field": prefix or "non_field_errors", "message": str(errors)}

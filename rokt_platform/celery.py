@@ -1,0 +1,80 @@
+"""The Celery application: broker, queues by purpose, routes and the beat schedule.
+
+Queues are named by what they carry, so a deployment can give each its own workers and a slow
+kind of work never waits behind another:
+
+- ``default``: anything not routed elsewhere;
+- ``housekeeping``: heartbeats, clean-ups, watchdogs (small, frequent);
+- ``deliveries_api``: real-time HTTP deliveries;
+- ``deliveries_files``: scheduled SFTP/FTPS file runs (long);
+- ``exports``: background exports (long).
+
+Beat must run as exactly one process; ``rokt_platform.beat_lock`` enforces it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.signals import beat_init
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rokt_platform.settings")
+
+QUEUES = ("default", "housekeeping", "deliveries_api", "deliveries_files", "exports")
+
+app = Celery("rokt_platform")
+
+
+def _configure(app: Celery) -> None:
+    from django.conf import settings
+
+    broker_url = settings.CELERY_BROKER_URL
+    transport_options: dict = {}
+    if broker_url.startswith("filesystem://"):
+        # One folder for both directions: every process on this machine reads and writes it.
+        folder = settings.BROKER_DIR / "queue"
+        folder.mkdir(parents=True, exist_ok=True)
+        transport_options = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "store_processed": False,
+        }
+    else:
+        # Redis redelivers unacknowledged tasks after this; long waits live in the database.
+        transport_options = {"visibility_timeout": 3600}
+    app.conf.update(
+        broker_url=broker_url,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        task_default_queue="default",
+        task_queues=[Queue(name) for name in QUEUES],
+        task_routes={
+            "housekeeping.*": {"queue": "housekeeping"},
+            "deliveries.api.*": {"queue": "deliveries_api"},
+            "deliveries.files.*": {"queue": "deliveries_files"},
+            "exports.*": {"queue": "exports"},
+        },
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        worker_prefetch_multiplier=1,
+        beat_schedule_filename=str(settings.CELERY_BEAT_SCHEDULE_FILE),
+        beat_schedule={
+            "worker-heartbeat": {"task": "housekeeping.heartbeat", "schedule": 60.0},
+        },
+    )
+
+
+_configure(app)
+app.autodiscover_tasks()
+
+
+@beat_init.connect
+def _hold_beat_lock(sender, **kwargs) -> None:
+    from rokt_platform.beat_lock import acquire_beat_lock
+
+    acquire_beat_lock()
