@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from referrals.roles import account_manager_create, client_user_create
+from tests.factories import make_client
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+def client_a(db):
+    return make_client("alpha", name="Alpha Corp", time_zone="Europe/London")
+
+
+@pytest.fixture
+def client_b(db):
+    return make_client("bravo", name="Bravo Corp", time_zone="America/New_York")
+
+
+@pytest.fixture
+def manager(db):
+    """An account manager: staff, not confined to a client."""
+    return account_manager_create(username="manager", password=PASSWORD)
+
+
+@pytest.fixture
+def user_a(client_a):
+    """A client user of client A."""
+    return client_user_create(client=client_a, username="alice", password=PASSWORD)
+
+
+@pytest.fixture
+def user_b(client_b):
+    return client_user_create(client=client_b, username="bob", password=PASSWORD)
+
+
+def api_client_for(user) -> APIClient:
+    api = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return api
+
+
+@pytest.fixture
+def manager_api(manager) -> APIClient:
+    return api_client_for(manager)
+
+
+@pytest.fixture
+def api_a(user_a) -> APIClient:
+    return api_client_for(user_a)
