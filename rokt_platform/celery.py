@@ -35,10 +35,13 @@ def _configure(app: Celery) -> None:
     if broker_url.startswith("filesystem://"):
         # One folder for both directions: every process on this machine reads and writes it.
         folder = settings.BROKER_DIR / "queue"
-        folder.mkdir(parents=True, exist_ok=True)
+        control = settings.BROKER_DIR / "control"
+        for path in (folder, control):
+            path.mkdir(parents=True, exist_ok=True)
         transport_options = {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
+            "control_folder": str(control),
             "store_processed": False,
         }
     else:
