@@ -1,0 +1,204 @@
+"""Standard referral fields as text, the same in Python and in PostgreSQL.
+
+Every value an output shows is text. Each standard field has one rendering, written twice: a
+Python function over the value the ORM returns, and a SQL expression over the row. Empty and
+missing values are "" in both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from customfields.sqltext import literal
+
+# type -> how a value of that type becomes text
+TEXT, INTEGER, DECIMAL, DATE, DATETIME, IP, ID = (
+    "text", "integer", "decimal", "date", "datetime", "ip", "id",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StandardField:
+    name: str
+    type: str
+    lookup: str  # for values_list()
+    column: str  # SQL over aliases r (referral), c (client), cp (campaign)
+
+
+def _fields() -> dict[str, StandardField]:
+    text = [
+        "external_id", "email", "title", "first_name", "last_name", "gender", "mobile",
+        "address1", "address2", "city", "state", "zip_code", "country", "language", "user_agent",
+        "browser", "browser_version", "os", "device", "ad_text", "ad_response", "audience_id",
+        "audience_name", "currency", "confirmation_ref",
+    ]  # fmt: skip
+    fields = {name: StandardField(name, TEXT, name, f'r."{name}"') for name in text}
+    fields.update({
+        "id": StandardField("id", ID, "id", "r.id"),
+        "client": StandardField("client", TEXT, "client__slug", "c.slug"),
+        "campaign": StandardField("campaign", TEXT, "campaign__external_id", "cp.external_id"),
+        "campaign_name": StandardField("campaign_name", TEXT, "campaign__name", "cp.name"),
+        "birth_date": StandardField("birth_date", DATE, "birth_date", "r.birth_date"),
+        "age": StandardField("age", INTEGER, "age", "r.age"),
+        "ip_address": StandardField("ip_address", IP, "ip_address", "r.ip_address"),
+        "bid_price": StandardField("bid_price", DECIMAL, "bid_price", "r.bid_price"),
+        "opted_in_at": StandardField("opted_in_at", DATETIME, "opted_in_at", "r.opted_in_at"),
+        "created_at": StandardField("created_at", DATETIME, "created_at", "r.created_at"),
+    })  # fmt: skip
+    return fields
+
+
+STANDARD_FIELDS: dict[str, StandardField] = _fields()
+EXTRA_PREFIX = "extra."
+
+
+def find_standard(name: str) -> StandardField | None:
+    """Standard fields answer to any case: ``Email`` is ``email``."""
+    return STANDARD_FIELDS.get(name.lower())
+
+
+def extra_key(name: str) -> str | None:
+    """The key of an ``extra.<key>`` reference, else ``None``."""
+    if name[: len(EXTRA_PREFIX)].lower() == EXTRA_PREFIX and len(name) > len(EXTRA_PREFIX):
+        return name[len(EXTRA_PREFIX) :]
+    return None
+
+
+# --- Python renderings ----------------------------------------------------------------------
+
+
+def iso_offset(offset: dt.timedelta | None, separator: str = ":") -> str:
+    seconds = int(offset.total_seconds()) if offset is not None else 0
+    sign = "-" if seconds < 0 else "+"
+    seconds = abs(seconds)
+    text = f"{sign}{seconds // 3600:02d}{separator}{seconds % 3600 // 60:02d}"
+    if seconds % 60:
+        text += f"{separator}{seconds % 60:02d}"
+    return text
+
+
+def iso_datetime(value: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> str:
+    if value is None:
+        return ""
+    local = value.astimezone(zone)
+    return (
+        f"{local.year:04d}-{local.month:02d}-{local.day:02d}T"
+        f"{local.hour:02d}:{local.minute:02d}:{local.second:02d}{iso_offset(local.utcoffset())}"
+    )
+
+
+def iso_date(value: dt.date | None) -> str:
+    return "" if value is None else f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+
+
+def decimal_text(value: Decimal | None) -> str:
+    if value is None:
+        return ""
+    # PostgreSQL's numeric(12,4) prints four decimals and has no negative zero.
+    return f"{value:.4f}" if value else "0.0000"
+
+
+def optional_text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def python_renderer(field: StandardField, zone: zoneinfo.ZoneInfo) -> Callable[[Any], str] | None:
+    """How a value of ``field`` becomes text in Python; ``None`` where it already is text."""
+    if field.type == TEXT:
+        return None
+    if field.type == DATETIME:
+        return lambda value: iso_datetime(value, zone)
+    if field.type == DATE:
+        return iso_date
+    if field.type == DECIMAL:
+        return decimal_text
+    return optional_text  # integer, id, ip (the ORM returns the address as text)
+
+
+def extra_text(extra: Any, key: str) -> str:
+    """``extra.<key>`` as PostgreSQL's ``extra ->> key`` prints it."""
+    if not isinstance(extra, dict):
+        return ""
+    value = extra.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return jsonb_text(value)
+
+
+def jsonb_text(value: Any) -> str:
+    """JSON as PostgreSQL prints jsonb: keys by length then bytes, ", " and ": ", numbers in
+    plain decimal notation."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        number = Decimal(repr(value))
+        return format(number if number else abs(number), "f")
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(jsonb_text(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = sorted(value.items(), key=lambda kv: (len(kv[0].encode()), kv[0].encode()))
+        body = ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {jsonb_text(v)}" for k, v in items)
+        return "{" + body + "}"
+    return str(value)
+
+
+# --- SQL renderings -------------------------------------------------------------------------
+
+
+def sql_offset(timestamp_sql: str, zone_sql: str, separator: str = ":") -> str:
+    """SQL for the UTC offset of ``timestamp_sql`` in ``zone_sql``, as ``iso_offset`` writes
+    it."""
+    seconds = (
+        f"(extract(epoch FROM ({timestamp_sql} AT TIME ZONE {zone_sql}) - "
+        f"({timestamp_sql} AT TIME ZONE 'UTC'))::int)"
+    )
+    magnitude = f"abs{seconds}"
+    sep = literal(separator)
+    return (
+        f"(CASE WHEN {seconds} < 0 THEN '-' ELSE '+' END || "
+        f"lpad(({magnitude} / 3600)::text, 2, '0') || {sep} || "
+        f"lpad(({magnitude} % 3600 / 60)::text, 2, '0') || "
+        f"CASE WHEN {magnitude} % 60 <> 0 THEN {sep} || lpad(({magnitude} % 60)::text, 2, '0') "
+        f"ELSE '' END)"
+    )
+
+
+def sql_iso_datetime(timestamp_sql: str, zone_sql: str) -> str:
+    local = f"({timestamp_sql} AT TIME ZONE {zone_sql})"
+    return (
+        f"COALESCE(to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+        f"{sql_offset(timestamp_sql, zone_sql)}, '')"
+    )
+
+
+def sql_renderer(field: StandardField, zone_sql: str) -> str:
+    column = field.column
+    if field.type == TEXT:
+        return column
+    if field.type == DATETIME:
+        return sql_iso_datetime(column, zone_sql)
+    if field.type == DATE:
+        return f"COALESCE(to_char({column}, 'YYYY-MM-DD'), '')"
+    if field.type == IP:
+        return f"COALESCE(host({column}), '')"
+    return f"COALESCE({column}::text, '')"  # integer, id, decimal
+
+
+def sql_extra(key: str) -> str:
+    return f"COALESCE(r.extra ->> {literal(key)}, '')"

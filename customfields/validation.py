@@ -1,0 +1,91 @@
+"""Checks a custom-field definition before it is saved, in the admin and the API alike.
+
+Every problem comes back as a message on the model field at fault, and a definition that
+passes can never fail at render time: it is compiled and run on an empty referral here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from customfields.engine import Column, CycleError, UnknownReference, compile_columns
+from customfields.models import CustomField
+from customfields.sources import STANDARD_FIELDS, extra_key, find_standard
+from customfields.transforms import TRANSFORMS, Errors
+from customfields.transforms.template import Template
+
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+RESERVED_NAMES = {*STANDARD_FIELDS, "extra"}
+
+
+def custom_field_errors(candidate: CustomField, *, others: Iterable[CustomField]) -> Errors:
+    """Problems with ``candidate`` among its client's ``others``, by model field name."""
+    others = [other for other in others if other.pk is None or other.pk != candidate.pk]
+    errors = Errors()
+    _check_name(candidate, others, errors)
+    transform = TRANSFORMS.get(candidate.kind)
+    if transform is None:
+        errors.add("kind", f"Choose one of: {', '.join(TRANSFORMS)}.")
+        return errors
+    transform.check(candidate, errors)
+    if errors:
+        return errors
+    known = {other.name.lower() for other in others} | {candidate.name.lower()}
+    for field_name, reference in _references(candidate, transform):
+        problem = _reference_problem(reference, known)
+        if problem:
+            errors.add(field_name, problem)
+    if errors:
+        return errors
+    _check_compiles(candidate, others, errors)
+    return errors
+
+
+def _check_name(candidate: CustomField, others: list[CustomField], errors: Errors) -> None:
+    name = candidate.name
+    if not NAME_PATTERN.fullmatch(name or ""):
+        errors.add("name", "Use letters, digits and underscores, starting with a letter "
+                   "(at most 64 characters).")  # fmt: skip
+    elif name.lower() in RESERVED_NAMES:
+        errors.add("name", f"{name!r} is a standard field's name; choose another.")
+    elif any(other.name.lower() == name.lower() for other in others):
+        errors.add("name", f"This client already has a custom field named {name!r}.")
+
+
+def _references(candidate: CustomField, transform) -> list[tuple[str, str]]:
+    found = []
+    if transform.uses_source:
+        found.append(("source", candidate.source))
+    if transform is Template:
+        found += [("template", name) for name in Template.references(candidate)]
+    return found
+
+
+def _reference_problem(reference: str, known_custom: set[str]) -> str | None:
+    if not reference:
+        return "Choose a source: a standard field, extra.<key> or a custom field."
+    key = extra_key(reference)
+    if key is not None:
+        return "NUL characters are not allowed." if "\x00" in key else None
+    if reference.lower().startswith("extra.") or reference.lower() == "extra":
+        return "Name the key after 'extra.', e.g. extra.newsletter."
+    if find_standard(reference) or reference.lower() in known_custom:
+        return None
+    return (f"Unknown field {reference!r}: not a standard field, extra.<key>, or a custom "
+            "field of this client.")  # fmt: skip
+
+
+def _check_compiles(candidate: CustomField, others: list[CustomField], errors: Errors) -> None:
+    field_at_fault = "template" if candidate.kind == "template" else "source"
+    try:
+        compiled = compile_columns(
+            client=candidate.client,
+            columns=[Column(candidate.name, candidate.name)],
+            custom_fields=[*others, candidate],
+        )
+        compiled.render_row(tuple(None for _ in compiled.lookups))
+    except CycleError as exc:
+        errors.add(field_at_fault, str(exc))
+    except UnknownReference as exc:
+        errors.add(field_at_fault, f"A chained custom field refers to an unknown field {exc}.")
