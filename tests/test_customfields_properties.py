@@ -1,0 +1,162 @@
+"""Property tests: any referral data, any valid definition, the same text from both back ends,
+and nothing ever raises."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from customfields.engine import Column, compile_columns
+from customfields.models import CustomField
+from customfields.sources import STANDARD_FIELDS, TEXT
+from customfields.validation import custom_field_errors
+from referrals.models import Campaign, Client, Referral
+from tests.customfield_helpers import python_rows, sql_rows
+
+ZONES = ["UTC", "Europe/London", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe",
+         "Pacific/Chatham", "America/St_Johns"]  # fmt: skip
+# Any character PostgreSQL text can hold: everything but NUL (and lone surrogates, which
+# neither JSON nor UTF-8 can carry).
+ANY_CHAR = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+TEXT_FIELDS = [name for name, f in STANDARD_FIELDS.items() if f.type == TEXT]
+SOURCES = [*STANDARD_FIELDS, "extra.a", "extra.b", "extra.nested", "extra.missing"]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(ANY_CHAR, max_size=20),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(ANY_CHAR, max_size=5), inner, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+
+
+@st.composite
+def referral_data(draw) -> dict:
+    data = {}
+    for name in TEXT_FIELDS:
+        if name in {"client", "campaign", "campaign_name", "external_id"}:
+            continue
+        size = min(40, Referral._meta.get_field(name).max_length or 40)
+        data[name] = draw(st.text(ANY_CHAR, max_size=size))
+    data["email"] = draw(st.text(ANY_CHAR, max_size=60))
+    data["age"] = draw(st.none() | st.integers(0, 32767))
+    data["birth_date"] = draw(st.none() | st.dates(dt.date(1900, 1, 1), dt.date(2100, 1, 1)))
+    data["bid_price"] = draw(st.none() | st.decimals(0, Decimal("99999999.9999"), places=4))
+    data["ip_address"] = draw(st.none() | st.ip_addresses().map(str))
+    moments = st.datetimes(
+        dt.datetime(1900, 1, 2), dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)
+    )
+    data["opted_in_at"] = draw(moments)
+    data["created_at"] = draw(moments)
+    data["extra"] = draw(st.fixed_dictionaries({}, optional={
+        "a": json_values, "b": st.text(ANY_CHAR, max_size=10),
+        "nested": st.dictionaries(st.text(ANY_CHAR, max_size=4), json_values, max_size=3),
+    }))  # fmt: skip
+    return data
+
+
+REGEX_ATOMS = ["a", "b", "Z", "9", ".", "[a-c]", "[^x]", "\\.", "\\(", "é", " ", "\\n"]
+
+
+@st.composite
+def regexes(draw) -> str:
+    parts = []
+    if draw(st.booleans()):
+        parts.append("^")
+    for _ in range(draw(st.integers(1, 4))):
+        atom = draw(st.sampled_from(REGEX_ATOMS))
+        if draw(st.booleans()):
+            atom = f"({atom}|{draw(st.sampled_from(REGEX_ATOMS))})"
+        parts.append(atom + draw(st.sampled_from(["", "*", "+", "?", "{1,2}"])))
+    if draw(st.booleans()):
+        parts.append("$")
+    return "".join(parts)
+
+
+DATE_PIECES = ["%Y", "%y", "%m", "%d", "%j", "%b", "%B", "%a", "%A", "%H", "%I", "%p", "%M",
+               "%S", "%f", "%z", "%%", "-", "/", " ", "T", '"', "\\", "'", "YYYY", "é"]  # fmt: skip
+
+
+@st.composite
+def definitions(draw, client) -> CustomField:
+    kind = draw(st.sampled_from(["value_map", "datetime", "template", "constant", "case", "hash"]))
+    field = CustomField(client=client, name="Out", kind=kind, source=draw(st.sampled_from(SOURCES)))
+    text = st.text(ANY_CHAR, max_size=12)
+    if kind == "value_map":
+        rules = []
+        for _ in range(draw(st.integers(1, 4))):
+            match = draw(st.sampled_from(["equals", "contains", "regex"]))
+            value = draw(regexes()) if match == "regex" else draw(text)
+            rules.append({"match": match, "value": value, "output": draw(text),
+                          "case_sensitive": draw(st.booleans())})  # fmt: skip
+        field.rules = rules
+        field.empty_default = draw(text)
+        field.no_match = draw(st.sampled_from(["default", "passthrough"]))
+        field.no_match_default = draw(text)
+    elif kind == "datetime":
+        field.source = draw(st.sampled_from(["opted_in_at", "created_at", "birth_date"]))
+        field.date_output = draw(st.sampled_from(["strftime", "iso8601", "excel"]))
+        pieces = DATE_PIECES if field.source != "birth_date" else [
+            p for p in DATE_PIECES if p not in {"%H", "%I", "%p", "%M", "%S", "%f", "%z"}
+        ]
+        chosen = draw(st.lists(st.sampled_from(pieces), min_size=1, max_size=8))
+        field.date_pattern = "".join(chosen)
+        field.time_zone = draw(st.sampled_from(["", *ZONES]))
+    elif kind == "template":
+        names = st.sampled_from([*SOURCES, "EMAIL", "First_Name"]).map(lambda n: "{{{" + n + "}}}")
+        literal = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00{}"),
+                          min_size=1, max_size=12)  # fmt: skip
+        field.template = "".join(draw(st.lists(names | literal, min_size=1, max_size=5)))
+    elif kind == "constant":
+        field.constant = draw(text)
+    elif kind == "case":
+        field.case = draw(st.sampled_from(["upper", "lower", "title"]))
+    else:
+        field.algorithm = draw(st.sampled_from(["sha256", "md5"]))
+    return field
+
+
+def _store(client: Client, rows: list[dict]) -> None:
+    campaign = Campaign.objects.create(client=client, external_id="c", name="C é")
+    Referral.objects.bulk_create([
+        Referral(client=client, campaign=campaign, external_id=f"e{i}", **data)
+        for i, data in enumerate(rows)
+    ])  # fmt: skip
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_both_back_ends_give_the_same_text_for_any_data_and_definition(data):
+    # Each example runs in a savepoint rolled back at its end: examples never see each other.
+    with transaction.atomic():
+        zone = data.draw(st.sampled_from(ZONES))
+        client = Client.objects.create(name="P", slug="p", time_zone=zone)
+        _store(client, data.draw(st.lists(referral_data(), min_size=1, max_size=3)))
+        definition = data.draw(definitions(client))
+        errors = custom_field_errors(definition, others=[])
+        assert not errors, dict(errors)  # the strategies only build valid definitions
+        extra_column = Column(data.draw(st.sampled_from(SOURCES)), "std")
+        compiled = compile_columns(client=client, custom_fields=[definition],
+                                   columns=[Column("Out", "out"), extra_column])  # fmt: skip
+        assert sql_rows(compiled, client) == python_rows(compiled, client)
+        transaction.set_rollback(True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=referral_data(), definition=st.data())
+def test_rendering_any_referral_never_raises(data, definition):
+    client = Client(name="P", slug="p", time_zone="Europe/London")
+    campaign = Campaign(client=client, external_id="c", name="C")
+    referral = Referral(client=client, campaign=campaign, external_id="e", **data)
+    field = definition.draw(definitions(client))
+    compiled = compile_columns(client=client, custom_fields=[field],
+                               columns=[Column("Out", "out"), *[Column(s, s) for s in SOURCES]])
+    row = compiled.render_referral(referral)
+    assert all(isinstance(value, str) for value in row)
