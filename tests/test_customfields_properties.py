@@ -109,8 +109,8 @@ def definitions(draw, client) -> CustomField:
         field.time_zone = draw(st.sampled_from(["", *ZONES]))
     elif kind == "template":
         names = st.sampled_from([*SOURCES, "EMAIL", "First_Name"]).map(lambda n: "{{{" + n + "}}}")
-        literal = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00{}"),
-                          min_size=1, max_size=12)  # fmt: skip
+        no_braces = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00{}")
+        literal = st.text(no_braces, min_size=1, max_size=12)
         field.template = "".join(draw(st.lists(names | literal, min_size=1, max_size=5)))
     elif kind == "constant":
         field.constant = draw(text)

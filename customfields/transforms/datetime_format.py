@@ -8,9 +8,15 @@ import zoneinfo
 from decimal import ROUND_HALF_UP, Decimal
 
 from customfields.dateformat import DatePatternError, parse_pattern
-from customfields.sources import DATE, DATETIME, find_standard, iso_date, iso_datetime
+from customfields.sources import (
+    DATE,
+    DATETIME,
+    find_standard,
+    iso_date,
+    iso_datetime,
+    sql_iso_datetime,
+)
 from customfields.sqltext import literal
-from customfields.sources import sql_iso_datetime
 from customfields.transforms.base import Compiled, Errors
 
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
