@@ -20,9 +20,11 @@ def test_the_orm_refuses_to_change_a_stored_referral(client_a):
 @pytest.mark.django_db
 def test_postgres_refuses_raw_updates_too(client_a):
     referral = make_referral(client_a, email="before@example.com")
-    with pytest.raises(IntegrityError, match="immutable"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE referrals_referral SET email = 'x@example.com' WHERE id = %s", [referral.pk]
-            )
+    update = "UPDATE referrals_referral SET email = 'x@example.com' WHERE id = %s"
+    with (
+        pytest.raises(IntegrityError, match="immutable"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(update, [referral.pk])
     assert Referral.objects.get(pk=referral.pk).email == "before@example.com"
