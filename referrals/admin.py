@@ -15,6 +15,7 @@ from referrals.admin_tenancy import (
     ClientListFilter,
     TenantScopedAdmin,
     TenantScopedInline,
+    id_from_param,
 )
 from referrals.models import Campaign, Client, ClientMembership, Referral
 from referrals.roles import role_sync
@@ -31,6 +32,9 @@ class CampaignInline(TenantScopedInline):
 @admin.register(Client)
 class ClientAdmin(TenantScopedAdmin):
     client_path = "pk"
+    # Explicit: the campaign count (GROUP BY) drops Meta.ordering, and autocomplete pages
+    # through this queryset.
+    ordering = ("name", "pk")
     list_display = ("name", "slug", "time_zone", "active", "campaign_count")
     list_filter = ("active",)
     search_fields = ("name", "slug")
@@ -110,9 +114,9 @@ class ReferralAdmin(TenantScopedAdmin):
 
     def changelist_view(self, request, extra_context=None):
         # Staff looking at one client read and type dates in that client's time zone.
-        chosen = request.GET.get("client", "")
-        if not is_client_user(request.user) and chosen.isdigit():
-            client = Client.objects.filter(pk=int(chosen)).first()
+        chosen = id_from_param(request.GET.get("client", ""))
+        if not is_client_user(request.user) and chosen is not None:
+            client = Client.objects.filter(pk=chosen).first()
             if client is not None:
                 with timezone.override(client.zone):
                     return super().changelist_view(request, extra_context)

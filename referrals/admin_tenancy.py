@@ -12,6 +12,17 @@ from referrals.models import Campaign, Client
 from referrals.tenancy import is_client_user, scope_to_user, user_client
 
 
+def id_from_param(value: object) -> int | None:
+    """The primary key a filter parameter names, or ``None`` when it names none.
+
+    Only ASCII digits count: ``str.isdigit`` also accepts characters such as superscript
+    digits that ``int`` refuses (a 500). The value is a string from the query string, or the
+    lookup's own value (an int) when the admin counts facets.
+    """
+    text = str(value)
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 class TenantScopedAdmin(admin.ModelAdmin):
     """Rows, lookups and object pages narrowed to the user's client; read-only for client users.
 
@@ -24,7 +35,9 @@ class TenantScopedAdmin(admin.ModelAdmin):
     client_path = "client"
 
     def get_queryset(self, request):
-        return scope_to_user(super().get_queryset(request), request.user, client_path=self.client_path)
+        return scope_to_user(
+            super().get_queryset(request), request.user, client_path=self.client_path
+        )
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
@@ -57,7 +70,9 @@ class TenantScopedInline(admin.TabularInline):
     client_path = "client"
 
     def get_queryset(self, request):
-        return scope_to_user(super().get_queryset(request), request.user, client_path=self.client_path)
+        return scope_to_user(
+            super().get_queryset(request), request.user, client_path=self.client_path
+        )
 
     def has_add_permission(self, request, obj=None) -> bool:
         return not is_client_user(request.user) and super().has_add_permission(request, obj)
@@ -86,11 +101,10 @@ class ClientListFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
-        if not value:
+        if value is None or value == "":
             return queryset
-        if not value.isdigit():
-            return queryset.none()
-        return queryset.filter(client_id=int(value))
+        pk = id_from_param(value)
+        return queryset.none() if pk is None else queryset.filter(client_id=pk)
 
 
 class CampaignListFilter(admin.SimpleListFilter):
@@ -101,20 +115,19 @@ class CampaignListFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         campaigns = scope_to_user(Campaign.objects.all(), request.user, client_path="client")
-        chosen_client = request.GET.get("client", "")
+        chosen_client = id_from_param(request.GET.get("client", ""))
         if user_client(request.user) is None:
-            if not chosen_client.isdigit():
+            if chosen_client is None:
                 return []  # staff pick a client first: no list of every campaign ever
-            campaigns = campaigns.filter(client_id=int(chosen_client))
+            campaigns = campaigns.filter(client_id=chosen_client)
         return list(campaigns.values_list("pk", "name"))
 
     def queryset(self, request, queryset):
         value = self.value()
-        if not value:
+        if value is None or value == "":
             return queryset
-        if not value.isdigit():
-            return queryset.none()
-        return queryset.filter(campaign_id=int(value))
+        pk = id_from_param(value)
+        return queryset.none() if pk is None else queryset.filter(campaign_id=pk)
 
 
 class CappedCountPaginator(Paginator):
