@@ -9,6 +9,7 @@ from django.db.models import Count
 from django.utils import timezone
 from rangefilter.filters import DateRangeFilterBuilder
 
+from customfields.admin import CustomFieldInline
 from referrals.admin_tenancy import (
     CampaignListFilter,
     CappedCountPaginator,
@@ -39,7 +40,7 @@ class ClientAdmin(TenantScopedAdmin):
     list_filter = ("active",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    inlines = [CampaignInline]
+    inlines = [CampaignInline, CustomFieldInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_campaign_count=Count("campaigns"))

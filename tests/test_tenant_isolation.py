@@ -42,6 +42,8 @@ from django.urls import resolve, reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from customfields.api import urls as customfield_api_urls
+from customfields.models import CustomField
 from referrals.api import urls as api_urls
 from referrals.models import Campaign, Client, ClientMembership, Referral
 from referrals.roles import client_user_create
@@ -51,7 +53,7 @@ from tests.factories import make_referral
 User = get_user_model()
 
 # Apps whose admin pages hold client data: every URL of their model admins needs a row.
-TENANT_APPS = ("referrals",)
+TENANT_APPS = ("referrals", "customfields")
 # Further models whose admin pages must be covered: users carry client memberships.
 SENSITIVE_MODELS = (User,)
 
@@ -74,6 +76,8 @@ class Markers:
     extra_value: str
     username: str
     user_email: str
+    custom_field: str
+    custom_value: str
 
     @classmethod
     def for_tag(cls, tag: str) -> Markers:
@@ -89,6 +93,8 @@ class Markers:
             extra_value=f"{tag}extra-qz9",
             username=f"{tag}user-qz9",
             user_email=f"{tag}useremail-qz9@{tag}staff.example",
+            custom_field=f"{tag}_cf_qz9",
+            custom_value=f"{tag}cfvalue-qz9",
         )
 
     def values(self) -> tuple[str, ...]:
@@ -109,6 +115,7 @@ class Tenant:
     twin: Referral
     user: Any
     markers: Markers
+    custom_field: CustomField
 
 
 @dataclass
@@ -136,7 +143,10 @@ def _tenant(client: Client, user, tag: str) -> Tenant:
         extra={"note": m.extra_value},
     )
     twin = make_referral(client, **campaign, **TWIN, first_name="Twin")
-    return Tenant(client, referral.campaign, referral, twin, user, m)
+    custom_field = CustomField.objects.create(
+        client=client, name=m.custom_field, kind="constant", constant=m.custom_value
+    )
+    return Tenant(client, referral.campaign, referral, twin, user, m, custom_field)
 
 
 @pytest.fixture(autouse=True)
@@ -219,6 +229,16 @@ def admin_page(view: str, model: str, of: str | None = None, **params: Any):
     return build
 
 
+def cf_page(view: str, of: str | None = None, **params: Any):
+    """``admin:customfields_customfield_<view>``, of the custom field of ``of`` or of none."""
+
+    def build(w: World) -> str:
+        args = [] if of is None else [ref(f"{of}.custom_field.pk")(w)]
+        return _url(w, reverse(f"admin:customfields_customfield_{view}", args=args), params)
+
+    return build
+
+
 def user_page(view: str, of: str | None = None):
     """``admin:auth_user_<view>``, of the user of tenant ``of`` (``"a"``/``"b"``) or of none."""
 
@@ -251,6 +271,7 @@ def view_on_site(of: str):
 
 API_ROOT = "/api/v1/"
 API = "/api/v1/referrals/"
+CF_API = "/api/v1/custom-fields/"
 
 
 def api_list(**params: Any):
@@ -467,6 +488,24 @@ ADMIN_CASES = [
          staff=Staff(sees="username")),
     Case("user-change-own", user_page("change", "a"), FORBIDDEN),
     Case("group-list", admin_named("auth_group_changelist"), FORBIDDEN),
+    # Custom fields: A's read-only, B's absent.
+    Case("customfield-list", cf_page("changelist"),
+         a_sees="custom_field", staff=Staff(sees="custom_field")),
+    Case("customfield-list-facets", cf_page("changelist", _facets="True"),
+         a_sees="custom_field", staff=Staff(sees="custom_field")),
+    Case("customfield-list-filter-client-b", cf_page("changelist", client=ref("b.client.pk")),
+         staff=Staff(sees="custom_field")),
+    Case("customfield-search-b", cf_page("changelist", q=ref("b.markers.custom_field")),
+         staff=Staff(sees="custom_field")),
+    Case("customfield-change-own", cf_page("change", "a"), a_sees="custom_value"),
+    Case("customfield-change-of-b", cf_page("change", "b"), NOT_FOUND,
+         staff=Staff(sees="custom_value")),
+    Case("customfield-history-of-b", cf_page("history", "b"), NOT_FOUND,
+         staff=Staff(sees="custom_field")),
+    Case("customfield-delete-of-b", cf_page("delete", "b"), NOT_FOUND,
+         staff=Staff(sees="custom_field")),
+    Case("customfield-add", cf_page("add"), FORBIDDEN, staff=Staff()),
+    Case("customfield-preview-get", cf_page("preview"), 405, staff=Staff(status=405)),
     Case("token-list", admin_named("authtoken_tokenproxy_changelist"), FORBIDDEN),
 ]
 
@@ -496,6 +535,16 @@ API_CASES = [
     Case("api-detail-of-b-json-suffix", api_detail("b.referral", ".json"), NOT_FOUND,
          staff=Staff(sees="email")),
     Case("api-detail-own", api_detail("a.referral"), a_sees="extra_value"),
+    Case("api-customfields", lambda w: CF_API,
+         a_sees="custom_value", staff=Staff(sees="custom_value")),
+    Case("api-customfields-client-b", lambda w: _url(w, CF_API, {"client": ref("b.client.slug")}),
+         staff=Staff(sees="custom_value")),
+    Case("api-customfield-of-b", lambda w: f"{CF_API}{w.b.custom_field.pk}/", NOT_FOUND,
+         staff=Staff(sees="custom_value")),
+    Case("api-customfield-own", lambda w: f"{CF_API}{w.a.custom_field.pk}/",
+         a_sees="custom_value"),
+    Case("api-customfield-preview-get", lambda w: f"{CF_API}preview/", 405,
+         staff=Staff(status=405)),
 ]
 # fmt: on
 
@@ -606,6 +655,12 @@ USER_FORM = {"username": RENAME, "is_superuser": "on", "is_active": "on"}
 NEW_PASSWORD = {"password1": "Renamed-qz9-passphrase", "password2": "Renamed-qz9-passphrase"}
 
 
+CUSTOM_FIELD_FORM = {"client": ref("a.client.pk"), "name": "Renamed", "kind": "constant",
+                     "constant": RENAME, "rules": "[]", "no_match": "default"}
+CUSTOM_FIELD_API = {"client": ref("a.client.slug"), "name": "Renamed", "kind": "constant",
+                    "constant": RENAME}
+
+
 def delete_selected(model: str) -> dict[str, Any]:
     chosen = [ref(f"a.{model}.pk"), ref(f"b.{model}.pk")]
     return {"action": "delete_selected", "_selected_action": chosen, **CONFIRM}
@@ -664,6 +719,21 @@ WRITE_CASES = [
     Write("api-patch-of-b", "patch", api_detail("b.referral"), REFERRAL_FORM, 405, api=True),
     Write("api-put-own", "put", api_detail("a.referral"), REFERRAL_FORM, 405, api=True),
     Write("api-delete-of-b", "delete", api_detail("b.referral"), {}, 405, api=True),
+    Write("customfield-add", "post", cf_page("add"), CUSTOM_FIELD_FORM, FORBIDDEN),
+    Write("customfield-change-own", "post", cf_page("change", "a"), CUSTOM_FIELD_FORM,
+          FORBIDDEN),
+    Write("customfield-change-of-b", "post", cf_page("change", "b"), CUSTOM_FIELD_FORM,
+          NOT_FOUND),
+    Write("customfield-delete-of-b", "post", cf_page("delete", "b"), CONFIRM, NOT_FOUND),
+    Write("customfield-preview", "post", cf_page("preview"), CUSTOM_FIELD_FORM, FORBIDDEN),
+    Write("api-customfield-create", "post", lambda w: CF_API, CUSTOM_FIELD_API, FORBIDDEN,
+          api=True),
+    Write("api-customfield-patch-own", "patch", lambda w: f"{CF_API}{w.a.custom_field.pk}/",
+          {"constant": RENAME}, FORBIDDEN, api=True),
+    Write("api-customfield-delete-of-b", "delete", lambda w: f"{CF_API}{w.b.custom_field.pk}/",
+          {}, FORBIDDEN, api=True),
+    Write("api-customfield-preview-b", "post", lambda w: f"{CF_API}preview/",
+          {**CUSTOM_FIELD_API, "client": ref("b.client.slug")}, FORBIDDEN, api=True),
 ]
 # fmt: on
 
@@ -681,6 +751,9 @@ def _snapshot() -> dict[str, list]:
             )
         ),
         "tokens": sorted(Token.objects.values_list("user", "key")),
+        "custom_fields": sorted(
+            CustomField.objects.values_list("pk", "client", "name", "constant")
+        ),
     }
 
 
@@ -725,7 +798,8 @@ def test_every_admin_url_has_a_row(world: World):
 
 
 def test_every_api_endpoint_has_a_row(world: World):
-    wanted = {p.name for p in api_urls.urlpatterns if p.name}
+    patterns = [*api_urls.urlpatterns, *customfield_api_urls.urlpatterns]
+    wanted = {p.name for p in patterns if p.name}
     missing = wanted - _url_names(world, API_CASES)
     assert not missing, f"API endpoints without a row in API_CASES: {sorted(missing)}"
 

@@ -1,0 +1,133 @@
+"""Custom fields in the admin: per client, on their own page (with a live preview) and inline
+on the client's page. Client users see their own client's fields, read-only."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+from django.views.decorators.http import require_POST
+
+from customfields.models import CustomField
+from customfields.preview import SampleError, custom_field_preview
+from customfields.validation import custom_field_errors
+from referrals.admin_tenancy import ClientListFilter, TenantScopedAdmin, TenantScopedInline
+from referrals.models import Client
+from referrals.tenancy import scope_to_user
+
+KIND_FIELDSETS = (
+    ("Value map", ("rules", "empty_default", "no_match", "no_match_default")),
+    ("Date/time format", ("date_output", "date_pattern", "time_zone")),
+    ("Template", ("template",)),
+    ("Constant", ("constant",)),
+    ("Case", ("case",)),
+    ("Hash", ("algorithm",)),
+)
+
+
+class CustomFieldForm(forms.ModelForm):
+    """Runs the engine's validation: each problem lands on the field at fault."""
+
+    class Meta:
+        model = CustomField
+        fields = "__all__"
+        widgets = {"rules": forms.Textarea(attrs={"rows": 4, "cols": 80})}
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        candidate = self.candidate()
+        others = CustomField.objects.filter(client=candidate.client)
+        for field_name, messages in custom_field_errors(candidate, others=others).items():
+            for message in messages:
+                if field_name in self.fields:
+                    self.add_error(field_name, message)
+                else:
+                    self.add_error(None, f"{field_name}: {message}")
+        return cleaned
+
+    def candidate(self) -> CustomField:
+        """The definition as typed, unsaved."""
+        values = {
+            name: value for name, value in self.cleaned_data.items()
+            if name in {f.name for f in CustomField._meta.fields}
+        }  # fmt: skip
+        candidate = CustomField(**{**_current(self.instance), **values})
+        candidate.pk = self.instance.pk
+        if "client" not in values and self.instance.client_id:
+            candidate.client = self.instance.client
+        return candidate
+
+
+def _current(instance: CustomField) -> dict:
+    if instance.pk is None:
+        return {}
+    return {f.name: getattr(instance, f.name) for f in CustomField._meta.fields if f.name != "id"}
+
+
+class CustomFieldInline(TenantScopedInline):
+    model = CustomField
+    form = CustomFieldForm
+    template = "admin/edit_inline/stacked.html"
+    extra = 0
+    show_change_link = True
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "source")}),
+        *[(title, {"fields": fields, "classes": ("collapse",)}) for title, fields in KIND_FIELDSETS],
+    )
+
+
+@admin.register(CustomField)
+class CustomFieldAdmin(TenantScopedAdmin):
+    form = CustomFieldForm
+    list_display = ("name", "client", "kind", "source", "updated_at")
+    list_filter = (ClientListFilter, "kind")
+    list_select_related = ("client",)
+    search_fields = ("name", "source")
+    autocomplete_fields = ("client",)
+    change_form_template = "admin/customfields/customfield/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("client", "name", "kind", "source")}),
+        *[(title, {"fields": fields}) for title, fields in KIND_FIELDSETS],
+    )
+
+    def get_urls(self):
+        preview = self.admin_site.admin_view(require_POST(self.preview_view))
+        return [
+            path("preview/", preview, name="customfields_customfield_preview"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request: HttpRequest) -> JsonResponse:
+        """Render the definition being typed, unsaved: the client's latest referrals and an
+        optional sample (a JSON object of referral fields)."""
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        instance = CustomField()
+        if request.POST.get("id", "").isdigit():
+            instance = self.get_object(request, request.POST["id"])
+        form = CustomFieldForm(request.POST, instance=instance)
+        form.fields["client"].queryset = scope_to_user(
+            Client.objects.all(), request.user, client_path="pk"
+        )
+        if not form.is_valid():
+            return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+        sample = None
+        raw_sample = request.POST.get("sample", "").strip()
+        if raw_sample:
+            try:
+                sample = json.loads(raw_sample)
+            except ValueError as exc:
+                return JsonResponse({"errors": {"sample": [{"message": f"Not JSON: {exc}"}]}},
+                                    status=400)  # fmt: skip
+        try:
+            result = custom_field_preview(form.candidate(), sample=sample)
+        except SampleError as exc:
+            errors = {k: [{"message": str(m)} for m in v] for k, v in exc.errors.items()}
+            return JsonResponse({"errors": errors}, status=400)
+        return JsonResponse(result)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from customfields.models import CustomField
+from customfields.validation import custom_field_errors
+from referrals.models import Client
+from referrals.tenancy import scope_to_user
+
+FIELDS = (
+    "id", "client", "name", "kind", "source", "rules", "empty_default", "no_match",
+    "no_match_default", "date_output", "date_pattern", "time_zone", "template", "constant",
+    "case", "algorithm", "created_at", "updated_at",
+)  # fmt: skip
+
+
+class CustomFieldSerializer(serializers.ModelSerializer):
+    client = serializers.SlugRelatedField(slug_field="slug", queryset=Client.objects.all())
+
+    class Meta:
+        model = CustomField
+        fields = FIELDS
+        read_only_fields = ("id", "created_at", "updated_at")
+        validators: list = []  # the engine's validation covers names, clashes included
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None:  # a client slug outside the caller's scope does not exist
+            fields["client"].queryset = scope_to_user(
+                Client.objects.all(), request.user, client_path="pk"
+            )
+        return fields
+
+    def validate(self, attrs):
+        candidate = CustomField(**{**self._current(), **attrs})
+        if self.instance is not None:
+            candidate.pk = self.instance.pk
+            if attrs.get("client", self.instance.client) != self.instance.client:
+                raise serializers.ValidationError({"client": "A custom field stays with its client."})
+        others = CustomField.objects.filter(client=candidate.client)
+        errors = custom_field_errors(candidate, others=others)
+        if errors:
+            raise serializers.ValidationError(dict(errors))
+        return attrs
+
+    def _current(self) -> dict:
+        if self.instance is None:
+            return {}
+        return {name: getattr(self.instance, name) for name in FIELDS
+                if name not in {"id", "created_at", "updated_at"}}  # fmt: skip
+
+
+class PreviewRequestSerializer(CustomFieldSerializer):
+    sample = serializers.JSONField(required=False, help_text="Referral fields to render.")
+
+    class Meta(CustomFieldSerializer.Meta):
+        fields = (*FIELDS, "sample")
+
+    def validate(self, attrs):
+        sample = attrs.pop("sample", None)
+        attrs = super().validate(attrs)
+        attrs["sample"] = sample
+        return attrs
+
+
+class PreviewRowSerializer(serializers.Serializer):
+    referral_id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    value = serializers.CharField()
+
+
+class PreviewResponseSerializer(serializers.Serializer):
+    latest = PreviewRowSerializer(many=True)
+    sample = serializers.CharField(required=False)

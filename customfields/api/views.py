@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import DjangoModelPermissions
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from customfields.api.serializers import (
+    CustomFieldSerializer,
+    PreviewRequestSerializer,
+    PreviewResponseSerializer,
+)
+from customfields.models import CustomField
+from customfields.preview import SampleError, custom_field_preview
+from referrals.tenancy import is_client_user, scope_to_user
+
+
+class ModelPermissionsWithView(DjangoModelPermissions):
+    """Reading needs the view permission too (DRF's default lets any user read)."""
+
+    perms_map = {**DjangoModelPermissions.perms_map, "GET": ["%(app_label)s.view_%(model_name)s"]}
+
+
+class CanEditCustomFields(ModelPermissionsWithView):
+    def has_permission(self, request, view) -> bool:
+        if request.method not in ("GET", "HEAD", "OPTIONS") and is_client_user(request.user):
+            return False  # client users read their client's custom fields, never change them
+        return super().has_permission(request, view)
+
+
+class CustomFieldViewSet(viewsets.ModelViewSet):
+    """A client's custom fields. Definitions are validated on every save: a bad one is
+    refused with a message on each offending field, and nothing is saved."""
+
+    serializer_class = CustomFieldSerializer
+    permission_classes = [CanEditCustomFields]
+    filterset_fields = ["kind"]
+
+    def get_queryset(self):
+        queryset = CustomField.objects.select_related("client").order_by("client__name", "name")
+        client = self.request.query_params.get("client")
+        if client:
+            queryset = queryset.filter(client__slug=client)
+        return scope_to_user(queryset, self.request.user, client_path="client")
+
+    def perform_create(self, serializer) -> None:
+        with transaction.atomic():
+            serializer.save()
+
+    @extend_schema(request=PreviewRequestSerializer, responses=PreviewResponseSerializer)
+    @action(detail=False, methods=["post"], permission_classes=[ModelPermissionsWithView])
+    def preview(self, request: Request) -> Response:
+        """Render an unsaved definition for the client's latest referrals and a sample."""
+        serializer = PreviewRequestSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        sample = data.pop("sample", None)
+        try:
+            result = custom_field_preview(CustomField(**data), sample=sample)
+        except SampleError as exc:
+            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+        return Response(result)
