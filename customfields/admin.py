@@ -34,7 +34,11 @@ class CustomFieldForm(forms.ModelForm):
 
     class Meta:
         model = CustomField
-        fields = "__all__"
+        fields = (
+            "client", "name", "kind", "source", "rules", "empty_default", "no_match",
+            "no_match_default", "date_output", "date_pattern", "time_zone", "template",
+            "constant", "case", "algorithm",
+        )  # fmt: skip
         widgets = {"rules": forms.Textarea(attrs={"rows": 4, "cols": 80})}
 
     def clean(self):
@@ -78,7 +82,10 @@ class CustomFieldInline(TenantScopedInline):
     show_change_link = True
     fieldsets = (
         (None, {"fields": ("name", "kind", "source")}),
-        *[(title, {"fields": fields, "classes": ("collapse",)}) for title, fields in KIND_FIELDSETS],
+        *[
+            (title, {"fields": fields, "classes": ("collapse",)})
+            for title, fields in KIND_FIELDSETS
+        ],
     )
 
 

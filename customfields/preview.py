@@ -34,13 +34,11 @@ def custom_field_preview(
         .select_related("client", "campaign")
         .order_by("-created_at", "-id")[:latest]
     )
-    result: dict[str, Any] = {
-        "latest": [
-            {"referral_id": r.pk, "external_id": r.external_id,
-             "value": compiled.render_referral(r)[0]}
-            for r in referrals
-        ]  # fmt: skip
-    }
+    latest_rows = [
+        {"referral_id": r.pk, "external_id": r.external_id, "value": compiled.render_referral(r)[0]}
+        for r in referrals
+    ]
+    result: dict[str, Any] = {"latest": latest_rows}
     if sample is not None:
         result["sample"] = compiled.render_referral(_sample_referral(client, sample))[0]
     return result

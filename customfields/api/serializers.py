@@ -37,7 +37,9 @@ class CustomFieldSerializer(serializers.ModelSerializer):
         if self.instance is not None:
             candidate.pk = self.instance.pk
             if attrs.get("client", self.instance.client) != self.instance.client:
-                raise serializers.ValidationError({"client": "A custom field stays with its client."})
+                raise serializers.ValidationError(
+                    {"client": "A custom field stays with its client."}
+                )
         others = CustomField.objects.filter(client=candidate.client)
         errors = custom_field_errors(candidate, others=others)
         if errors:
