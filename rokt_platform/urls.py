@@ -5,10 +5,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from rokt_platform.health import healthz
 
-admin.site.site_header = "Referral delivery platform"
-admin.site.site_title = "Referral delivery platform"
-admin.site.index_title = "Administration"
-
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),

@@ -60,3 +60,13 @@ def test_search_finds_by_email_external_id_and_name_in_any_case(client, manager,
         body = client.get("/admin/referrals/referral/", {"q": term}).content.decode()
         assert "grace@hopper.example" in body, term
         assert "alan@turing.example" not in body, term
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field_name", ["campaigns", "referrals", "nope", "name"])
+def test_autocomplete_refuses_fields_that_are_not_forward_relations(client, manager, field_name):
+    client.force_login(manager)
+    response = client.get("/admin/autocomplete/", {
+        "app_label": "referrals", "model_name": "client", "field_name": field_name, "term": "a",
+    })  # fmt: skip
+    assert response.status_code == 403

@@ -1,0 +1,36 @@
+"""The admin site: Django's, with an autocomplete endpoint that refuses what it cannot serve."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.contrib.admin import AdminSite
+from django.contrib.admin.apps import AdminConfig
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+
+
+class _AutocompleteView(AutocompleteJsonView):
+    def process_request(self, request):
+        # Django answers a reverse relation (?field_name=campaigns) with a 500; refuse it, like
+        # every other field that is not a forward relation.
+        try:
+            model = apps.get_model(request.GET["app_label"], request.GET["model_name"])
+            field = model._meta.get_field(request.GET["field_name"])
+        except (KeyError, LookupError, FieldDoesNotExist):
+            raise PermissionDenied from None
+        if not (field.is_relation and field.concrete):
+            raise PermissionDenied
+        return super().process_request(request)
+
+
+class PlatformAdminSite(AdminSite):
+    site_header = "Referral delivery platform"
+    site_title = "Referral delivery platform"
+    index_title = "Administration"
+
+    def autocomplete_view(self, request):
+        return _AutocompleteView.as_view(admin_site=self)(request)
+
+
+class PlatformAdminConfig(AdminConfig):
+    default_site = "rokt_platform.admin_site.PlatformAdminSite"
