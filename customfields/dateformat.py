@@ -68,8 +68,9 @@ class DatePattern:
                 out.append(_DIRECTIVES[part.directive][1](local))
         return "".join(out)
 
-    def sql(self, timestamp_sql: str, zone_sql: str) -> str:
-        """SQL text of the pattern for a timestamptz (or a date, with no time directives)."""
+    def sql(self, timestamp_sql: str, zone_sql: str, offset_seconds: str | None) -> str:
+        """SQL text of the pattern for a timestamptz (or a date, with no time directives);
+        ``offset_seconds`` names the per-row UTC offset when the pattern has %z."""
         local = f"({timestamp_sql} AT TIME ZONE {zone_sql})" if zone_sql else timestamp_sql
         pieces: list[str] = []
         run: list[str] = []  # to_char codes and quoted literals, between offsets
@@ -84,7 +85,7 @@ class DatePattern:
                 run.append('"' + part.text.replace("\\", "\\\\").replace('"', '\\"') + '"')
             elif part.directive == OFFSET:
                 flush()
-                pieces.append(sql_offset(timestamp_sql, zone_sql, separator=""))
+                pieces.append(sql_offset(offset_seconds or "0", separator=""))
             else:
                 run.append(_DIRECTIVES[part.directive][2] + '""')  # "" ends the code
         flush()

@@ -161,14 +161,18 @@ def jsonb_text(value: Any) -> str:
 # --- SQL renderings -------------------------------------------------------------------------
 
 
-def sql_offset(timestamp_sql: str, zone_sql: str, separator: str = ":") -> str:
-    """SQL for the UTC offset of ``timestamp_sql`` in ``zone_sql``, as ``iso_offset`` writes
-    it."""
-    seconds = (
-        f"(extract(epoch FROM ({timestamp_sql} AT TIME ZONE {zone_sql}) - "
-        f"({timestamp_sql} AT TIME ZONE 'UTC'))::int)"
+def sql_offset_seconds(timestamp_sql: str, zone_sql: str) -> str:
+    """SQL for the UTC offset, in seconds, of ``timestamp_sql`` in ``zone_sql``."""
+    return (
+        f"extract(epoch FROM ({timestamp_sql} AT TIME ZONE {zone_sql}) - "
+        f"({timestamp_sql} AT TIME ZONE 'UTC'))::int"
     )
-    magnitude = f"abs{seconds}"
+
+
+def sql_offset(seconds: str, separator: str = ":") -> str:
+    """SQL writing an offset of ``seconds`` (a column computed once per row, see
+    ``engine._Context.offset_seconds``) as ``iso_offset`` does."""
+    magnitude = f"abs({seconds})"
     sep = literal(separator)
     return (
         f"(CASE WHEN {seconds} < 0 THEN '-' ELSE '+' END || "
@@ -179,20 +183,21 @@ def sql_offset(timestamp_sql: str, zone_sql: str, separator: str = ":") -> str:
     )
 
 
-def sql_iso_datetime(timestamp_sql: str, zone_sql: str) -> str:
+def sql_iso_datetime(timestamp_sql: str, zone_sql: str, offset_seconds: str) -> str:
     local = f"({timestamp_sql} AT TIME ZONE {zone_sql})"
     return (
         f"COALESCE(to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
-        f"{sql_offset(timestamp_sql, zone_sql)}, '')"
+        f"{sql_offset(offset_seconds)}, '')"
     )
 
 
-def sql_renderer(field: StandardField, zone_sql: str) -> str:
+def sql_renderer(field: StandardField, zone_sql: str, offsets) -> str:
+    """SQL text of ``field``; ``offsets(timestamp_sql, zone_sql)`` names a per-row offset."""
     column = field.column
     if field.type == TEXT:
         return column
     if field.type == DATETIME:
-        return sql_iso_datetime(column, zone_sql)
+        return sql_iso_datetime(column, zone_sql, offsets(column, zone_sql))
     if field.type == DATE:
         return f"COALESCE(to_char({column}, 'YYYY-MM-DD'), '')"
     if field.type == IP:

@@ -8,11 +8,13 @@ through unchanged.
 
 from __future__ import annotations
 
+import re
 import string
 
 ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
 _TO_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 _TO_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_WORD = re.compile(r"[A-Za-z0-9]+")
 
 
 def ascii_upper(value: str) -> str:
@@ -24,8 +26,15 @@ def ascii_lower(value: str) -> str:
 
 
 def ascii_title(value: str) -> str:
-    """Each space-separated word: first character upper-cased, the rest lower-cased."""
-    return " ".join(ascii_upper(word[:1]) + ascii_lower(word[1:]) for word in value.split(" "))
+    """Each run of ASCII letters and digits: first character upper-cased, the rest
+    lower-cased (``mARY-jane o'neil`` -> ``Mary-Jane O'Neil``); as PostgreSQL's ``initcap``
+    under the "C" collation."""
+    return _WORD.sub(_capitalize, value)
+
+
+def _capitalize(match: re.Match) -> str:
+    word = match.group()
+    return word[0].upper() + word[1:].lower()
 
 
 def ascii_trim(value: str) -> str:

@@ -98,7 +98,7 @@ def test_constant_case_and_hash(client_a):
     field(client_a, "Md5", "hash", source="email", algorithm="md5")
     normal = b"grace.hopper@example.com"
     assert render(client_a, "Source", "NiceName", "Sha", "Md5") == [
-        ["rokt", "Mary-jane O'neil", hashlib.sha256(normal).hexdigest(),
+        ["rokt", "Mary-Jane O'Neil", hashlib.sha256(normal).hexdigest(),
          hashlib.md5(normal).hexdigest()],  # noqa: S324 (ad platforms match md5 hashes)
         ["rokt", "", "", ""],
     ]  # fmt: skip

@@ -54,8 +54,11 @@ class DateTimeFormat:
 
         if field.date_output == "iso8601":
             if is_datetime:
-                return Compiled(python=lambda v: iso_datetime(v, zone),
-                                sql=lambda e: sql_iso_datetime(e, zone_sql))  # fmt: skip
+                offset = context.offset_seconds
+                return Compiled(
+                    python=lambda v: iso_datetime(v, zone),
+                    sql=lambda e: sql_iso_datetime(e, zone_sql, offset(e, zone_sql)),
+                )
             return Compiled(python=iso_date,
                             sql=lambda e: f"COALESCE(to_char({e}, 'YYYY-MM-DD'), '')")  # fmt: skip
 
@@ -71,8 +74,11 @@ class DateTimeFormat:
                 return pattern.python(value.astimezone(zone))
             return pattern.python(dt.datetime(value.year, value.month, value.day))
 
-        return Compiled(python=python,
-                        sql=lambda e: f"COALESCE({pattern.sql(e, zone_sql)}, '')")  # fmt: skip
+        def sql(expression: str) -> str:
+            offset = context.offset_seconds(expression, zone_sql) if is_datetime else None
+            return f"COALESCE({pattern.sql(expression, zone_sql, offset)}, '')"
+
+        return Compiled(python=python, sql=sql)
 
 
 def _excel(is_datetime: bool, zone: zoneinfo.ZoneInfo, zone_sql: str) -> Compiled:

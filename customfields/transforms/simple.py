@@ -14,24 +14,21 @@ from customfields.text import (
 )
 from customfields.transforms.base import Compiled, Errors, check_text
 
-_LOWER, _UPPER = "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# Under the "C" collation PostgreSQL changes the case of ASCII letters only and takes every
+# other byte for a word boundary, whatever the database's locale: the rules of
+# customfields.text, at no cost.
 
 
 def sql_upper(expression: str) -> str:
-    return f"translate({expression}, '{_LOWER}', '{_UPPER}')"
+    return f'upper({expression} COLLATE "C")'
 
 
 def sql_lower(expression: str) -> str:
-    return f"translate({expression}, '{_UPPER}', '{_LOWER}')"
+    return f'lower({expression} COLLATE "C")'
 
 
 def sql_title(expression: str) -> str:
-    word = "t.w"
-    return (
-        f"COALESCE((SELECT string_agg({sql_upper(f'left({word}, 1)')} || "
-        f"{sql_lower(f'substr({word}, 2)')}, ' ' ORDER BY t.n) "
-        f"FROM unnest(string_to_array({expression}, ' ')) WITH ORDINALITY AS t(w, n)), '')"
-    )
+    return f'initcap({expression} COLLATE "C")'
 
 
 def sql_trim(expression: str) -> str:
@@ -91,12 +88,9 @@ class Hash:
             return digest(normal.encode("utf-8", "surrogatepass")).hexdigest() if normal else ""
 
         def sql(expression: str) -> str:
-            normal = sql_lower(sql_trim(expression))
-            hashed = (
-                f"encode(sha256(convert_to({normal}, 'UTF8')), 'hex')"
-                if field.algorithm == "sha256"
-                else f"md5({normal})"
-            )
-            return f"(CASE WHEN {normal} = '' THEN '' ELSE {hashed} END)"
+            normal = f"NULLIF({sql_lower(sql_trim(expression))}, '')"  # empty: NULL, then ""
+            if field.algorithm == "sha256":
+                return f"COALESCE(encode(sha256(convert_to({normal}, 'UTF8')), 'hex'), '')"
+            return f"COALESCE(md5({normal}), '')"
 
         return Compiled(python=python, sql=sql)
