@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import fill, scratch_database, use_database, write_section  # noqa: E402
+from _data import fill, scratch_database, use_database, write_section
 
 SCRATCH_DB = "bench_customfields"
 COLUMNS = [
@@ -115,7 +115,7 @@ def _measure(scenario: str) -> dict:
     queryset = Referral.objects.filter(client=client).order_by("created_at", "id")
     rows = 0
     started = time.perf_counter()
-    with open(os.devnull, "w", newline="") as sink:
+    with open(os.devnull, "w", newline="") as sink, open(os.devnull, "wb") as binary_sink:
         if scenario == "plain_python":
             writer = csv.writer(sink)
             for row in queryset.values_list(*COLUMNS).iterator(chunk_size=2000):
@@ -137,11 +137,13 @@ def _measure(scenario: str) -> dict:
                 raw = cursor.cursor
                 with raw.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
                     for block in copy:
-                        sink.write(bytes(block).decode())
-                        rows += bytes(block).count(b"\n")
+                        binary_sink.write(block)
+                rows = raw.rowcount
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "peak_mb": peak_kb / 1024}
+    return {
+        "rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "peak_mb": peak_kb / 1024
+    }
 
 
 def _report(rows: int, r: dict) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
-from customfields.sources import iso_offset, sql_offset
+from customfields.sources import iso_offset
 
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December"]  # fmt: skip
@@ -53,24 +54,43 @@ class _Code:
     directive: str
 
 
+# Directives str.format writes by itself from the datetime's attributes (the fast path).
+_FORMAT_FIELDS = {
+    "Y": "{0.year:04d}", "m": "{0.month:02d}", "d": "{0.day:02d}", "H": "{0.hour:02d}",
+    "M": "{0.minute:02d}", "S": "{0.second:02d}", "f": "{0.microsecond:06d}",
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class DatePattern:
     parts: tuple
 
-    def python(self, local: dt.datetime) -> str:
-        out = []
+    @cached_property
+    def python(self) -> Callable[[dt.datetime], str]:
+        """The pattern as one ``str.format`` call on a local datetime (literal braces
+        escaped), plus a writer for each directive it cannot name itself."""
+        template: list[str] = []
+        writers: dict[str, Callable[[dt.datetime], str]] = {}
         for part in self.parts:
             if isinstance(part, _Literal):
-                out.append(part.text)
-            elif part.directive == OFFSET:
-                out.append(iso_offset(local.utcoffset(), separator=""))
+                template.append(part.text.replace("{", "{{").replace("}", "}}"))
+            elif part.directive in _FORMAT_FIELDS:
+                template.append(_FORMAT_FIELDS[part.directive])
             else:
-                out.append(_DIRECTIVES[part.directive][1](local))
-        return "".join(out)
+                name = f"w{len(writers)}"
+                writers[name] = (
+                    _offset_writer if part.directive == OFFSET else _DIRECTIVES[part.directive][1]
+                )
+                template.append("{" + name + "}")
+        text = "".join(template)
+        items = list(writers.items())
+        if not items:
+            return text.format
+        return lambda local: text.format(local, **{name: write(local) for name, write in items})
 
-    def sql(self, timestamp_sql: str, zone_sql: str, offset_seconds: str | None) -> str:
+    def sql(self, timestamp_sql: str, zone_sql: str, offset_text: str | None) -> str:
         """SQL text of the pattern for a timestamptz (or a date, with no time directives);
-        ``offset_seconds`` names the per-row UTC offset when the pattern has %z."""
+        ``offset_text`` is the SQL of the row's ``+HHMM`` offset when the pattern has %z."""
         local = f"({timestamp_sql} AT TIME ZONE {zone_sql})" if zone_sql else timestamp_sql
         pieces: list[str] = []
         run: list[str] = []  # to_char codes and quoted literals, between offsets
@@ -85,11 +105,15 @@ class DatePattern:
                 run.append('"' + part.text.replace("\\", "\\\\").replace('"', '\\"') + '"')
             elif part.directive == OFFSET:
                 flush()
-                pieces.append(sql_offset(offset_seconds or "0", separator=""))
+                pieces.append(offset_text or "''")
             else:
                 run.append(_DIRECTIVES[part.directive][2] + '""')  # "" ends the code
         flush()
         return "(" + " || ".join(pieces) + ")" if pieces else "''"
+
+
+def _offset_writer(local: dt.datetime) -> str:
+    return iso_offset(local.utcoffset(), separator="")
 
 
 def parse_pattern(pattern: str, *, has_time: bool) -> DatePattern:

@@ -8,7 +8,7 @@ with an output name), ``compile_columns`` resolves and compiles everything once.
 - SQL back end, PostgreSQL: ``select_sql(where)`` is one SELECT computing the same text, which
   ``COPY (...) TO STDOUT`` can stream as CSV.
 
-Both back ends produce the same text to the byte (tests/test_customfields_equivalence.py).
+Both back ends produce the same text to the byte (tests/test_customfields_properties.py).
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from typing import Any
 from customfields.models import CustomField
 from customfields.sources import (
     STANDARD_FIELDS,
-    StandardField,
     extra_key,
     extra_text,
     find_standard,
     python_renderer,
     sql_extra,
+    sql_offset,
     sql_offset_seconds,
     sql_renderer,
+    usual_offsets,
 )
 from customfields.sqltext import literal
 from customfields.transforms import TRANSFORMS
@@ -48,16 +49,19 @@ class Column:
     output: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Value:
-    """One resolvable name: how to get its text from a row, and its SQL."""
+    """One resolvable name, written for both back ends.
 
-    text: Callable[[tuple], str]
+    ``expr`` is a Python expression over the fetched ``row`` tuple and names bound in the
+    compile's namespace (never user text: that stays in bound objects); ``raw_expr`` gives the
+    untouched value of a standard field, for transforms that take a date itself.
+    """
+
+    expr: str
     sql: str
-    raw: Callable[[tuple], Any] | None = None
+    raw_expr: str | None = None
     raw_sql: str | None = None
-    # Set for a text column: the row position, so the renderer reads it with no call at all.
-    text_position: int | None = None
 
 
 @dataclass
@@ -65,8 +69,10 @@ class _Context:
     zone_name: str
     custom_fields: dict[str, CustomField]
     lookups: list[str] = field(default_factory=list)
+    namespace: dict[str, Any] = field(default_factory=dict)
     # FROM items computed once per row, shared by every column that needs them.
     laterals: list[str] = field(default_factory=list)
+    joins: set[str] = field(default_factory=set)
     _offsets: dict[tuple[str, str], str] = field(default_factory=dict)
     _cache: dict[str, Value] = field(default_factory=dict)
     _stack: list[str] = field(default_factory=list)
@@ -79,6 +85,12 @@ class _Context:
         if lookup not in self.lookups:
             self.lookups.append(lookup)
         return self.lookups.index(lookup)
+
+    def bind(self, obj: Any) -> str:
+        """A generated name for ``obj`` in the row renderer's namespace."""
+        name = f"_{len(self.namespace)}"
+        self.namespace[name] = obj
+        return name
 
     def offset_seconds(self, timestamp_sql: str, zone_sql: str) -> str:
         """A per-row column holding the UTC offset of ``timestamp_sql`` in ``zone_sql``.
@@ -97,6 +109,12 @@ class _Context:
             self._offsets[key] = f"{alias}.d"
         return self._offsets[key]
 
+    def offset_text(self, timestamp_sql: str, zone_name: str, separator: str = ":") -> str:
+        """SQL of a row's UTC offset as text (``+01:00``, or ``+0100`` with no separator)."""
+        seconds = self.offset_seconds(timestamp_sql, literal(zone_name))
+        usual = usual_offsets(zoneinfo.ZoneInfo(zone_name))
+        return sql_offset(seconds, separator, usual)
+
     def resolve(self, name: str) -> Value:
         key = extra_key(name)
         cache_key = f"extra.{key}" if key is not None else name.lower()
@@ -107,33 +125,23 @@ class _Context:
     def _resolve(self, name: str, key: str | None) -> Value:
         if key is not None:
             position = self.index("extra")
-            return Value(text=lambda row: extra_text(row[position], key), sql=sql_extra(key))
+            expr = f"{self.bind(extra_text)}(row[{position}], {self.bind(key)})"
+            return Value(expr=expr, sql=sql_extra(key))
         standard = find_standard(name)
         if standard is not None:
-            return self._standard(standard)
+            position = self.index(standard.lookup)
+            self.joins.update(part for part in ("c.", "cp.") if standard.column.startswith(part))
+            render = python_renderer(standard, self.zone)
+            raw = f"row[{position}]"
+            expr = f'({raw} or "")' if render is None else f"{self.bind(render)}({raw})"
+            sql = sql_renderer(
+                standard, self.zone_sql, lambda column: self.offset_text(column, self.zone_name)
+            )
+            return Value(expr=expr, sql=sql, raw_expr=raw, raw_sql=standard.column)
         custom = self.custom_fields.get(name.lower())
         if custom is None:
             raise UnknownReference(name)
         return self._custom(custom)
-
-    def _standard(self, standard: StandardField) -> Value:
-        position = self.index(standard.lookup)
-        render = python_renderer(standard, self.zone)
-
-        def raw(row: tuple) -> Any:
-            return row[position]
-
-        if render is None:
-            def text(row: tuple) -> str:
-                return row[position] or ""
-        else:
-            def text(row: tuple) -> str:
-                return render(row[position])
-
-        sql = sql_renderer(standard, self.zone_sql, self.offset_seconds)
-        return Value(text=text, sql=sql, raw=raw,
-                     raw_sql=standard.column,
-                     text_position=position if render is None else None)  # fmt: skip
 
     def _custom(self, custom: CustomField) -> Value:
         if custom.name.lower() in self._stack:
@@ -143,16 +151,14 @@ class _Context:
         try:
             transform = TRANSFORMS[custom.kind]
             compiled = transform.build(custom, self)
-            if not transform.uses_source:
-                function = compiled.python
-                return Value(text=function, sql=compiled.sql(None))
+            if compiled.expr is not None:  # template, constant: built from other values
+                return Value(expr=compiled.expr, sql=compiled.sql(None))
             source = self.resolve(custom.source)
-            function = compiled.python
+            function = self.bind(compiled.python)
             if getattr(transform, "uses_raw", False):
-                get = source.raw
-                return Value(text=lambda row: function(get(row)), sql=compiled.sql(source.raw_sql))
-            get = source.text
-            return Value(text=lambda row: function(get(row)), sql=compiled.sql(source.sql))
+                return Value(expr=f"{function}({source.raw_expr})",
+                             sql=compiled.sql(source.raw_sql))  # fmt: skip
+            return Value(expr=f"{function}({source.expr})", sql=compiled.sql(source.sql))
         finally:
             self._stack.pop()
 
@@ -163,10 +169,12 @@ class CompiledColumns:
     def __init__(self, columns: list[Column], context: _Context) -> None:
         self.columns = columns
         self.headers = [column.output for column in columns]
-        self._values = [context.resolve(column.source) for column in columns]
+        values = [context.resolve(column.source) for column in columns]
         self.lookups = list(context.lookups)
+        self._sql = [value.sql for value in values]
         self._laterals = list(context.laterals)
-        self.render_row = _row_renderer(self._values)
+        self._joins = set(context.joins)
+        self.render_row = _row_renderer([value.expr for value in values], context.namespace)
 
     # Python back end
     def rows(self, queryset, *, chunk_size: int = 2000) -> Iterator[list[str]]:
@@ -180,18 +188,20 @@ class CompiledColumns:
 
     # SQL back end
     def select_sql(self, where: str = "TRUE", order_by: str = "r.created_at, r.id") -> str:
-        """One SELECT of the columns as text, over referral ``r``, client ``c``, campaign
-        ``cp``; ``where`` and ``order_by`` are SQL the caller writes (no user text)."""
+        """One SELECT of the columns as text, over referral ``r`` (and client ``c``, campaign
+        ``cp`` when a column needs them); ``where`` and ``order_by`` are SQL the caller
+        writes (no user text)."""
         expressions = ", ".join(
-            f"{value.sql} AS {_identifier(f'c{number}')}"
-            for number, value in enumerate(self._values, start=1)
+            f'{sql} AS "c{number}"' for number, sql in enumerate(self._sql, start=1)
         )
+        joins = []
+        if "c." in self._joins:
+            joins.append("JOIN referrals_client c ON c.id = r.client_id")
+        if "cp." in self._joins:
+            joins.append("JOIN referrals_campaign cp ON cp.id = r.campaign_id")
         return (
-            f"SELECT {expressions} FROM referrals_referral r "
-            "JOIN referrals_client c ON c.id = r.client_id "
-            "JOIN referrals_campaign cp ON cp.id = r.campaign_id "
-            f"{' '.join(self._laterals)} "
-            f"WHERE {where} ORDER BY {order_by}"
+            f"SELECT {expressions} FROM referrals_referral r {' '.join(joins)} "
+            f"{' '.join(self._laterals)} WHERE {where} ORDER BY {order_by}"
         )
 
 
@@ -208,24 +218,17 @@ def compile_columns(
     return CompiledColumns(list(columns), context)
 
 
-def _row_renderer(values: list[Value]) -> Callable[[tuple], list[str]]:
+def _row_renderer(expressions: list[str], namespace: dict[str, Any]) -> Callable[[tuple], list]:
     """One function building a whole output row, generated once per compile.
 
-    Per-column closures cost a call each per row; a generated list display reads text columns
-    straight from the row and calls only what must compute. Only row positions and generated
-    names enter the code: user text stays in the closures' data.
+    Per-column closures would cost several calls per value per row; the generated list
+    display reads text columns straight from the row and calls only what must compute. The
+    code holds row positions and generated names only: user text stays in bound objects.
     """
-    namespace: dict[str, Any] = {}
-    items = []
-    for number, value in enumerate(values):
-        if value.text_position is not None:
-            items.append(f'(row[{value.text_position}] or "")')
-        else:
-            namespace[f"f{number}"] = value.text
-            items.append(f"f{number}(row)")
-    source = f"def render(row):\n    return [{', '.join(items)}]\n"
-    exec(compile(source, "<customfields row renderer>", "exec"), namespace)  # noqa: S102
-    return namespace["render"]
+    source = f"def render(row):\n    return [{', '.join(expressions)}]\n"
+    scope = dict(namespace)
+    exec(compile(source, "<customfields row renderer>", "exec"), scope)  # noqa: S102
+    return scope["render"]
 
 
 def standard_columns() -> list[Column]:
@@ -239,7 +242,3 @@ def _attribute(referral, lookup: str) -> Any:
         if value is None:
             return None
     return value
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

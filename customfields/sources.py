@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -83,14 +83,21 @@ def iso_offset(offset: dt.timedelta | None, separator: str = ":") -> str:
     return text
 
 
+_ISO_FORMAT = "{0.year:04d}-{0.month:02d}-{0.day:02d}T{0.hour:02d}:{0.minute:02d}:{0.second:02d}"
+
+
 def iso_datetime(value: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> str:
     if value is None:
         return ""
     local = value.astimezone(zone)
-    return (
-        f"{local.year:04d}-{local.month:02d}-{local.day:02d}T"
-        f"{local.hour:02d}:{local.minute:02d}:{local.second:02d}{iso_offset(local.utcoffset())}"
-    )
+    offset = local.utcoffset()
+    text = _OFFSETS.get(offset)
+    if text is None:
+        text = _OFFSETS[offset] = iso_offset(offset)
+    return _ISO_FORMAT.format(local) + text
+
+
+_OFFSETS: dict[dt.timedelta | None, str] = {}  # a few dozen offsets exist
 
 
 def iso_date(value: dt.date | None) -> str:
@@ -169,9 +176,27 @@ def sql_offset_seconds(timestamp_sql: str, zone_sql: str) -> str:
     )
 
 
-def sql_offset(seconds: str, separator: str = ":") -> str:
+def sql_offset(seconds: str, separator: str = ":", usual: Iterable[int] = ()) -> str:
     """SQL writing an offset of ``seconds`` (a column computed once per row, see
-    ``engine._Context.offset_seconds``) as ``iso_offset`` does."""
+    ``engine._Context.offset_seconds``) as ``iso_offset`` does; the ``usual`` offsets of the
+    zone (its standard and summer time) are looked up as constants, the cheap common case."""
+    shortcuts = " ".join(
+        f"WHEN {int(value)} THEN {literal(iso_offset(dt.timedelta(seconds=value), separator))}"
+        for value in sorted(set(usual))
+    )
+    general = _sql_offset_formula(seconds, separator)
+    return f"(CASE {seconds} {shortcuts} ELSE {general} END)" if shortcuts else general
+
+
+def usual_offsets(zone: zoneinfo.ZoneInfo) -> list[int]:
+    """The zone's offsets in January and July of this year and the last: nearly every
+    timestamp a deployment renders has one of these."""
+    year = dt.date.today().year
+    moments = [dt.datetime(y, m, 15, 12, tzinfo=dt.UTC) for y in (year - 1, year) for m in (1, 7)]
+    return sorted({int(moment.astimezone(zone).utcoffset().total_seconds()) for moment in moments})
+
+
+def _sql_offset_formula(seconds: str, separator: str) -> str:
     magnitude = f"abs({seconds})"
     sep = literal(separator)
     return (
@@ -183,21 +208,20 @@ def sql_offset(seconds: str, separator: str = ":") -> str:
     )
 
 
-def sql_iso_datetime(timestamp_sql: str, zone_sql: str, offset_seconds: str) -> str:
+def sql_iso_datetime(timestamp_sql: str, zone_sql: str, offset_text: str) -> str:
+    """``offset_text`` is the SQL of the row's offset (``engine._Context.offset_text``)."""
     local = f"({timestamp_sql} AT TIME ZONE {zone_sql})"
-    return (
-        f"COALESCE(to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
-        f"{sql_offset(offset_seconds)}, '')"
-    )
+    return f"COALESCE(to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || {offset_text}, '')"
 
 
-def sql_renderer(field: StandardField, zone_sql: str, offsets) -> str:
-    """SQL text of ``field``; ``offsets(timestamp_sql, zone_sql)`` names a per-row offset."""
+def sql_renderer(field: StandardField, zone_sql: str, offsets: Callable[[str], str]) -> str:
+    """SQL text of ``field``; ``offsets(timestamp_sql)`` is the SQL of a row's ISO offset in
+    the client's zone."""
     column = field.column
     if field.type == TEXT:
         return column
     if field.type == DATETIME:
-        return sql_iso_datetime(column, zone_sql, offsets(column, zone_sql))
+        return sql_iso_datetime(column, zone_sql, offsets(column))
     if field.type == DATE:
         return f"COALESCE(to_char({column}, 'YYYY-MM-DD'), '')"
     if field.type == IP:

@@ -20,10 +20,32 @@ class Errors(defaultdict):
 
 @dataclass(frozen=True)
 class Compiled:
-    """A transform ready to run: the same function in Python and in SQL."""
+    """A transform ready to run: the same function in Python and in SQL.
 
-    python: Callable[[Any], str]
-    sql: Callable[[str], str]
+    ``python`` takes the source's value; a transform without a source (template, constant)
+    gives ``expr`` instead, a Python expression over other values (see engine.Value).
+    """
+
+    python: Callable[[Any], str] | None
+    sql: Callable[[str | None], str]
+    expr: str | None = None
+
+
+def memoized(function: Callable[[str], str], size: int = 4096) -> Callable[[str], str]:
+    """``function`` with a bounded cache: a value map or a case change sees the same few
+    values (genders, cities) again and again."""
+    cache: dict[str, str] = {}
+
+    def run(value: str) -> str:
+        try:
+            return cache[value]
+        except KeyError:
+            result = function(value)
+            if len(cache) < size:
+                cache[value] = result
+            return result
+
+    return run
 
 
 def check_text(errors: Errors, field: str, value: str) -> None:

@@ -54,10 +54,10 @@ class DateTimeFormat:
 
         if field.date_output == "iso8601":
             if is_datetime:
-                offset = context.offset_seconds
+                offset = context.offset_text
                 return Compiled(
                     python=lambda v: iso_datetime(v, zone),
-                    sql=lambda e: sql_iso_datetime(e, zone_sql, offset(e, zone_sql)),
+                    sql=lambda e: sql_iso_datetime(e, zone_sql, offset(e, zone_name)),
                 )
             return Compiled(python=iso_date,
                             sql=lambda e: f"COALESCE(to_char({e}, 'YYYY-MM-DD'), '')")  # fmt: skip
@@ -75,7 +75,7 @@ class DateTimeFormat:
             return pattern.python(dt.datetime(value.year, value.month, value.day))
 
         def sql(expression: str) -> str:
-            offset = context.offset_seconds(expression, zone_sql) if is_datetime else None
+            offset = context.offset_text(expression, zone_name, "") if is_datetime else None
             return f"COALESCE({pattern.sql(expression, zone_sql, offset)}, '')"
 
         return Compiled(python=python, sql=sql)

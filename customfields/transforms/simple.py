@@ -12,7 +12,7 @@ from customfields.text import (
     ascii_trim,
     ascii_upper,
 )
-from customfields.transforms.base import Compiled, Errors, check_text
+from customfields.transforms.base import Compiled, Errors, check_text, memoized
 
 # Under the "C" collation PostgreSQL changes the case of ASCII letters only and takes every
 # other byte for a word boundary, whatever the database's locale: the rules of
@@ -45,7 +45,7 @@ class Constant:
     @staticmethod
     def build(field, context) -> Compiled:
         value = field.constant
-        return Compiled(python=lambda _: value, sql=lambda _: literal(value))
+        return Compiled(python=None, sql=lambda _: literal(value), expr=context.bind(value))
 
 
 class Case:
@@ -64,7 +64,7 @@ class Case:
     @classmethod
     def build(cls, field, context) -> Compiled:
         python, sql = cls._FUNCTIONS[field.case]
-        return Compiled(python=python, sql=sql)
+        return Compiled(python=memoized(python), sql=sql)
 
 
 class Hash:

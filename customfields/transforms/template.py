@@ -32,18 +32,15 @@ class Template:
 
     @staticmethod
     def build(field, context) -> Compiled:
-        parts = []
-        for part in parse_template(field.template):
-            if isinstance(part, Placeholder):
-                parts.append(context.resolve(part.name))
-            else:
-                parts.append(part)
-
-        def python(row) -> str:
-            return "".join(p if isinstance(p, str) else p.text(row) for p in parts)
-
-        def sql(_: str | None) -> str:
-            pieces = [literal(p) if isinstance(p, str) else p.sql for p in parts]
-            return "(" + " || ".join(pieces) + ")" if pieces else "''"
-
-        return Compiled(python=python, sql=sql)
+        parts = [
+            context.resolve(part.name) if isinstance(part, Placeholder) else part
+            for part in parse_template(field.template)
+        ]
+        # Literal text is bound by name, never written into the generated code.
+        python = [context.bind(p) if isinstance(p, str) else p.expr for p in parts]
+        pieces = [literal(p) if isinstance(p, str) else p.sql for p in parts]
+        return Compiled(
+            python=None,
+            sql=lambda _: "(" + " || ".join(pieces) + ")",
+            expr="(" + " + ".join(python) + ")",
+        )

@@ -8,7 +8,7 @@ from typing import Any
 from customfields.portable_regex import PortableRegexError, compile_portable
 from customfields.sqltext import literal
 from customfields.text import ascii_lower
-from customfields.transforms.base import Compiled, Errors
+from customfields.transforms.base import Compiled, Errors, memoized
 from customfields.transforms.simple import sql_lower
 
 MATCHES = ("equals", "contains", "regex")
@@ -64,7 +64,7 @@ class ValueMap:
                 f"ELSE {otherwise} END)"
             )
 
-        return Compiled(python=python, sql=sql)
+        return Compiled(python=memoized(python), sql=sql)
 
 
 def _rule_problem(rule: Any) -> str | None:
