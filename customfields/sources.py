@@ -83,25 +83,13 @@ def iso_offset(offset: dt.timedelta | None, separator: str = ":") -> str:
     return text
 
 
-_ISO_FORMAT = "{0.year:04d}-{0.month:02d}-{0.day:02d}T{0.hour:02d}:{0.minute:02d}:{0.second:02d}"
-
-
 def iso_datetime(value: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> str:
-    if value is None:
-        return ""
-    local = value.astimezone(zone)
-    offset = local.utcoffset()
-    text = _OFFSETS.get(offset)
-    if text is None:
-        text = _OFFSETS[offset] = iso_offset(offset)
-    return _ISO_FORMAT.format(local) + text
-
-
-_OFFSETS: dict[dt.timedelta | None, str] = {}  # a few dozen offsets exist
+    # isoformat writes the offset as iso_offset does, seconds included when there are any.
+    return "" if value is None else value.astimezone(zone).isoformat(timespec="seconds")
 
 
 def iso_date(value: dt.date | None) -> str:
-    return "" if value is None else f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+    return "" if value is None else value.isoformat()
 
 
 def decimal_text(value: Decimal | None) -> str:
