@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import transaction
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from customfields.engine import Column, compile_columns
@@ -160,3 +160,49 @@ def test_rendering_any_referral_never_raises(data, definition):
                                columns=[Column("Out", "out"), *[Column(s, s) for s in SOURCES]])
     row = compiled.render_referral(referral)
     assert all(isinstance(value, str) for value in row)
+
+
+anything = st.text(ANY_CHAR, max_size=30)
+wild_rules = st.lists(
+    st.fixed_dictionaries({"match": st.sampled_from(["equals", "contains", "regex", "fuzzy"]),
+                           "value": anything, "output": anything},
+                          optional={"case_sensitive": st.booleans() | st.integers()}),
+    max_size=3,
+) | st.none() | anything  # fmt: skip
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    kind=st.sampled_from(["value_map", "datetime", "template", "constant", "case", "hash", "x"]),
+    source=st.sampled_from([*SOURCES, "Other", "extra.", "nope"]) | anything,
+    rules=wild_rules,
+    text=anything,
+    pattern=st.text(st.sampled_from("%YmdHMSzZqab{}\"'\\ -T"), max_size=12),
+    choices=st.fixed_dictionaries({
+        "case": st.sampled_from(["upper", "lower", "title"]) | anything,
+        "algorithm": st.sampled_from(["sha256", "md5"]) | anything,
+        "date_output": st.sampled_from(["strftime", "iso8601", "excel"]) | anything,
+        "no_match": st.sampled_from(["default", "passthrough"]) | anything,
+        "time_zone": st.sampled_from(["", "Asia/Kolkata"]) | anything,
+    }),
+    data=referral_data(),
+)
+def test_no_definition_the_validation_accepts_fails_at_render_time(
+    kind, source, rules, text, pattern, choices, data
+):
+    client = Client(name="P", slug="p", time_zone="Europe/London")
+    other = CustomField(client=client, name="Other", kind="constant", constant="o")
+    candidate = CustomField(
+        client=client, name="Out", kind=kind, source=source, rules=rules, template=text,
+        constant=text, date_pattern=pattern, empty_default=text, no_match_default=text,
+        **choices,
+    )  # fmt: skip
+    if custom_field_errors(candidate, others=[other]):
+        event("refused")
+        return  # refused: nothing to render
+    event(f"accepted {kind}")
+    campaign = Campaign(client=client, external_id="c", name="C")
+    referral = Referral(client=client, campaign=campaign, external_id="e", **data)
+    compiled = compile_columns(client=client, custom_fields=[other, candidate],
+                               columns=[Column("Out", "out")])  # fmt: skip
+    assert isinstance(compiled.render_referral(referral)[0], str)
