@@ -45,7 +45,8 @@ class CustomField(models.Model):
     source = models.CharField(
         max_length=140,
         blank=True,
-        help_text="A standard field, extra.<key>, or another custom field of this client. "
+        help_text="A standard field, extra.KEY (a key of the extra attributes), or another "
+        "custom field of this client. "
         "Not used by templates and constants.",
     )
     # value map
