@@ -12,15 +12,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 
 from referrals.api.serializers import ReferralIngestSerializer
 from referrals.models import Campaign, Client, Referral
 
 Status = Literal["created", "duplicate", "invalid"]
-# A concurrent request storing the same external id makes the insert fail; the whole
-# transaction is retried with a fresh duplicate check, a bounded number of times.
+# A concurrent request storing the same external id makes the insert fail (or, against a writer
+# that locks rows in another order, deadlock); the whole transaction is retried with a fresh
+# duplicate check, a bounded number of times.
 _CONFLICT_RETRIES = 3
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction may simply be rerun.
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}
 
 
 @dataclass
@@ -77,10 +80,16 @@ def referrals_ingest(*, records: Iterable[Any]) -> list[RecordOutcome]:
         try:
             outcomes.update(_store(known, clients))
             break
-        except IntegrityError:
-            if attempt == _CONFLICT_RETRIES - 1:
+        except (IntegrityError, OperationalError) as exc:
+            if attempt == _CONFLICT_RETRIES - 1 or not _retryable(exc):
                 raise
     return [outcomes[index] for index in sorted(outcomes)]
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(exc.__cause__, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
 def _validate(index: int, record: Any) -> _Valid | RecordOutcome:
@@ -109,13 +118,11 @@ def _validate(index: int, record: Any) -> _Valid | RecordOutcome:
 def _store(items: list[_Valid], clients: dict[str, Client]) -> dict[int, RecordOutcome]:
     outcomes: dict[int, RecordOutcome] = {}
     existing = _existing_ids(items, clients)
-    campaigns = _campaigns(items, clients)
     first_in_request: set[tuple[int, str]] = set()
     repeats: list[tuple[int, tuple[int, str]]] = []  # (index, key) of in-request repeats
-    to_create: list[tuple[_Valid, Referral]] = []
+    fresh: list[_Valid] = []
     for item in items:
-        client = clients[item.client_slug]
-        key = (client.pk, item.fields["external_id"])
+        key = (clients[item.client_slug].pk, item.fields["external_id"])
         if key in existing:
             outcomes[item.index] = RecordOutcome(
                 index=item.index, status="duplicate", id=existing[key], external_id=key[1]
@@ -124,11 +131,22 @@ def _store(items: list[_Valid], clients: dict[str, Client]) -> dict[int, RecordO
             repeats.append((item.index, key))
         else:
             first_in_request.add(key)
-            campaign = campaigns[(client.pk, item.campaign_external_id)]
-            to_create.append((item, Referral(client=client, campaign=campaign, **item.fields)))
+            fresh.append(item)
 
-    created = Referral.objects.bulk_create([referral for _, referral in to_create])
-    ids = {(r.client_id, r.external_id): r.pk for r in created}
+    # Only records that will be stored may create a campaign: a duplicate changes nothing.
+    campaigns = _campaigns(fresh, clients)
+    to_create: list[tuple[_Valid, Referral]] = []
+    for item in fresh:
+        client = clients[item.client_slug]
+        campaign = campaigns[(client.pk, item.campaign_external_id)]
+        to_create.append((item, Referral(client=client, campaign=campaign, **item.fields)))
+
+    # Inserted in key order, so two requests sharing external ids lock them in the same order
+    # and wait for each other instead of deadlocking.
+    Referral.objects.bulk_create(
+        sorted((r for _, r in to_create), key=lambda r: (r.client_id, r.external_id))
+    )
+    ids = {(r.client_id, r.external_id): r.pk for _, r in to_create}
     for item, referral in to_create:
         outcomes[item.index] = RecordOutcome(
             index=item.index, status="created", id=referral.pk, external_id=referral.external_id
@@ -172,10 +190,13 @@ def _campaigns(items: list[_Valid], clients: dict[str, Client]) -> dict[tuple[in
         return found
 
     found = load()
-    missing = [key for key in names if key not in found]
+    missing = sorted(key for key in names if key not in found)  # one lock order, as above
     if missing:
         Campaign.objects.bulk_create(
-            [Campaign(client_id=cid, external_id=ext, name=names[(cid, ext)]) for cid, ext in missing],
+            [
+                Campaign(client_id=cid, external_id=ext, name=names[(cid, ext)])
+                for cid, ext in missing
+            ],
             ignore_conflicts=True,  # a concurrent request may create the same campaign
         )
         found = load()

@@ -55,7 +55,11 @@ class ReferralIngestSerializer(serializers.ModelSerializer):
         fields = ("client", "campaign", "campaign_name", *INGEST_FIELDS)
         # Uniqueness is checked in bulk by the service: no query per record here.
         validators: list = []
-        extra_kwargs = {"opted_in_at": {"required": True}}
+        extra_kwargs = {
+            "opted_in_at": {"required": True},
+            # The column's range, stated here: on SQLite the model's own bounds are 64-bit.
+            "age": {"min_value": 0, "max_value": 32767},
+        }
 
     def build_field(self, field_name, info, model_class, nested_depth):
         field_class, kwargs = super().build_field(field_name, info, model_class, nested_depth)
@@ -70,6 +74,22 @@ class ReferralIngestSerializer(serializers.ModelSerializer):
 
     def validate_currency(self, value: str) -> str:
         return _upper_letters(value, 3, "an ISO 4217 currency code such as GBP")
+
+    def validate_extra(self, value: dict) -> dict:
+        """Refuse text PostgreSQL cannot store in a JSON column (NUL, lone surrogates)."""
+        stack: list = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, str) and not _storable(item):
+                raise serializers.ValidationError(
+                    "Null characters and lone surrogates are not allowed, also in keys."
+                )
+        return value
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
@@ -87,10 +107,20 @@ class ReferralIngestSerializer(serializers.ModelSerializer):
 def _upper_letters(value: str, length: int, what: str) -> str:
     if value == "":
         return value
-    value = value.upper()
+    # ASCII first: upper-casing some letters changes the length ("ß" -> "SS").
     if len(value) != length or not value.isascii() or not value.isalpha():
         raise serializers.ValidationError(f"Expected {what}.")
-    return value
+    return value.upper()
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class ReferralSerializer(serializers.ModelSerializer):

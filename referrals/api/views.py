@@ -3,13 +3,13 @@ from __future__ import annotations
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import UnsupportedMediaType, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from referrals.api.filters import ReferralFilter
-from referrals.api.parsers import BoundedJSONParser
+from referrals.api.parsers import BoundedJSONParser, chunked_body
 from referrals.api.permissions import CanIngest, CanViewReferrals
 from referrals.api.serializers import (
     IngestResponseSerializer,
@@ -50,7 +50,9 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             200: OpenApiResponse(IngestResponseSerializer, "Every record was a duplicate."),
             207: OpenApiResponse(IngestResponseSerializer, "Some records were invalid."),
             400: OpenApiResponse(IngestResponseSerializer, "No record was stored."),
+            411: OpenApiResponse(description="No Content-Length, and no de-chunked body."),
             413: OpenApiResponse(description="The body is larger than the limit."),
+            415: OpenApiResponse(description="The body is not application/json."),
         },
         description=(
             "Store one referral (a JSON object) or up to INGEST_MAX_RECORDS (a list). Each "
@@ -59,7 +61,8 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         ),
     )
     def create(self, request: Request) -> Response:
-        payload = request.data
+        stream = chunked_body(request)
+        payload = request.data if stream is None else self._parse_chunked(request, stream)
         single = isinstance(payload, dict)
         if not single and not isinstance(payload, list):
             raise ValidationError("The body must be a JSON object or a list of objects.")
@@ -80,6 +83,13 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             "results": [outcome.as_dict() for outcome in outcomes],
         }
         return Response(body, status=_ingest_status(counts))
+
+    def _parse_chunked(self, request: Request, stream):
+        """Parse a chunked body, which DRF would take for an empty one."""
+        parser = self.get_content_negotiator().select_parser(request, self.get_parsers())
+        if parser is None:
+            raise UnsupportedMediaType(request.content_type)
+        return parser.parse(stream, request.content_type, request.parser_context)
 
 
 def _ingest_status(counts: dict[str, int]) -> int:
