@@ -20,7 +20,8 @@ def id_from_param(value: object) -> int | None:
     lookup's own value (an int) when the admin counts facets.
     """
     text = str(value)
-    return int(text) if text.isascii() and text.isdigit() else None
+    # At most 18 digits: a larger number is no primary key, and overflows SQLite's integers.
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 class TenantScopedAdmin(admin.ModelAdmin):

@@ -133,8 +133,12 @@ class Referral(models.Model):
         return f"{self.external_id} ({self.email or 'no email'})"
 
     def save(self, *args, **kwargs) -> None:
-        if self.pk is not None and not self._state.adding:
+        stored = not self._state.adding or (
+            self.pk is not None and Referral.objects.filter(pk=self.pk).exists()
+        )
+        if stored:
             raise TypeError("Referrals are immutable once stored.")
+        kwargs["force_insert"] = True  # never an UPDATE, whatever the pk says
         super().save(*args, **kwargs)
 
 

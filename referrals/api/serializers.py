@@ -44,11 +44,14 @@ class ReferralIngestSerializer(serializers.ModelSerializer):
         max_length=100, help_text="The campaign's external id; created if new to the client."
     )
     campaign_name = serializers.CharField(
-        max_length=200, required=False, help_text="Name for a campaign created by this record."
-    )
+        max_length=200, required=False, allow_null=True,
+        help_text="Name for a campaign created by this record.",
+    )  # fmt: skip
     country = _BlankableCharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. GB.")
     currency = _BlankableCharField(max_length=3, help_text="ISO 4217, e.g. GBP.")
-    extra = serializers.DictField(required=False, help_text="Any further attributes.")
+    extra = serializers.DictField(
+        required=False, allow_null=True, help_text="Any further attributes."
+    )
 
     class Meta:
         model = Referral
@@ -65,9 +68,14 @@ class ReferralIngestSerializer(serializers.ModelSerializer):
         field_class, kwargs = super().build_field(field_name, info, model_class, nested_depth)
         if field_class is serializers.CharField and field_name != "external_id":
             field_class = _BlankableCharField
+        if field_name == "email":  # null means no email, as for every optional text
+            kwargs["allow_null"] = True
         if field_name == "external_id":
             kwargs["validators"] = []
         return field_class, kwargs
+
+    def validate_email(self, value: str | None) -> str:
+        return value or ""
 
     def validate_country(self, value: str) -> str:
         return _upper_letters(value, 2, "an ISO 3166-1 alpha-2 country code such as GB")
@@ -75,8 +83,11 @@ class ReferralIngestSerializer(serializers.ModelSerializer):
     def validate_currency(self, value: str) -> str:
         return _upper_letters(value, 3, "an ISO 4217 currency code such as GBP")
 
-    def validate_extra(self, value: dict) -> dict:
-        """Refuse text PostgreSQL cannot store in a JSON column (NUL, lone surrogates)."""
+    def validate_extra(self, value: dict | None) -> dict:
+        """Refuse text PostgreSQL cannot store in a JSON column (NUL, lone surrogates);
+        ``null`` means no further attributes."""
+        if value is None:
+            return {}
         stack: list = [value]
         while stack:
             item = stack.pop()
