@@ -7,12 +7,15 @@ half stored: a record is either stored whole or reported with its reasons.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
+from psycopg import sql
+from rest_framework.exceptions import ValidationError
 
 from referrals.api.serializers import ReferralIngestSerializer
 from referrals.models import Campaign, Client, Referral
@@ -58,8 +61,11 @@ def referrals_ingest(*, records: Iterable[Any]) -> list[RecordOutcome]:
     """Store every valid record; report each record's outcome, in input order."""
     outcomes: dict[int, RecordOutcome] = {}
     valid: list[_Valid] = []
+    # One serializer for every record: building a ModelSerializer's fields costs about a
+    # millisecond, several times the validation of one record.
+    validator = ReferralIngestSerializer()
     for index, record in enumerate(records):
-        checked = _validate(index, record)
+        checked = _validate(validator, index, record)
         if isinstance(checked, RecordOutcome):
             outcomes[index] = checked
         else:
@@ -92,19 +98,21 @@ def _retryable(exc: Exception) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
-def _validate(index: int, record: Any) -> _Valid | RecordOutcome:
+def _validate(
+    validator: ReferralIngestSerializer, index: int, record: Any
+) -> _Valid | RecordOutcome:
     if not isinstance(record, Mapping):
         return _invalid(index, None, "non_field_errors", "Each record must be a JSON object.")
-    serializer = ReferralIngestSerializer(data=record)
-    if not serializer.is_valid():
+    try:
+        data = dict(validator.run_validation(record))
+    except ValidationError as exc:
         external_id = record.get("external_id")
         return RecordOutcome(
             index=index,
             status="invalid",
             external_id=external_id if isinstance(external_id, str) else None,
-            errors=list(_flatten_errors(serializer.errors)),
+            errors=list(_flatten_errors(exc.detail)),
         )
-    data = dict(serializer.validated_data)
     return _Valid(
         index=index,
         client_slug=data.pop("client"),
@@ -143,9 +151,7 @@ def _store(items: list[_Valid], clients: dict[str, Client]) -> dict[int, RecordO
 
     # Inserted in key order, so two requests sharing external ids lock them in the same order
     # and wait for each other instead of deadlocking.
-    Referral.objects.bulk_create(
-        sorted((r for _, r in to_create), key=lambda r: (r.client_id, r.external_id))
-    )
+    referrals_insert(sorted((r for _, r in to_create), key=lambda r: (r.client_id, r.external_id)))
     ids = {(r.client_id, r.external_id): r.pk for _, r in to_create}
     for item, referral in to_create:
         outcomes[item.index] = RecordOutcome(
@@ -156,6 +162,44 @@ def _store(items: list[_Valid], clients: dict[str, Client]) -> dict[int, RecordO
             index=index, status="duplicate", id=ids[key], external_id=key[1]
         )
     return outcomes
+
+
+def referrals_insert(referrals: list[Referral]) -> None:
+    """Insert new referrals, setting their ids: COPY on PostgreSQL, ``bulk_create`` elsewhere.
+
+    ``bulk_create`` spends most of its time preparing each value of each row in Python; COPY
+    takes the values as they are, so ingestion runs several times faster. Ids come from the
+    table's own sequence first, in one query.
+    """
+    if not referrals:
+        return
+    if connection.vendor != "postgresql":
+        Referral.objects.bulk_create(referrals)
+        return
+    fields = [f for f in Referral._meta.concrete_fields]
+    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    table = Referral._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [table, len(referrals)],
+        )
+        for referral, (pk,) in zip(referrals, cursor.fetchall(), strict=True):
+            referral.pk = pk
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(f.column) for f in fields)
+        )
+        with connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
+            for referral in referrals:
+                copy.write_row([
+                    json.dumps(getattr(referral, f.attname), allow_nan=False)
+                    if f.attname in json_fields
+                    else getattr(referral, f.attname)
+                    for f in fields
+                ])  # fmt: skip
+    for referral in referrals:
+        referral._state.adding = False
+        referral._state.db = "default"
 
 
 def _existing_ids(items: list[_Valid], clients: dict[str, Client]) -> dict[tuple[int, str], int]:
