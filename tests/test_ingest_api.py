@@ -1099,3 +1099,10 @@ def test_a_client_user_of_a_client_without_referrals_sees_none(client_a):
     _store_at(client_a, dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
 
     assert api_client_for(user).get(URL).json()["results"] == []
+
+
+def test_an_empty_body_is_refused_as_a_whole(manager_api):
+    response = manager_api.generic("POST", URL, b"", content_type="application/json")
+    assert response.status_code == 400
+    assert "empty" in str(response.json())
+    assert not Referral.objects.exists()

@@ -62,6 +62,8 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     )
     def create(self, request: Request) -> Response:
         stream = chunked_body(request)
+        if stream is None and request.META.get("CONTENT_LENGTH", "") in ("", "0"):
+            raise ValidationError("The request body is empty: send a JSON object or a list.")
         payload = request.data if stream is None else self._parse_chunked(request, stream)
         single = isinstance(payload, dict)
         if not single and not isinstance(payload, list):
