@@ -88,10 +88,9 @@ class DatePattern:
             return text.format
         return lambda local: text.format(local, **{name: write(local) for name, write in items})
 
-    def sql(self, timestamp_sql: str, zone_sql: str, offset_text: str | None) -> str:
-        """SQL text of the pattern for a timestamptz (or a date, with no time directives);
-        ``offset_text`` is the SQL of the row's ``+HHMM`` offset when the pattern has %z."""
-        local = f"({timestamp_sql} AT TIME ZONE {zone_sql})" if zone_sql else timestamp_sql
+    def sql(self, local: str, offset_text: str | None) -> str:
+        """SQL text of the pattern for a local timestamp (or a date, with no time
+        directives); ``offset_text`` is the SQL of the row's ``+HHMM`` offset for %z."""
         pieces: list[str] = []
         run: list[str] = []  # to_char codes and quoted literals, between offsets
 

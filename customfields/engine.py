@@ -26,8 +26,9 @@ from customfields.sources import (
     find_standard,
     python_renderer,
     sql_extra,
+    sql_iso_datetime,
+    sql_local_time,
     sql_offset,
-    sql_offset_seconds,
     sql_renderer,
     usual_offsets,
 )
@@ -79,7 +80,6 @@ class _Context:
 
     def __post_init__(self) -> None:
         self.zone = zoneinfo.ZoneInfo(self.zone_name)
-        self.zone_sql = literal(self.zone_name)
 
     def index(self, lookup: str) -> int:
         if lookup not in self.lookups:
@@ -92,28 +92,26 @@ class _Context:
         self.namespace[name] = obj
         return name
 
-    def offset_seconds(self, timestamp_sql: str, zone_sql: str) -> str:
-        """A per-row column holding the UTC offset of ``timestamp_sql`` in ``zone_sql``.
-
-        Computed once in a LATERAL subquery (OFFSET 0 keeps PostgreSQL from inlining it back
-        into every reference): an ISO offset reads it four times, which otherwise costs four
-        time-zone conversions a row.
-        """
-        key = (timestamp_sql, zone_sql)
+    def local_time(self, timestamp_sql: str, zone_name: str) -> tuple[str, str]:
+        """SQL of (local wall time, UTC offset in seconds) of ``timestamp_sql`` in
+        ``zone_name``, computed once per row for every column that needs them."""
+        key = (timestamp_sql, zone_name)
         if key not in self._offsets:
             alias = f"o{len(self._offsets) + 1}"
-            self.laterals.append(
-                f"CROSS JOIN LATERAL (SELECT {sql_offset_seconds(timestamp_sql, zone_sql)} "
-                f"AS d OFFSET 0) AS {alias}"
-            )
-            self._offsets[key] = f"{alias}.d"
-        return self._offsets[key]
+            lateral = sql_local_time(timestamp_sql, literal(zone_name))
+            self.laterals.append(f"CROSS JOIN LATERAL {lateral} AS {alias}")
+            self._offsets[key] = alias
+        alias = self._offsets[key]
+        return f"{alias}.l", f"{alias}.d"
 
     def offset_text(self, timestamp_sql: str, zone_name: str, separator: str = ":") -> str:
         """SQL of a row's UTC offset as text (``+01:00``, or ``+0100`` with no separator)."""
-        seconds = self.offset_seconds(timestamp_sql, literal(zone_name))
-        usual = usual_offsets(zoneinfo.ZoneInfo(zone_name))
-        return sql_offset(seconds, separator, usual)
+        _, seconds = self.local_time(timestamp_sql, zone_name)
+        return sql_offset(seconds, separator, usual_offsets(zoneinfo.ZoneInfo(zone_name)))
+
+    def iso_datetime_sql(self, timestamp_sql: str, zone_name: str) -> str:
+        local, _ = self.local_time(timestamp_sql, zone_name)
+        return sql_iso_datetime(local, self.offset_text(timestamp_sql, zone_name))
 
     def resolve(self, name: str) -> Value:
         key = extra_key(name)
@@ -134,9 +132,7 @@ class _Context:
             render = python_renderer(standard, self.zone)
             raw = f"row[{position}]"
             expr = f'({raw} or "")' if render is None else f"{self.bind(render)}({raw})"
-            sql = sql_renderer(
-                standard, self.zone_sql, lambda column: self.offset_text(column, self.zone_name)
-            )
+            sql = sql_renderer(standard, lambda ts: self.iso_datetime_sql(ts, self.zone_name))
             return Value(expr=expr, sql=sql, raw_expr=raw, raw_sql=standard.column)
         custom = self.custom_fields.get(name.lower())
         if custom is None:

@@ -156,11 +156,15 @@ def jsonb_text(value: Any) -> str:
 # --- SQL renderings -------------------------------------------------------------------------
 
 
-def sql_offset_seconds(timestamp_sql: str, zone_sql: str) -> str:
-    """SQL for the UTC offset, in seconds, of ``timestamp_sql`` in ``zone_sql``."""
+def sql_local_time(timestamp_sql: str, zone_sql: str) -> str:
+    """A LATERAL subquery giving ``l``, the local wall time of ``timestamp_sql`` in
+    ``zone_sql``, and ``d``, its UTC offset in seconds: one time-zone conversion a row,
+    however many columns read them (OFFSET 0 keeps PostgreSQL from inlining the subqueries
+    back into every reference)."""
     return (
-        f"extract(epoch FROM ({timestamp_sql} AT TIME ZONE {zone_sql}) - "
-        f"({timestamp_sql} AT TIME ZONE 'UTC'))::int"
+        "(SELECT t.l, (extract(epoch FROM t.l) - extract(epoch FROM "
+        f"{timestamp_sql}))::int AS d FROM (SELECT {timestamp_sql} AT TIME ZONE {zone_sql} "
+        "AS l OFFSET 0) AS t OFFSET 0)"
     )
 
 
@@ -196,20 +200,19 @@ def _sql_offset_formula(seconds: str, separator: str) -> str:
     )
 
 
-def sql_iso_datetime(timestamp_sql: str, zone_sql: str, offset_text: str) -> str:
-    """``offset_text`` is the SQL of the row's offset (``engine._Context.offset_text``)."""
-    local = f"({timestamp_sql} AT TIME ZONE {zone_sql})"
-    return f"COALESCE(to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || {offset_text}, '')"
+def sql_iso_datetime(local_sql: str, offset_text: str) -> str:
+    """``local_sql`` and ``offset_text`` come from ``engine._Context.local_time``."""
+    return f"COALESCE(to_char({local_sql}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || {offset_text}, '')"
 
 
-def sql_renderer(field: StandardField, zone_sql: str, offsets: Callable[[str], str]) -> str:
-    """SQL text of ``field``; ``offsets(timestamp_sql)`` is the SQL of a row's ISO offset in
-    the client's zone."""
+def sql_renderer(field: StandardField, iso_datetime_sql: Callable[[str], str]) -> str:
+    """SQL text of ``field``; ``iso_datetime_sql(timestamp_sql)`` writes a date-time in the
+    client's zone."""
     column = field.column
     if field.type == TEXT:
         return column
     if field.type == DATETIME:
-        return sql_iso_datetime(column, zone_sql, offsets(column))
+        return iso_datetime_sql(column)
     if field.type == DATE:
         return f"COALESCE(to_char({column}, 'YYYY-MM-DD'), '')"
     if field.type == IP:

@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
 from customfields.dateformat import DatePatternError, parse_pattern
-from customfields.sources import (
-    DATE,
-    DATETIME,
-    find_standard,
-    iso_date,
-    iso_datetime,
-    sql_iso_datetime,
-)
-from customfields.sqltext import literal
+from customfields.sources import DATE, DATETIME, find_standard, iso_date, iso_datetime
 from customfields.transforms.base import Compiled, Errors
 
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
@@ -50,20 +43,20 @@ class DateTimeFormat:
         is_datetime = find_standard(field.source).type == DATETIME
         zone_name = field.time_zone or context.zone_name
         zone = zoneinfo.ZoneInfo(zone_name)
-        zone_sql = literal(zone_name) if is_datetime else ""
+
+        def local(expression: str) -> str:
+            """SQL of the value's local wall time (a date stays as it is)."""
+            return context.local_time(expression, zone_name)[0] if is_datetime else expression
 
         if field.date_output == "iso8601":
             if is_datetime:
-                offset = context.offset_text
-                return Compiled(
-                    python=lambda v: iso_datetime(v, zone),
-                    sql=lambda e: sql_iso_datetime(e, zone_sql, offset(e, zone_name)),
-                )
+                return Compiled(python=lambda v: iso_datetime(v, zone),
+                                sql=lambda e: context.iso_datetime_sql(e, zone_name))  # fmt: skip
             return Compiled(python=iso_date,
                             sql=lambda e: f"COALESCE(to_char({e}, 'YYYY-MM-DD'), '')")  # fmt: skip
 
         if field.date_output == "excel":
-            return _excel(is_datetime, zone, zone_sql)
+            return _excel(is_datetime, zone, local)
 
         pattern = parse_pattern(field.date_pattern, has_time=is_datetime)
 
@@ -76,12 +69,12 @@ class DateTimeFormat:
 
         def sql(expression: str) -> str:
             offset = context.offset_text(expression, zone_name, "") if is_datetime else None
-            return f"COALESCE({pattern.sql(expression, zone_sql, offset)}, '')"
+            return f"COALESCE({pattern.sql(local(expression), offset)}, '')"
 
         return Compiled(python=python, sql=sql)
 
 
-def _excel(is_datetime: bool, zone: zoneinfo.ZoneInfo, zone_sql: str) -> Compiled:
+def _excel(is_datetime: bool, zone: zoneinfo.ZoneInfo, local: Callable[[str], str]) -> Compiled:
     """Days since 1899-12-30 (Excel's day 0): whole days for a date; for a date-time, local
     time to the second, as a fraction with five decimals (rounded half up)."""
 
@@ -94,13 +87,13 @@ def _excel(is_datetime: bool, zone: zoneinfo.ZoneInfo, zone_sql: str) -> Compile
     def python(value) -> str:
         if value is None:
             return ""
-        local = value.astimezone(zone).replace(tzinfo=None, microsecond=0)
-        seconds = int((local - _EXCEL_EPOCH).total_seconds())
+        moment = value.astimezone(zone).replace(tzinfo=None, microsecond=0)
+        seconds = int((moment - _EXCEL_EPOCH).total_seconds())
         return str((Decimal(seconds) / _EXCEL_DAY).quantize(_EXCEL_PLACES, ROUND_HALF_UP))
 
     def sql(expression: str) -> str:
-        local = f"date_trunc('second', {expression} AT TIME ZONE {zone_sql})"
-        days = f"extract(epoch FROM {local} - timestamp '1899-12-30') / 86400"
+        days = (f"extract(epoch FROM date_trunc('second', {local(expression)}) - "
+                "timestamp '1899-12-30') / 86400")  # fmt: skip
         return f"COALESCE(round({days}, 5)::text, '')"
 
     return Compiled(python=python, sql=sql)
