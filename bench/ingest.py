@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import platform
-import re
 import signal
 import socket
 import statistics
@@ -34,7 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import scratch_database, write_section  # noqa: E402
+
 SCRATCH_DB = "bench_ingest"
 
 
@@ -46,13 +47,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update docs/PERFORMANCE.md")
     args = parser.parse_args()
 
-    database_url = f"{args.server}/{SCRATCH_DB}"
-    _recreate_database(args.server)
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rokt_platform.settings")
-    import django
-
-    django.setup()
+    database_url = scratch_database(args.server, SCRATCH_DB)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -66,15 +61,7 @@ def main() -> None:
     report = _report(results, args)
     print(report)
     if args.write:
-        _write(report)
-
-
-def _recreate_database(server: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {SCRATCH_DB}")
+        write_section("bench/ingest.py", report)
 
 
 def _setup_clients() -> str:
@@ -212,7 +199,6 @@ def _report(results: dict, args: argparse.Namespace) -> str:
     api, service, baseline = results["api"], results["service"], results["baseline"]
     aim = "met" if api["rate"] >= 5000 else "NOT met"
     return "\n".join([
-        "<!-- bench/ingest.py: begin -->",
         "## Ingestion (`bench/ingest.py`)",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
@@ -233,16 +219,7 @@ def _report(results: dict, args: argparse.Namespace) -> str:
         f"Aim: at least 5,000 referrals/s through the API: **{aim}**.",
         "",
         "Reproduce: start PostgreSQL, then `.venv/bin/python bench/ingest.py --write`.",
-        "<!-- bench/ingest.py: end -->",
     ])  # fmt: skip
-
-
-def _write(report: str) -> None:
-    path = ROOT / "docs" / "PERFORMANCE.md"
-    text = path.read_text() if path.exists() else "# Performance\n\nFigures from `bench/`.\n"
-    section = re.compile(r"<!-- bench/ingest.py: begin -->.*?<!-- bench/ingest.py: end -->", re.S)
-    text = section.sub(report, text) if section.search(text) else f"{text.rstrip()}\n\n{report}\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -162,15 +162,22 @@ class _Context:
 class CompiledColumns:
     """A column list compiled for one client: run it over any number of referrals."""
 
-    def __init__(self, columns: list[Column], context: _Context) -> None:
+    def __init__(
+        self, columns: list[Column], context: _Context, *, neutralise_formulae: bool
+    ) -> None:
         self.columns = columns
         self.headers = [column.output for column in columns]
         values = [context.resolve(column.source) for column in columns]
         self.lookups = list(context.lookups)
         self._sql = [value.sql for value in values]
+        expressions = [value.expr for value in values]
+        self._neutralise = neutralise_formulae
+        if neutralise_formulae:
+            guard = context.bind(neutralise_formula)
+            expressions = [f"{guard}({expr})" for expr in expressions]
         self._laterals = list(context.laterals)
         self._joins = set(context.joins)
-        self.render_row = _row_renderer([value.expr for value in values], context.namespace)
+        self.render_row = _row_renderer(expressions, context.namespace)
 
     # Python back end
     def rows(self, queryset, *, chunk_size: int = 2000) -> Iterator[list[str]]:
@@ -188,30 +195,65 @@ class CompiledColumns:
         ``cp`` when a column needs them); ``where`` and ``order_by`` are SQL the caller
         writes (no user text)."""
         expressions = ", ".join(
-            f'{sql} AS "c{number}"' for number, sql in enumerate(self._sql, start=1)
+            f"{sql} AS c{number}" for number, sql in enumerate(self._sql, start=1)
         )
         joins = []
         if "c." in self._joins:
             joins.append("JOIN referrals_client c ON c.id = r.client_id")
         if "cp." in self._joins:
             joins.append("JOIN referrals_campaign cp ON cp.id = r.campaign_id")
-        return (
+        select = (
             f"SELECT {expressions} FROM referrals_referral r {' '.join(joins)} "
             f"{' '.join(self._laterals)} WHERE {where} ORDER BY {order_by}"
         )
+        if not self._neutralise:
+            return select
+        # Guard each finished value once: wrapping the expressions themselves would compute
+        # each two or three times. The outer SELECT only projects, so the order stays.
+        guarded = ", ".join(
+            f'{sql_neutralise_formula(f"s.c{number}")} AS "c{number}"'
+            for number in range(1, len(self._sql) + 1)
+        )
+        return f"SELECT {guarded} FROM ({select}) AS s"
 
 
 def compile_columns(
-    *, client, columns: Iterable[Column], custom_fields: Iterable[CustomField] | None = None
+    *,
+    client,
+    columns: Iterable[Column],
+    custom_fields: Iterable[CustomField] | None = None,
+    neutralise_formulae: bool = False,
 ) -> CompiledColumns:
-    """Compile ``columns`` for ``client``; custom fields are the client's unless given."""
+    """Compile ``columns`` for ``client``; custom fields are the client's unless given.
+
+    ``neutralise_formulae`` is for files a spreadsheet may open (CSV, XLSX): see
+    ``neutralise_formula``.
+    """
     if custom_fields is None:
         custom_fields = CustomField.objects.filter(client=client)
     context = _Context(
         zone_name=client.time_zone,
         custom_fields={cf.name.lower(): cf for cf in custom_fields},
     )
-    return CompiledColumns(list(columns), context)
+    return CompiledColumns(list(columns), context, neutralise_formulae=neutralise_formulae)
+
+
+# A spreadsheet takes a cell starting with one of these for a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value: str) -> str:
+    """Prefix a would-be formula with an apostrophe, which spreadsheets show as text."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def sql_neutralise_formula(column: str) -> str:
+    starts = ", ".join(literal(start) for start in FORMULA_STARTS)
+    apostrophe = literal("'")
+    return (
+        f"(CASE WHEN left({column}, 1) IN ({starts}) THEN {apostrophe} || {column} "
+        f"ELSE {column} END)"
+    )
 
 
 def _row_renderer(expressions: list[str], namespace: dict[str, Any]) -> Callable[[tuple], list]:

@@ -41,7 +41,11 @@ def test_value_map_rules_in_order_with_both_defaults(client_a):
         {"match": "regex", "value": "^fem", "output": "Female (regex)", "case_sensitive": False},
     ], empty_default="Unknown", no_match="default", no_match_default="Other")  # fmt: skip
     assert render(client_a, "GenderLabel") == [
-        ["Male"], ["Female"], ["Female (regex)"], ["Other"], ["Unknown"]
+        ["Male"],
+        ["Female"],
+        ["Female (regex)"],
+        ["Other"],
+        ["Unknown"],
     ]
 
 
@@ -84,8 +88,12 @@ def test_template_with_standard_extra_custom_and_missing_values(client_a):
     make_referral(client_a, first_name="Ada", last_name="Lovelace", extra={"tier": "gold"})
     make_referral(client_a, first_name="", last_name="Hopper", extra={})
     field(client_a, "Upper", "case", source="last_name", case="upper")
-    field(client_a, "Full", "template",
-          template="{{{First_Name}}} {{{Upper}}} [{{{extra.tier}}}] {{{ extra.missing }}}!")
+    field(
+        client_a,
+        "Full",
+        "template",
+        template="{{{First_Name}}} {{{Upper}}} [{{{extra.tier}}}] {{{ extra.missing }}}!",
+    )
     assert render(client_a, "Full") == [["Ada LOVELACE [gold] !"], [" HOPPER [] !"]]
 
 
@@ -117,8 +125,14 @@ def test_chained_custom_fields(client_a):
 
 
 def test_standard_columns_render_the_same_in_both_back_ends(client_a):
-    make_referral(client_a, bid_price="1.5", age=33, ip_address="2001:db8::1",
-                  birth_date="1990-01-02", extra={"n": 1.5, "b": True, "o": {"zz": 1, "a": [1]}})
+    make_referral(
+        client_a,
+        bid_price="1.5",
+        age=33,
+        ip_address="2001:db8::1",
+        birth_date="1990-01-02",
+        extra={"n": 1.5, "b": True, "o": {"zz": 1, "a": [1]}},
+    )
     make_referral(client_a)  # fmt: skip
     compiled = compile_columns(client=client_a, columns=[
         *standard_columns(), Column("extra.n", "n"), Column("extra.b", "b"),
@@ -193,3 +207,22 @@ def test_a_clashing_name_in_another_case_is_refused(client_a, client_b):
     with pytest.raises(ValidationError, match="already has"):
         field(client_a, "GENDER2", "constant", constant="y")
     field(client_b, "Gender2", "constant", constant="z")  # another client may use the name
+
+
+def test_formulae_are_neutralised_in_both_back_ends_when_asked(client_a):
+    values = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "\tTab", "\rCR", "Leeds", ""]
+    for value in values:
+        make_referral(client_a, extra={"v": value})
+    field(client_a, "Shout", "template", template="={{{extra.v}}}")
+    compiled = compile_columns(
+        client=client_a,
+        neutralise_formulae=True,
+        columns=[Column("extra.v", "v"), Column("Shout", "shout")],
+    )
+    rows = render_both(compiled, client_a)
+    assert [row[0] for row in rows] == [
+        "'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)", "'\tTab", "'\rCR", "Leeds", "",
+    ]  # fmt: skip
+    assert all(row[1].startswith("'=") for row in rows)
+    plain = compile_columns(client=client_a, columns=[Column("extra.v", "v")])
+    assert python_rows(plain, client_a)[1] == ["+1"]  # only files for spreadsheets are guarded
