@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count
+from django.urls import path
 from django.utils import timezone
 from rangefilter.filters import DateRangeFilterBuilder
 
 from customfields.admin import CustomFieldInline
+from referrals.admin_export import export_view
 from referrals.admin_tenancy import (
     CampaignListFilter,
     CappedCountPaginator,
@@ -18,7 +22,7 @@ from referrals.admin_tenancy import (
     TenantScopedInline,
     id_from_param,
 )
-from referrals.models import Campaign, Client, ClientMembership, Referral
+from referrals.models import Campaign, Client, ClientMembership, ExportAudit, Referral
 from referrals.roles import role_sync
 from referrals.tenancy import is_client_user
 
@@ -113,7 +117,15 @@ class ReferralAdmin(TenantScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Referral._meta.fields]
 
+    def get_urls(self):
+        export = self.admin_site.admin_view(partial(export_view, self))
+        return [path("export/", export, name="referrals_referral_export"), *super().get_urls()]
+
     def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "has_export_permission": request.user.has_perm("referrals.export_referral"),
+        }
         # Staff looking at one client read and type dates in that client's time zone.
         chosen = id_from_param(request.GET.get("client", ""))
         if not is_client_user(request.user) and chosen is not None:
@@ -139,6 +151,25 @@ class ReferralAdmin(TenantScopedAdmin):
 def _in_client_zone(obj: Referral, moment) -> str:
     local = moment.astimezone(obj.client.zone)
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+@admin.register(ExportAudit)
+class ExportAuditAdmin(TenantScopedAdmin):
+    """Who exported what: for account managers (client users hold no permission on it)."""
+
+    list_display = ("started_at", "user", "client", "format", "rows", "completed_at", "filters")
+    list_filter = (ClientListFilter, "format")
+    list_select_related = ("user", "client")
+    date_hierarchy = "started_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class ClientMembershipInline(admin.StackedInline):

@@ -127,7 +127,10 @@ class Referral(models.Model):
             models.Index(Upper("last_name"), name="referral_last_name_upper"),
             models.Index(Upper("external_id"), name="referral_external_id_upper"),
         ]
-        permissions = [("ingest_referral", "Can ingest referrals through the API")]
+        permissions = [
+            ("ingest_referral", "Can ingest referrals through the API"),
+            ("export_referral", "Can export referrals"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.external_id} ({self.email or 'no email'})"
@@ -152,3 +155,26 @@ class ClientMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.client}"
+
+
+class ExportAudit(models.Model):
+    """One export: who, which client, which filters, in which format, how many rows."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="referral_exports"
+    )
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="exports")
+    format = models.CharField(max_length=8)
+    filters = models.JSONField(default=dict)
+    rows = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now, editable=False)
+    completed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty when the download stopped before the end."
+    )
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["client", "started_at"], name="export_client_started")]
+
+    def __str__(self) -> str:
+        return f"{self.user} exported {self.rows} rows of {self.client} ({self.format})"

@@ -24,6 +24,7 @@ _CLIENT_USER_PERMISSIONS = (
     "referrals.view_client",
     "referrals.view_campaign",
     "referrals.view_referral",
+    "referrals.export_referral",
     "customfields.view_customfield",
 )
 

@@ -18,7 +18,9 @@ def test_migrate_creates_both_roles_with_their_permissions():
             "authtoken.add_token", "auth.add_user"} <= manager_perms  # fmt: skip
     assert "auth.delete_user" not in manager_perms
     client_perms = {p.codename for p in client_users.permissions.all()}
-    assert client_perms == {"view_client", "view_campaign", "view_referral", "view_customfield"}
+    assert client_perms == {
+        "view_client", "view_campaign", "view_referral", "export_referral", "view_customfield"
+    }
 
 
 @pytest.mark.django_db

@@ -45,7 +45,7 @@ from rest_framework.authtoken.models import Token
 from customfields.api import urls as customfield_api_urls
 from customfields.models import CustomField
 from referrals.api import urls as api_urls
-from referrals.models import Campaign, Client, ClientMembership, Referral
+from referrals.models import Campaign, Client, ClientMembership, ExportAudit, Referral
 from referrals.roles import client_user_create
 from tests.conftest import PASSWORD, api_client_for
 from tests.factories import make_referral
@@ -116,6 +116,7 @@ class Tenant:
     user: Any
     markers: Markers
     custom_field: CustomField
+    export_audit: ExportAudit
 
 
 @dataclass
@@ -146,7 +147,9 @@ def _tenant(client: Client, user, tag: str) -> Tenant:
     custom_field = CustomField.objects.create(
         client=client, name=m.custom_field, kind="constant", constant=m.custom_value
     )
-    return Tenant(client, referral.campaign, referral, twin, user, m, custom_field)
+    audit = ExportAudit.objects.create(user=user, client=client, format="csv",
+                                       filters={"note": m.extra_value})  # fmt: skip
+    return Tenant(client, referral.campaign, referral, twin, user, m, custom_field, audit)
 
 
 @pytest.fixture(autouse=True)
@@ -461,6 +464,25 @@ ADMIN_CASES = [
     Case("autocomplete-referral.campaign-b-external-id",
          autocomplete("referrals", "referral", "campaign", ref("b.markers.campaign_external_id")),
          staff=Staff(sees="campaign_name")),
+    Case("autocomplete-exportaudit.client",
+         autocomplete("referrals", "exportaudit", "client", "client-qz9"),
+         a_sees="client_name", staff=Staff(sees="client_name")),
+    Case("autocomplete-exportaudit.user",
+         autocomplete("referrals", "exportaudit", "user", "user-qz9"), FORBIDDEN,
+         staff=Staff(sees="username")),
+    # Export: the form offers A's campaigns only; the audit is for account managers.
+    Case("referral-export-form", admin_page("export", "referral"),
+         a_sees="campaign_external_id", staff=Staff(sees="campaign_external_id")),
+    Case("exportaudit-list", admin_page("changelist", "exportaudit"), FORBIDDEN,
+         staff=Staff(sees="extra_value")),
+    Case("exportaudit-change-of-b", admin_page("change", "exportaudit", "b.export_audit"),
+         NOT_FOUND, staff=Staff(sees="extra_value")),
+    Case("exportaudit-history-of-b", admin_page("history", "exportaudit", "b.export_audit"),
+         NOT_FOUND, staff=Staff()),
+    Case("exportaudit-delete-of-b", admin_page("delete", "exportaudit", "b.export_audit"),
+         NOT_FOUND, staff=Staff(status=FORBIDDEN)),
+    Case("exportaudit-add", admin_page("add", "exportaudit"), FORBIDDEN,
+         staff=Staff(status=FORBIDDEN)),
     Case("autocomplete-customfield.client",
          autocomplete("customfields", "customfield", "client", "client-qz9"),
          a_sees="client_name", staff=Staff(sees="client_name")),
@@ -655,6 +677,8 @@ USER_FORM = {"username": RENAME, "is_superuser": "on", "is_active": "on"}
 NEW_PASSWORD = {"password1": "Renamed-qz9-passphrase", "password2": "Renamed-qz9-passphrase"}
 
 
+EXPORT_FORM = {"client": ref("a.client.pk"), "time_field": "created_at", "column_set": "custom",
+               "format": "csv"}
 CUSTOM_FIELD_FORM = {"client": ref("a.client.pk"), "name": "Renamed", "kind": "constant",
                      "constant": RENAME, "rules": "[]", "no_match": "default"}
 CUSTOM_FIELD_API = {"client": ref("a.client.slug"), "name": "Renamed", "kind": "constant",
@@ -719,6 +743,11 @@ WRITE_CASES = [
     Write("api-patch-of-b", "patch", api_detail("b.referral"), REFERRAL_FORM, 405, api=True),
     Write("api-put-own", "put", api_detail("a.referral"), REFERRAL_FORM, 405, api=True),
     Write("api-delete-of-b", "delete", api_detail("b.referral"), {}, 405, api=True),
+    Write("export-own", "post", admin_page("export", "referral"), EXPORT_FORM, OK),
+    Write("export-client-b", "post", admin_page("export", "referral"),
+          {**EXPORT_FORM, "client": ref("b.client.pk")}, OK),
+    Write("export-campaign-b", "post", admin_page("export", "referral"),
+          {**EXPORT_FORM, "campaigns": [ref("b.campaign.pk")]}, OK),
     Write("customfield-add", "post", cf_page("add"), CUSTOM_FIELD_FORM, FORBIDDEN),
     Write("customfield-change-own", "post", cf_page("change", "a"), CUSTOM_FIELD_FORM,
           FORBIDDEN),
