@@ -1,0 +1,50 @@
+"""A client user, in a real browser: logs in, exports a date range as CSV, and gets exactly
+their own referrals; edited URLs never reach another client's data."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.utils import timezone
+
+from tests.browser import browser_page
+from tests.conftest import PASSWORD
+from tests.factories import make_referral
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def test_client_user_exports_their_referrals_and_nothing_else(live_server, user_a, client_a,
+                                                              client_b):  # fmt: skip
+    mine = {make_referral(client_a, external_id=f"mine-{n}").external_id for n in range(3)}
+    theirs = make_referral(client_b, external_id="theirs-1", campaign="b-only")
+    today = timezone.now().astimezone(client_a.zone).date().isoformat()
+
+    with browser_page(downloads=True) as page:
+        page.goto(f"{live_server.url}/admin/")
+        page.fill("#id_username", user_a.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.goto(f"{live_server.url}/admin/referrals/referral/")
+        page.click("a.export-link")
+        page.fill("#id_start", today)
+        page.fill("#id_end", today)
+        with page.expect_download() as download_info:
+            page.click("#export-submit")
+        path = download_info.value.path()
+        rows = list(csv.DictReader(io.StringIO(open(path, encoding="utf-8").read())))
+        assert {row["external_id"] for row in rows} == mine
+        assert {row["client"] for row in rows} == {client_a.slug}
+
+        # Another client's referral, by id, in every place an id goes: 404, and nothing shown.
+        base = f"{live_server.url}/admin/referrals/referral"
+        for url in (f"{base}/{theirs.pk}/change/", f"{base}/{theirs.pk}/history/",
+                    f"{live_server.url}/api/v1/referrals/{theirs.pk}/"):  # fmt: skip
+            response = page.goto(url)
+            assert response.status == 404, url
+            assert "theirs-1" not in page.content()
+        page.goto(f"{base}/?client={client_b.pk}&q=theirs-1")  # the search box echoes the term
+        assert page.locator("#result_list").count() == 0
+        assert "0 results" in page.content()
