@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -34,7 +35,7 @@ def test_client_user_exports_their_referrals_and_nothing_else(live_server, user_
         with page.expect_download() as download_info:
             page.click("#export-submit")
         path = download_info.value.path()
-        rows = list(csv.DictReader(io.StringIO(open(path, encoding="utf-8").read())))
+        rows = list(csv.DictReader(io.StringIO(Path(path).read_text(encoding="utf-8"))))
         assert {row["external_id"] for row in rows} == mine
         assert {row["client"] for row in rows} == {client_a.slug}
 
