@@ -13,7 +13,7 @@ from django.utils import timezone
 from rangefilter.filters import DateRangeFilterBuilder
 
 from customfields.admin import CustomFieldInline
-from referrals.admin_export import export_view
+from referrals.admin_export import export_download_view, export_status_view, export_view
 from referrals.admin_tenancy import (
     CampaignListFilter,
     CappedCountPaginator,
@@ -118,8 +118,17 @@ class ReferralAdmin(TenantScopedAdmin):
         return [f.name for f in Referral._meta.fields]
 
     def get_urls(self):
-        export = self.admin_site.admin_view(partial(export_view, self))
-        return [path("export/", export, name="referrals_referral_export"), *super().get_urls()]
+        def view(function):
+            return self.admin_site.admin_view(partial(function, self))
+
+        return [
+            path("export/", view(export_view), name="referrals_referral_export"),
+            path("export/<int:audit_id>/", view(export_status_view),
+                 name="referrals_referral_export_status"),
+            path("export/<int:audit_id>/download/", view(export_download_view),
+                 name="referrals_referral_export_download"),
+            *super().get_urls(),
+        ]  # fmt: skip
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {

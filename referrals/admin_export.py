@@ -5,19 +5,28 @@ from __future__ import annotations
 from django import forms
 from django.contrib.admin.widgets import AdminDateWidget
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 
 from referrals.exports import (
     COLUMN_SETS,
     FORMATS,
     TIME_FIELDS,
+    ExportGone,
     ExportRequest,
-    export_file_name,
-    export_stream,
+    export_download,
+    export_start,
 )
-from referrals.models import Campaign, Client
-from referrals.tenancy import scope_to_user, user_client
+from referrals.models import Campaign, Client, ExportAudit
+from referrals.tenancy import is_client_user, scope_to_user, user_client
 
 
 class ExportForm(forms.Form):
@@ -72,12 +81,11 @@ def export_view(model_admin, request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     form = ExportForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
-        export = form.export_request()
-        content_type, _ = FORMATS[export.format]
-        response = StreamingHttpResponse(
-            export_stream(export, user=request.user), content_type=content_type
-        )
-        response["Content-Disposition"] = f'attachment; filename="{export_file_name(export)}"'
+        audit, stream = export_start(form.export_request(), user=request.user)
+        if stream is None:  # large, or XLSX: a worker writes the file
+            return redirect("admin:referrals_referral_export_status", audit.pk)
+        response = StreamingHttpResponse(stream, content_type=FORMATS[audit.format][0])
+        response["Content-Disposition"] = f'attachment; filename="{audit.file_name}"'
         return response
     context = {
         **model_admin.admin_site.each_context(request),
@@ -87,3 +95,43 @@ def export_view(model_admin, request: HttpRequest) -> HttpResponse:
         "media": model_admin.media + form.media,
     }
     return TemplateResponse(request, "admin/referrals/referral/export.html", context)
+
+
+def _own_export(request: HttpRequest, audit_id: int) -> ExportAudit:
+    """An export its author may follow and download; staff with the permission see all.
+    Anything else answers 404, like an id that does not exist."""
+    if not request.user.has_perm("referrals.export_referral"):
+        raise PermissionDenied
+    exports = scope_to_user(ExportAudit.objects.all(), request.user, client_path="client")
+    if is_client_user(request.user):
+        exports = exports.filter(user=request.user)
+    return get_object_or_404(exports.select_related("client"), pk=audit_id)
+
+
+def export_status_view(model_admin, request: HttpRequest, audit_id: int) -> HttpResponse:
+    audit = _own_export(request, audit_id)
+    if request.GET.get("format") == "json":
+        return JsonResponse({
+            "status": audit.status, "status_label": audit.get_status_display(),
+            "rows": audit.rows, "total_rows": audit.total_rows, "error": audit.error,
+        })  # fmt: skip
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Export in progress" if audit.status != "done" else "Export ready",
+        "opts": model_admin.model._meta,
+        "audit": audit,
+    }
+    return TemplateResponse(request, "admin/referrals/referral/export_status.html", context)
+
+
+def export_download_view(model_admin, request: HttpRequest, audit_id: int) -> HttpResponse:
+    audit = _own_export(request, audit_id)
+    if audit.status not in (ExportAudit.Status.DONE, ExportAudit.Status.EXPIRED):
+        raise Http404("The export is not ready.")
+    try:
+        path = export_download(audit, user=request.user)
+    except ExportGone as exc:
+        return HttpResponse(f"{exc} Export again to get a new file.", status=410,
+                            content_type="text/plain; charset=utf-8")  # fmt: skip
+    return FileResponse(path.open("rb"), as_attachment=True, filename=audit.file_name,
+                        content_type=FORMATS[audit.format][0])  # fmt: skip

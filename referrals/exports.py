@@ -1,8 +1,11 @@
-"""Customer Data > Referrals > Export: the referrals of a time frame, as a file, streamed.
+"""Customer Data > Referrals > Export: the referrals of a time frame, as a file.
 
-The file is never built in memory: CSV streams from PostgreSQL's COPY (the custom-field
-engine's SQL back end) or, on other databases, row by row from the Python back end; JSON
-streams row by row. Every export is audited: who, which client, which filters, how many rows.
+The file is never built in memory. Up to ``EXPORT_SYNC_MAX_ROWS`` rows, CSV and JSON stream
+straight to the browser: CSV from PostgreSQL's COPY (the custom-field engine's SQL back end)
+or, on other databases, row by row from the Python back end; JSON row by row. Larger exports,
+and every XLSX (openpyxl's write-only mode: constant memory), are written to a file by a worker
+on the "exports" queue while the page shows progress; the file expires after
+``EXPORT_FILE_TTL_HOURS``. Every export and every download is audited.
 """
 
 from __future__ import annotations
@@ -11,10 +14,15 @@ import csv
 import datetime as dt
 import io
 import json
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import openpyxl
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from customfields.engine import Column, CompiledColumns, compile_columns
@@ -26,7 +34,12 @@ from referrals.models import Client, ExportAudit, Referral
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
     "json": ("application/json", "json"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
 }
+# Formats a spreadsheet opens: their cells are guarded against formulae.
+SPREADSHEET_FORMATS = {"csv", "xlsx"}
+STREAMED_FORMATS = {"csv", "json"}
+PROGRESS_EVERY = 5000
 COLUMN_SETS = {
     "standard": "Standard fields",
     "custom": "Standard fields and the client's custom fields",
@@ -57,6 +70,16 @@ class ExportRequest:
         lower = midnight(self.start) if self.start else None
         upper = midnight(self.end + dt.timedelta(days=1)) if self.end else None
         return lower, upper
+
+    @classmethod
+    def from_audit(cls, audit: ExportAudit) -> ExportRequest:
+        f = audit.filters
+        return cls(
+            client=audit.client, format=audit.format, time_field=f["time_field"],
+            start=dt.date.fromisoformat(f["start"]) if f["start"] else None,
+            end=dt.date.fromisoformat(f["end"]) if f["end"] else None,
+            campaign_ids=tuple(f["campaign_ids"]), column_set=f["column_set"],
+        )  # fmt: skip
 
     def filters(self) -> dict:
         return {
@@ -93,30 +116,138 @@ def export_file_name(request: ExportRequest) -> str:
     return f"referrals-{request.client.slug}-{stamp}.{FORMATS[request.format][1]}"
 
 
-def export_stream(request: ExportRequest, *, user) -> Iterator[bytes]:
-    """The file's bytes, in chunks; the audit entry is written first and completed with the
-    row count when the last chunk has gone (or marked unfinished if the download stops)."""
-    audit = ExportAudit.objects.create(
-        user=user, client=request.client, format=request.format, filters=request.filters()
+def export_start(request: ExportRequest, *, user) -> tuple[ExportAudit, Iterator[bytes] | None]:
+    """Audit the export, then either stream it (the iterator) or queue it for a worker."""
+    total = export_queryset(request).count()
+    background = (
+        request.format not in STREAMED_FORMATS or total > settings.EXPORT_SYNC_MAX_ROWS
     )
-    compiled = compile_columns(
+    audit = ExportAudit.objects.create(
+        user=user, client=request.client, format=request.format, filters=request.filters(),
+        total_rows=total, file_name=export_file_name(request),
+        status=ExportAudit.Status.QUEUED if background else ExportAudit.Status.STREAMED,
+    )  # fmt: skip
+    if background:
+        from referrals.tasks import build_export
+
+        transaction.on_commit(lambda: build_export.delay(audit.pk))
+        return audit, None
+    return audit, _stream(audit, request)
+
+
+def _compiled(request: ExportRequest) -> CompiledColumns:
+    return compile_columns(
         client=request.client,
         columns=export_columns(request),
-        neutralise_formulae=request.format == "csv",
+        neutralise_formulae=request.format in SPREADSHEET_FORMATS,
     )
+
+
+def _chunks(request: ExportRequest, compiled: CompiledColumns):
+    if request.format == "csv":
+        writer = _csv_copy if connection.vendor == "postgresql" else _csv_python
+    else:
+        writer = _json_python
+    return writer(request, compiled)
+
+
+def _stream(audit: ExportAudit, request: ExportRequest) -> Iterator[bytes]:
+    """The file's bytes, in chunks; the audit gets the row count when the last chunk has
+    gone (and no completion time if the download stopped)."""
     rows = 0
     try:
-        if request.format == "csv":
-            writer = _csv_copy if connection.vendor == "postgresql" else _csv_python
-        else:
-            writer = _json_python
-        for chunk, count in writer(request, compiled):
+        for chunk, count in _chunks(request, _compiled(request)):
             rows += count
             yield chunk
         audit.completed_at = timezone.now()
     finally:
         audit.rows = rows
         audit.save(update_fields=["rows", "completed_at"])
+
+
+def export_build(audit_id: int) -> None:
+    """Write a queued export to its file (the worker's side), reporting progress."""
+    claimed = ExportAudit.objects.filter(pk=audit_id, status=ExportAudit.Status.QUEUED).update(
+        status=ExportAudit.Status.RUNNING
+    )
+    if not claimed:
+        return  # already taken by another worker, or not a background export
+    audit = ExportAudit.objects.select_related("client").get(pk=audit_id)
+    request = ExportRequest.from_audit(audit)
+    settings.EXPORT_DIR.mkdir(parents=True, exist_ok=True)
+    path = settings.EXPORT_DIR / f"{audit.pk}-{secrets.token_hex(8)}.{FORMATS[audit.format][1]}"
+    try:
+        rows = _write_file(request, path, lambda done: _progress(audit, done))
+    except Exception as exc:
+        path.unlink(missing_ok=True)
+        ExportAudit.objects.filter(pk=audit.pk).update(
+            status=ExportAudit.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        raise
+    now = timezone.now()
+    ExportAudit.objects.filter(pk=audit.pk).update(
+        status=ExportAudit.Status.DONE, rows=rows, completed_at=now, file_path=str(path),
+        expires_at=now + dt.timedelta(hours=settings.EXPORT_FILE_TTL_HOURS),
+    )  # fmt: skip
+
+
+def _progress(audit: ExportAudit, done: int) -> None:
+    ExportAudit.objects.filter(pk=audit.pk).update(rows=done)
+
+
+def _write_file(request: ExportRequest, path: Path, progress) -> int:
+    compiled = _compiled(request)
+    rows = 0
+    if request.format == "xlsx":
+        workbook = openpyxl.Workbook(write_only=True)  # rows go to disk as they come
+        sheet = workbook.create_sheet("referrals")
+        sheet.append(compiled.headers)
+        for row in compiled.rows(export_queryset(request)):
+            sheet.append(row)
+            rows += 1
+            if rows % PROGRESS_EVERY == 0:
+                progress(rows)
+        workbook.save(path)
+        return rows
+    with path.open("wb") as file:
+        for chunk, count in _chunks(request, compiled):
+            file.write(chunk)
+            if count:
+                rows += count
+                if rows // PROGRESS_EVERY != (rows - count) // PROGRESS_EVERY:
+                    progress(rows)
+    return rows
+
+
+def export_download(audit: ExportAudit, *, user) -> Path:
+    """The file of a finished export, counting the download; raises ``ExportGone`` once the
+    file has expired."""
+    if audit.status == ExportAudit.Status.EXPIRED or (
+        audit.expires_at is not None and audit.expires_at <= timezone.now()
+    ):
+        raise ExportGone(f"This export expired at {audit.expires_at:%Y-%m-%d %H:%M} UTC.")
+    ExportAudit.objects.filter(pk=audit.pk).update(
+        downloads=F("downloads") + 1, last_downloaded_at=timezone.now()
+    )
+    return Path(audit.file_path)
+
+
+class ExportGone(Exception):
+    pass
+
+
+def exports_purge_expired() -> int:
+    """Delete the files of expired exports (beat runs this hourly); the audit rows stay."""
+    expired = ExportAudit.objects.filter(
+        status=ExportAudit.Status.DONE, expires_at__lte=timezone.now()
+    )
+    count = 0
+    for audit in expired:
+        Path(audit.file_path).unlink(missing_ok=True)
+        count += ExportAudit.objects.filter(pk=audit.pk, status=ExportAudit.Status.DONE).update(
+            status=ExportAudit.Status.EXPIRED, file_path=""
+        )
+    return count
 
 
 def _header(compiled: CompiledColumns) -> bytes:

@@ -158,7 +158,16 @@ class ClientMembership(models.Model):
 
 
 class ExportAudit(models.Model):
-    """One export: who, which client, which filters, in which format, how many rows."""
+    """One export: who, which client, which filters, in which format, how many rows; for a
+    background export also its progress, its file and when the file expires."""
+
+    class Status(models.TextChoices):
+        STREAMED = "streamed", "Streamed to the browser"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Ready to download"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "File expired"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="referral_exports"
@@ -171,6 +180,14 @@ class ExportAudit(models.Model):
     completed_at = models.DateTimeField(
         null=True, blank=True, help_text="Empty when the download stopped before the end."
     )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STREAMED)
+    total_rows = models.PositiveIntegerField(null=True, blank=True)
+    file_name = models.CharField(max_length=200, blank=True)
+    file_path = models.CharField(max_length=500, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    downloads = models.PositiveIntegerField(default=0)
+    last_downloaded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]

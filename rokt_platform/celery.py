@@ -68,6 +68,9 @@ def _configure(app: Celery) -> None:
         beat_schedule_filename=str(settings.CELERY_BEAT_SCHEDULE_FILE),
         beat_schedule={
             "worker-heartbeat": {"task": "housekeeping.heartbeat", "schedule": 60.0},
+            "purge-expired-exports": {
+                "task": "housekeeping.purge_expired_exports", "schedule": 3600.0,
+            },
         },
     )
 

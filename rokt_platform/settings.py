@@ -176,6 +176,12 @@ INGEST_MAX_RECORDS = env_int("INGEST_MAX_RECORDS", 1000, minimum=1)
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
 
+# Exports: up to this many rows (CSV, JSON) stream straight to the browser; larger ones, and
+# every XLSX, are built by a worker on the "exports" queue while the page shows progress.
+EXPORT_SYNC_MAX_ROWS = env_int("EXPORT_SYNC_MAX_ROWS", 100_000, minimum=0)
+EXPORT_FILE_TTL_HOURS = env_int("EXPORT_FILE_TTL_HOURS", 24, minimum=1)
+EXPORT_DIR = VAR_DIR / "exports"
+
 # Admin lists count at most this many rows; beyond it they say "more than N".
 ADMIN_COUNT_CAP = env_int("ADMIN_COUNT_CAP", 10_000, minimum=100)
 

@@ -473,6 +473,10 @@ ADMIN_CASES = [
     # Export: the form offers A's campaigns only; the audit is for account managers.
     Case("referral-export-form", admin_page("export", "referral"),
          a_sees="campaign_external_id", staff=Staff(sees="campaign_external_id")),
+    Case("export-status-of-b", admin_page("export_status", "referral", "b.export_audit"),
+         NOT_FOUND, staff=Staff(sees="client_name")),
+    Case("export-download-of-b", admin_page("export_download", "referral", "b.export_audit"),
+         NOT_FOUND, staff=Staff(status=NOT_FOUND)),
     Case("exportaudit-list", admin_page("changelist", "exportaudit"), FORBIDDEN,
          staff=Staff(sees="extra_value")),
     Case("exportaudit-change-of-b", admin_page("change", "exportaudit", "b.export_audit"),

@@ -1,0 +1,96 @@
+"""Large exports and XLSX: built by a worker, followed on a progress page, downloaded once
+ready, gone when expired."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+
+import openpyxl
+import pytest
+from django.utils import timezone
+
+from referrals.exports import exports_purge_expired
+from referrals.models import ExportAudit
+from rokt_platform.celery import app
+from tests.factories import make_referral
+from tests.test_export import URL, csv_rows
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def inline_worker(monkeypatch, settings, tmp_path, django_capture_on_commit_callbacks):
+    """Tasks run in this process as soon as the export's transaction commits."""
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    settings.EXPORT_DIR = tmp_path / "exports"
+
+    def submit(browser, **form):
+        data = {"time_field": "created_at", "column_set": "standard", "format": "csv", **form}
+        with django_capture_on_commit_callbacks(execute=True):
+            return browser.post(URL, data)
+
+    return submit
+
+
+def test_xlsx_is_built_by_a_worker_then_downloaded(client, manager, client_a, inline_worker):
+    make_referral(client_a, external_id="r1", first_name="=2+2")
+    make_referral(client_a, external_id="r2")
+    client.force_login(manager)
+    response = inline_worker(client, client=client_a.pk, format="xlsx")
+    audit = ExportAudit.objects.get()
+    assert response.status_code == 302
+    assert response.url == f"/admin/referrals/referral/export/{audit.pk}/"
+    status = client.get(f"{response.url}?format=json").json()
+    assert (status["status"], status["rows"], status["total_rows"]) == ("done", 2, 2)
+
+    download = client.get(f"{response.url}download/")
+    assert download.status_code == 200
+    workbook = openpyxl.load_workbook(io.BytesIO(b"".join(download.streaming_content)))
+    rows = list(workbook.active.iter_rows(values_only=True))
+    header = rows[0]
+    values = [dict(zip(header, row, strict=True)) for row in rows[1:]]
+    assert [v["external_id"] for v in values] == ["r1", "r2"]
+    assert values[0]["first_name"] == "'=2+2"  # text, never a formula
+    audit.refresh_from_db()
+    assert (audit.downloads, audit.rows) == (1, 2)
+
+
+def test_a_csv_above_the_threshold_goes_to_the_worker_with_the_same_content(
+    client, manager, client_a, inline_worker, settings
+):
+    for n in range(5):
+        make_referral(client_a, external_id=f"r{n}")
+    client.force_login(manager)
+    streamed = csv_rows(b"".join(client.post(URL, {
+        "client": client_a.pk, "time_field": "created_at", "column_set": "standard",
+        "format": "csv"}).streaming_content))  # fmt: skip
+    settings.EXPORT_SYNC_MAX_ROWS = 2
+    response = inline_worker(client, client=client_a.pk)
+    assert response.status_code == 302
+    body = b"".join(client.get(f"{response.url}download/").streaming_content)
+    assert list(csv.DictReader(io.StringIO(body.decode()))) == streamed
+
+
+def test_another_users_export_is_not_found_and_an_expired_one_is_gone(
+    client, manager, user_a, user_b, client_a, inline_worker
+):
+    make_referral(client_a)
+    client.force_login(user_a)
+    response = inline_worker(client, client=client_a.pk, format="xlsx")
+    audit = ExportAudit.objects.get()
+
+    client.force_login(user_b)
+    assert client.get(response.url).status_code == 404
+    assert client.get(f"{response.url}download/").status_code == 404
+
+    client.force_login(user_a)
+    ExportAudit.objects.filter(pk=audit.pk).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    assert client.get(f"{response.url}download/").status_code == 410
+    assert exports_purge_expired() == 1
+    assert not Path(audit.file_path).exists()
+    assert ExportAudit.objects.get().status == "expired"
