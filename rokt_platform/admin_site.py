@@ -31,6 +31,12 @@ class PlatformAdminSite(AdminSite):
     def autocomplete_view(self, request):
         return _AutocompleteView.as_view(admin_site=self)(request)
 
+    def index(self, request, extra_context=None):
+        # The home page: a client user's own data, or every client's health for staff.
+        from referrals.dashboard import dashboard_context
+
+        return super().index(request, {**dashboard_context(request.user), **(extra_context or {})})
+
 
 class PlatformAdminConfig(AdminConfig):
     default_site = "rokt_platform.admin_site.PlatformAdminSite"
