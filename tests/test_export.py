@@ -124,3 +124,14 @@ def test_the_referral_list_offers_export_to_those_who_may(client, manager, user_
     plain.user_permissions.add(Permission.objects.get(codename="view_referral"))
     client.force_login(plain)
     assert "/export/" not in client.get("/admin/referrals/referral/").content.decode()
+
+
+def test_a_streamed_csv_is_audited_with_its_row_count(client, manager, client_a):
+    for _ in range(4):
+        make_referral(client_a)
+    client.force_login(manager)
+    status, body = export(client, client=client_a.pk, format="csv")
+    assert len(csv_rows(body)) == 4
+    audit = ExportAudit.objects.get()
+    assert (audit.rows, audit.status) == (4, "streamed")
+    assert audit.completed_at is not None
