@@ -130,7 +130,7 @@ def test_a_streamed_csv_is_audited_with_its_row_count(client, manager, client_a)
     for _ in range(4):
         make_referral(client_a)
     client.force_login(manager)
-    status, body = export(client, client=client_a.pk, format="csv")
+    _, body = export(client, client=client_a.pk, format="csv")
     assert len(csv_rows(body)) == 4
     audit = ExportAudit.objects.get()
     assert (audit.rows, audit.status) == (4, "streamed")
