@@ -156,13 +156,13 @@ def _copy(args) -> int:
 def _iex(args) -> int:
     from import_export import resources
 
-    from customfields.sources import STANDARD_FIELDS
     from referrals.models import Referral
 
     class ReferralResource(resources.ModelResource):
+        """The library's default: the model's own fields (foreign keys as ids)."""
+
         class Meta:
             model = Referral
-            fields = [f.lookup for f in STANDARD_FIELDS.values()]
 
     queryset = Referral.objects.order_by("created_at", "id")[: args.iex_rows]
     data = ReferralResource().export(queryset=queryset).csv
