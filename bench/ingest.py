@@ -121,7 +121,8 @@ def _bench_api(database_url: str, token: str, requests: int, concurrency: int) -
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "rokt_platform.wsgi", "--bind",
          f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url}, start_new_session=True,
+        cwd=ROOT, start_new_session=True,
+        env={**os.environ, "DATABASE_URL": database_url, "ALLOWED_HOSTS": "127.0.0.1"},
     )  # fmt: skip
     try:
         _wait_for_port(port)

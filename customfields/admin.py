@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from customfields.models import CustomField
 from customfields.preview import SampleError, custom_field_preview
+from customfields.services import custom_field_delete_problem
 from customfields.validation import custom_field_errors
 from referrals.admin_tenancy import ClientListFilter, TenantScopedAdmin, TenantScopedInline
 from referrals.models import Client
@@ -79,6 +80,7 @@ class CustomFieldInline(TenantScopedInline):
     form = CustomFieldForm
     template = "admin/edit_inline/stacked.html"
     extra = 0
+    can_delete = False  # deleted on its own page, which checks what refers to it
     show_change_link = True
     fieldsets = (
         (None, {"fields": ("name", "kind", "source")}),
@@ -102,6 +104,15 @@ class CustomFieldAdmin(TenantScopedAdmin):
         (None, {"fields": ("client", "name", "kind", "source")}),
         *[(title, {"fields": fields}) for title, fields in KIND_FIELDSETS],
     )
+
+    def get_deleted_objects(self, objs, request):
+        # A field others refer to is "protected": Django's delete page says so and deletes
+        # nothing, for one field or a selection.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = list(protected) + [
+            problem for obj in objs if (problem := custom_field_delete_problem(obj))
+        ]
+        return deleted, counts, perms_needed, protected
 
     def get_urls(self):
         preview = self.admin_site.admin_view(require_POST(self.preview_view))

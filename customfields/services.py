@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from customfields.models import CustomField
-from customfields.validation import custom_field_errors
+from customfields.validation import custom_field_dependents, custom_field_errors
 
 
 def custom_field_validate(candidate: CustomField) -> None:
@@ -22,3 +22,22 @@ def custom_field_save(candidate: CustomField) -> CustomField:
     custom_field_validate(candidate)
     candidate.save()
     return candidate
+
+
+def custom_field_delete_problem(field: CustomField) -> str | None:
+    """Why ``field`` cannot be deleted (other fields refer to it), or ``None``."""
+    others = CustomField.objects.filter(client_id=field.client_id)
+    dependents = custom_field_dependents(field, others=others)
+    if not dependents:
+        return None
+    names = ", ".join(sorted(d.name for d in dependents))
+    return f"{names} refer to {field.name!r}: change them before deleting it."
+
+
+@transaction.atomic
+def custom_field_delete(field: CustomField) -> None:
+    list(CustomField.objects.select_for_update().filter(client_id=field.client_id))
+    problem = custom_field_delete_problem(field)
+    if problem:
+        raise ValidationError(problem)
+    field.delete()

@@ -24,6 +24,7 @@ def custom_field_errors(candidate: CustomField, *, others: Iterable[CustomField]
     others = [other for other in others if other.pk is None or other.pk != candidate.pk]
     errors = Errors()
     _check_name(candidate, others, errors)
+    _check_rename(candidate, others, errors)
     transform = TRANSFORMS.get(candidate.kind)
     if transform is None:
         errors.add("kind", f"Choose one of: {', '.join(TRANSFORMS)}.")
@@ -51,6 +52,36 @@ def _check_name(candidate: CustomField, others: list[CustomField], errors: Error
         errors.add("name", f"{name!r} is a standard field's name; choose another.")
     elif any(other.name.lower() == name.lower() for other in others):
         errors.add("name", f"This client already has a custom field named {name!r}.")
+
+
+def custom_field_dependents(field: CustomField, *, others: Iterable[CustomField]) -> list:
+    """The client's other custom fields that refer to ``field`` by its (stored) name: they
+    would fail to render if it were renamed or deleted."""
+    name = field.name.lower()
+    dependents = []
+    for other in others:
+        transform = TRANSFORMS.get(other.kind)
+        if other.pk == field.pk or transform is None:
+            continue
+        try:
+            references = _references(other, transform)
+        except ValueError:  # a stored template that no longer parses refers to nothing
+            continue
+        if any(reference.lower() == name for _, reference in references):
+            dependents.append(other)
+    return dependents
+
+
+def _check_rename(candidate: CustomField, others: list[CustomField], errors: Errors) -> None:
+    if candidate.pk is None:
+        return
+    stored = CustomField.objects.filter(pk=candidate.pk).first()
+    if stored is None or stored.name.lower() == (candidate.name or "").lower():
+        return
+    dependents = custom_field_dependents(stored, others=others)
+    if dependents:
+        names = ", ".join(sorted(d.name for d in dependents))
+        errors.add("name", f"{names} refer to {stored.name!r}: change them before renaming it.")
 
 
 def _references(candidate: CustomField, transform) -> list[tuple[str, str]]:

@@ -131,3 +131,25 @@ def test_client_page_shows_its_custom_fields_inline(client, manager, client_a):
     client.force_login(manager)
     page = client.get(f"/admin/referrals/client/{client_a.pk}/change/").content.decode()
     assert "InlineOne" in page
+
+
+def test_a_field_others_refer_to_cannot_be_renamed_or_deleted(manager_api, client, manager,
+                                                              client_a):  # fmt: skip
+    base = manager_api.post(API, {"client": "alpha", "name": "Base", "kind": "case",
+                                  "source": "email", "case": "upper"}, format="json").json()
+    manager_api.post(API, {"client": "alpha", "name": "Uses", "kind": "template",
+                           "template": "<{{{base}}}>"}, format="json")  # fmt: skip
+    renamed = manager_api.patch(f"{API}{base['id']}/", {"name": "Renamed"}, format="json")
+    assert renamed.status_code == 400
+    assert "Uses refer to 'Base'" in renamed.json()["name"][0]
+    deleted = manager_api.delete(f"{API}{base['id']}/")
+    assert deleted.status_code == 400 and "Uses refer to 'Base'" in str(deleted.json())
+
+    client.force_login(manager)
+    page = client.post(f"/admin/customfields/customfield/{base['id']}/delete/", {"post": "yes"})
+    assert page.status_code == 200 and "Uses refer to" in page.content.decode()
+    assert CustomField.objects.filter(name="Base").exists()
+
+    uses = CustomField.objects.get(name="Uses")
+    assert manager_api.delete(f"{API}{uses.pk}/").status_code == 204
+    assert manager_api.delete(f"{API}{base['id']}/").status_code == 204

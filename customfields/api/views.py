@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +17,7 @@ from customfields.api.serializers import (
 )
 from customfields.models import CustomField
 from customfields.preview import SampleError, custom_field_preview
+from customfields.services import custom_field_delete
 from referrals.tenancy import is_client_user, scope_to_user
 
 
@@ -49,6 +52,12 @@ class CustomFieldViewSet(viewsets.ModelViewSet):
     def perform_create(self, serializer) -> None:
         with transaction.atomic():
             serializer.save()
+
+    def perform_destroy(self, instance: CustomField) -> None:
+        try:
+            custom_field_delete(instance)
+        except DjangoValidationError as exc:
+            raise ValidationError({"detail": exc.messages}) from None
 
     @extend_schema(request=PreviewRequestSerializer, responses=PreviewResponseSerializer)
     @action(detail=False, methods=["post"], permission_classes=[ModelPermissionsWithView])
