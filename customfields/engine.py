@@ -20,6 +20,11 @@ from typing import Any
 
 from customfields.models import CustomField
 from customfields.sources import (
+    DATE,
+    DATETIME,
+    ID,
+    INTEGER,
+    IP,
     STANDARD_FIELDS,
     extra_key,
     extra_text,
@@ -63,6 +68,8 @@ class Value:
     sql: str
     raw_expr: str | None = None
     raw_sql: str | None = None
+    # True when the text can never start a spreadsheet formula (ids, ages, dates, addresses).
+    formula_safe: bool = False
 
 
 @dataclass
@@ -133,7 +140,8 @@ class _Context:
             raw = f"row[{position}]"
             expr = f'({raw} or "")' if render is None else f"{self.bind(render)}({raw})"
             sql = sql_renderer(standard, lambda ts: self.iso_datetime_sql(ts, self.zone_name))
-            return Value(expr=expr, sql=sql, raw_expr=raw, raw_sql=standard.column)
+            return Value(expr=expr, sql=sql, raw_expr=raw, raw_sql=standard.column,
+                         formula_safe=standard.type in FORMULA_SAFE_TYPES)  # fmt: skip
         custom = self.custom_fields.get(name.lower())
         if custom is None:
             raise UnknownReference(name)
@@ -171,10 +179,15 @@ class CompiledColumns:
         self.lookups = list(context.lookups)
         self._sql = [value.sql for value in values]
         expressions = [value.expr for value in values]
-        self._neutralise = neutralise_formulae
+        # Columns to guard against spreadsheet formulae (none unless asked).
+        self._guarded = [neutralise_formulae and not value.formula_safe for value in values]
         if neutralise_formulae:
-            guard = context.bind(neutralise_formula)
-            expressions = [f"{guard}({expr})" for expr in expressions]
+            starts = context.bind(frozenset(FORMULA_STARTS))
+            # Inline, with no call: the value is computed once, then prefixed if need be.
+            expressions = [
+                f"(\"'\" + _v if (_v := {expr})[:1] in {starts} else _v)" if guarded else expr
+                for expr, guarded in zip(expressions, self._guarded, strict=True)
+            ]
         self._laterals = list(context.laterals)
         self._joins = set(context.joins)
         self.render_row = _row_renderer(expressions, context.namespace)
@@ -206,13 +219,14 @@ class CompiledColumns:
             f"SELECT {expressions} FROM referrals_referral r {' '.join(joins)} "
             f"{' '.join(self._laterals)} WHERE {where} ORDER BY {order_by}"
         )
-        if not self._neutralise:
+        if not any(self._guarded):
             return select
         # Guard each finished value once: wrapping the expressions themselves would compute
         # each two or three times. The outer SELECT only projects, so the order stays.
         guarded = ", ".join(
-            f'{sql_neutralise_formula(f"s.c{number}")} AS "c{number}"'
-            for number in range(1, len(self._sql) + 1)
+            (sql_neutralise_formula(f"s.c{number}") if guard else f"s.c{number}")
+            + f' AS "c{number}"'
+            for number, guard in enumerate(self._guarded, start=1)
         )
         return f"SELECT {guarded} FROM ({select}) AS s"
 
@@ -226,8 +240,8 @@ def compile_columns(
 ) -> CompiledColumns:
     """Compile ``columns`` for ``client``; custom fields are the client's unless given.
 
-    ``neutralise_formulae`` is for files a spreadsheet may open (CSV, XLSX): see
-    ``neutralise_formula``.
+    ``neutralise_formulae`` is for files a spreadsheet may open (CSV, XLSX): a value that a
+    spreadsheet would take for a formula gets a leading apostrophe (``FORMULA_STARTS``).
     """
     if custom_fields is None:
         custom_fields = CustomField.objects.filter(client=client)
@@ -242,16 +256,16 @@ def compile_columns(
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def neutralise_formula(value: str) -> str:
-    """Prefix a would-be formula with an apostrophe, which spreadsheets show as text."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+FORMULA_SAFE_TYPES = {INTEGER, ID, DATE, DATETIME, IP}
 
 
 def sql_neutralise_formula(column: str) -> str:
-    starts = ", ".join(literal(start) for start in FORMULA_STARTS)
+    """Prefix a would-be formula with an apostrophe, which spreadsheets show as text
+    (``ascii`` reads the first character's code without copying the value)."""
+    codes = ", ".join(str(ord(start)) for start in FORMULA_STARTS)
     apostrophe = literal("'")
     return (
-        f"(CASE WHEN left({column}, 1) IN ({starts}) THEN {apostrophe} || {column} "
+        f"(CASE WHEN ascii({column}) IN ({codes}) THEN {apostrophe} || {column} "
         f"ELSE {column} END)"
     )
 

@@ -144,6 +144,7 @@ def test_both_back_ends_give_the_same_text_for_any_data_and_definition(data):
         assert not errors, dict(errors)  # the strategies only build valid definitions
         extra_column = Column(data.draw(st.sampled_from(SOURCES)), "std")
         compiled = compile_columns(client=client, custom_fields=[definition],
+                                   neutralise_formulae=data.draw(st.booleans()),
                                    columns=[Column("Out", "out"), extra_column])  # fmt: skip
         assert sql_rows(compiled, client) == python_rows(compiled, client)
         transaction.set_rollback(True)
