@@ -185,7 +185,7 @@ class CompiledColumns:
             starts = context.bind(frozenset(FORMULA_STARTS))
             # Inline, with no call: the value is computed once, then prefixed if need be.
             expressions = [
-                f"(\"'\" + _v if (_v := {expr})[:1] in {starts} else _v)" if guarded else expr
+                f"(\"'\" + _v if (_v := {expr}) and _v[0] in {starts} else _v)" if guarded else expr
                 for expr, guarded in zip(expressions, self._guarded, strict=True)
             ]
         self._laterals = list(context.laterals)
