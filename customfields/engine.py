@@ -215,20 +215,25 @@ class CompiledColumns:
             joins.append("JOIN referrals_client c ON c.id = r.client_id")
         if "cp." in self._joins:
             joins.append("JOIN referrals_campaign cp ON cp.id = r.campaign_id")
-        select = (
-            f"SELECT {expressions} FROM referrals_referral r {' '.join(joins)} "
-            f"{' '.join(self._laterals)} WHERE {where} ORDER BY {order_by}"
-        )
+        source = f"FROM referrals_referral r {' '.join(joins)} {' '.join(self._laterals)}"
         if not any(self._guarded):
-            return select
-        # Guard each finished value once: wrapping the expressions themselves would compute
-        # each two or three times. The outer SELECT only projects, so the order stays.
+            return f"SELECT {expressions} {source} WHERE {where} ORDER BY {order_by}"
+        # Guard each finished value once (wrapping the expressions themselves would compute
+        # each two or three times): the inner SELECT computes and sorts narrow rows, the outer
+        # guards and orders on the keys carried through, which PostgreSQL knows are already
+        # sorted (no second sort): the order is the query's own, not an accident of the plan.
+        keys = [key.strip() for key in order_by.split(",")]
+        carried = ", ".join(f"{key} AS o{n}" for n, key in enumerate(keys, start=1))
         guarded = ", ".join(
             (sql_neutralise_formula(f"s.c{number}") if guard else f"s.c{number}")
             + f' AS "c{number}"'
             for number, guard in enumerate(self._guarded, start=1)
         )
-        return f"SELECT {guarded} FROM ({select}) AS s"
+        outer_order = ", ".join(f"s.o{n}" for n in range(1, len(keys) + 1))
+        return (
+            f"SELECT {guarded} FROM (SELECT {expressions}, {carried} {source} WHERE {where} "
+            f"ORDER BY {order_by}) AS s ORDER BY {outer_order}"
+        )
 
 
 def compile_columns(
