@@ -170,7 +170,7 @@ def sql_local_time(timestamp_sql: str, zone_sql: str) -> str:
 
 def sql_offset(seconds: str, separator: str = ":", usual: Iterable[int] = ()) -> str:
     """SQL writing an offset of ``seconds`` (a column computed once per row, see
-    ``engine._Context.offset_seconds``) as ``iso_offset`` does; the ``usual`` offsets of the
+    ``engine._Context.local_time``) as ``iso_offset`` does; the ``usual`` offsets of the
     zone (its standard and summer time) are looked up as constants, the cheap common case."""
     shortcuts = " ".join(
         f"WHEN {int(value)} THEN {literal(iso_offset(dt.timedelta(seconds=value), separator))}"
