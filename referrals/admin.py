@@ -7,7 +7,7 @@ from functools import partial
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.urls import path
 from django.utils import timezone
 from rangefilter.filters import DateRangeFilterBuilder
@@ -209,9 +209,13 @@ class PlatformUserAdmin(UserAdmin):
         return fields
 
     def get_queryset(self, request):
+        # An account manager manages client users and themselves; other staff (and any
+        # superuser) are a superuser's to manage, so no one resets a colleague's password.
         queryset = super().get_queryset(request)
         if not request.user.is_superuser:
-            queryset = queryset.filter(is_superuser=False)
+            queryset = queryset.filter(is_superuser=False).filter(
+                Q(client_membership__isnull=False) | Q(pk=request.user.pk)
+            )
         return queryset
 
     @admin.display(description="client")

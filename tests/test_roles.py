@@ -56,3 +56,24 @@ def test_superusers_are_hidden_from_account_managers(client, manager):
     client.force_login(manager)
     assert client.get(f"/admin/auth/user/{root.pk}/change/").status_code in (302, 404)
     assert "root" not in client.get("/admin/auth/user/").content.decode()
+
+
+@pytest.mark.django_db
+def test_an_account_manager_manages_client_users_not_other_staff(client, manager, user_a):
+    from referrals.roles import account_manager_create
+
+    colleague = account_manager_create(username="colleague", password="a-long-password-7")
+    client.force_login(manager)
+    listing = client.get("/admin/auth/user/").content.decode()
+    assert "alice" in listing and "colleague" not in listing
+    assert client.get(f"/admin/auth/user/{user_a.pk}/change/").status_code == 200
+    assert client.get(f"/admin/auth/user/{manager.pk}/change/").status_code == 200
+    for page in ("change/", "password/"):
+        response = client.get(f"/admin/auth/user/{colleague.pk}/{page}")
+        assert response.status_code in (302, 404), page
+    response = client.post(f"/admin/auth/user/{colleague.pk}/password/", {
+        "password1": "Taken-over-123", "password2": "Taken-over-123",
+    })  # fmt: skip
+    assert response.status_code in (302, 404)
+    colleague.refresh_from_db()
+    assert colleague.check_password("a-long-password-7")
