@@ -7,7 +7,9 @@ from functools import partial
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
+from django.forms.models import BaseInlineFormSet
 from django.urls import path
 from django.utils import timezone
 from rangefilter.filters import DateRangeFilterBuilder
@@ -181,12 +183,36 @@ class ExportAuditAdmin(TenantScopedAdmin):
         return False
 
 
+class _MembershipFormSet(BaseInlineFormSet):
+    require_membership = False
+
+    def clean(self) -> None:
+        super().clean()
+        if not self.require_membership:
+            return
+        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        if not kept:
+            raise ValidationError(
+                "Choose the client this user belongs to: account managers create and manage "
+                "client users; a superuser makes staff."
+            )
+
+
 class ClientMembershipInline(admin.StackedInline):
     model = ClientMembership
+    formset = _MembershipFormSet
     can_delete = True
     autocomplete_fields = ("client",)
     verbose_name = "client membership"
     verbose_name_plural = "client membership (leave empty for staff: account managers)"
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        # Users an account manager manages are client users; their own record stays staff.
+        formset.require_membership = not request.user.is_superuser and (
+            obj is None or obj.pk != request.user.pk
+        )
+        return formset
 
 
 User = get_user_model()

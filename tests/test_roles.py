@@ -77,3 +77,28 @@ def test_an_account_manager_manages_client_users_not_other_staff(client, manager
     assert response.status_code in (302, 404)
     colleague.refresh_from_db()
     assert colleague.check_password("a-long-password-7")
+
+
+def _user_form(username: str, **membership) -> dict:
+    return {
+        "username": username, "password1": "a-long-password-42",
+        "password2": "a-long-password-42", "usable_password": "true",
+        "client_membership-TOTAL_FORMS": "1", "client_membership-INITIAL_FORMS": "0",
+        "client_membership-MIN_NUM_FORMS": "0", "client_membership-MAX_NUM_FORMS": "1",
+        **{f"client_membership-0-{k}": v for k, v in membership.items()},
+    }  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_an_account_manager_creates_client_users_only(client, manager, client_a):
+    client.force_login(manager)
+    refused = client.post("/admin/auth/user/add/", _user_form("nobody"))
+    assert refused.status_code == 200
+    assert "Choose the client this user belongs to" in refused.content.decode()
+    assert not User.objects.filter(username="nobody").exists()
+
+    created = client.post("/admin/auth/user/add/", _user_form("dora", client=client_a.pk))
+    assert created.status_code == 302
+    dora = User.objects.get(username="dora")
+    assert dora.client_membership.client == client_a and dora.is_staff
+    assert client.get(created.url).status_code == 200  # lands on the new user's page
