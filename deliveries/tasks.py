@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from deliveries.alerts import deliveries_warn_overdue
+from deliveries.dispatch import file_deliveries_due
+from deliveries.file_runs import file_delivery_run
 from deliveries.services import worker_heartbeat_record
 
 
@@ -9,3 +12,18 @@ from deliveries.services import worker_heartbeat_record
 def heartbeat(self) -> None:
     """Scheduled by beat every minute; proves a worker consumes the housekeeping queue."""
     worker_heartbeat_record(hostname=self.request.hostname or "unknown")
+
+
+@shared_task(name="housekeeping.deliveries_tick", ignore_result=True)
+def deliveries_tick() -> None:
+    """Scheduled by beat: queue the file runs that are due or owed a retry; warn."""
+    for delivery_id in file_deliveries_due():
+        run_file_delivery.delay(delivery_id)
+    deliveries_warn_overdue()
+
+
+# acks_late: a run lost with its worker is sent again; a second run is harmless (the claim
+# and the frozen batches make it resend, never rebuild), and the tick would queue one anyway.
+@shared_task(name="deliveries.files.run", ignore_result=True, acks_late=True)
+def run_file_delivery(delivery_id: int, forced: bool = False) -> None:
+    file_delivery_run(delivery_id, forced=forced)

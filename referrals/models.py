@@ -6,7 +6,7 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Upper
 from django.utils import timezone
 
@@ -64,6 +64,19 @@ class Campaign(models.Model):
 class ImmutableQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise TypeError("Referrals are immutable once stored.")
+
+    def bulk_create(self, objs, *args, **kwargs):
+        with transaction.atomic(using=self.db):
+            created = super().bulk_create(objs, *args, **kwargs)
+            _record_deliveries([obj.pk for obj in created if obj.pk is not None])
+        return created
+
+
+def _record_deliveries(referral_ids: list[int]) -> None:
+    """Every way of storing a referral writes what the deliveries owe, in its transaction."""
+    from deliveries.ledger import ledger_record  # deliveries depends on referrals, not back
+
+    ledger_record(referral_ids)
 
 
 class Referral(models.Model):
@@ -142,7 +155,9 @@ class Referral(models.Model):
         if stored:
             raise TypeError("Referrals are immutable once stored.")
         kwargs["force_insert"] = True  # never an UPDATE, whatever the pk says
-        super().save(*args, **kwargs)
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+            _record_deliveries([self.pk])
 
 
 class ClientMembership(models.Model):

@@ -17,6 +17,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from psycopg import sql
 from rest_framework.exceptions import ValidationError
 
+from deliveries.ledger import ledger_record
 from referrals.api.serializers import ReferralIngestSerializer
 from referrals.models import Campaign, Client, Referral
 
@@ -169,7 +170,8 @@ def referrals_insert(referrals: list[Referral]) -> None:
 
     ``bulk_create`` spends most of its time preparing each value of each row in Python; COPY
     takes the values as they are, so ingestion runs several times faster. Ids come from the
-    table's own sequence first, in one query.
+    table's own sequence first, in one query. Either way the deliveries' ledger is written in
+    the same transaction (``deliveries.ledger``).
     """
     if not referrals:
         return
@@ -200,6 +202,7 @@ def referrals_insert(referrals: list[Referral]) -> None:
     for referral in referrals:
         referral._state.adding = False
         referral._state.db = "default"
+    ledger_record([referral.pk for referral in referrals])
 
 
 def _existing_ids(items: list[_Valid], clients: dict[str, Client]) -> dict[tuple[int, str], int]:

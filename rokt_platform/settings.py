@@ -40,6 +40,8 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DEBUG", False)
+# Fernet keys for secrets at rest (deliveries.secrets); empty: one derived from SECRET_KEY.
+ENCRYPTION_KEYS = env_list("ROKT_ENCRYPTION_KEYS", [])
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -181,6 +183,21 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
 EXPORT_SYNC_MAX_ROWS = env_int("EXPORT_SYNC_MAX_ROWS", 100_000, minimum=0)
 EXPORT_FILE_TTL_HOURS = env_int("EXPORT_FILE_TTL_HOURS", 24, minimum=1)
 EXPORT_DIR = VAR_DIR / "exports"
+
+# File deliveries: beat looks for due runs and retries this often; a delivery failing this long
+# warns account managers (email through Django's mail settings, and a banner in the admin).
+DELIVERY_TICK_SECONDS = env_int("DELIVERY_TICK_SECONDS", 30, minimum=1)
+DELIVERY_WARN_AFTER_MINUTES = env_int("DELIVERY_WARN_AFTER_MINUTES", 30, minimum=0)
+# Extra CA certificates (PEM) trusted for FTPS besides the system's, e.g. a private CA.
+DELIVERY_CA_FILE = env_str("DELIVERY_CA_FILE", "") or ""
+DELIVERY_WORK_DIR = VAR_DIR / "outgoing"
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "rokt-platform@localhost")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 
 # Admin lists count at most this many rows; beyond it they say "more than N".
 ADMIN_COUNT_CAP = env_int("ADMIN_COUNT_CAP", 10_000, minimum=100)

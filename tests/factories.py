@@ -39,3 +39,30 @@ def make_referral(client: Client, **overrides: Any) -> Referral:
     [outcome] = referrals_ingest(records=[referral_record(client, **overrides)])
     assert outcome.status == "created", outcome
     return Referral.objects.get(pk=outcome.id)
+
+
+def make_file_delivery(client: Client, *, kind: str = "sftp", **overrides: Any):
+    """An active file delivery of ``client`` (scheduled daily at 06:00 unless overridden)."""
+    import datetime as dt
+
+    from deliveries.models import Delivery
+
+    campaigns = overrides.pop("campaigns", None)
+    fields: dict[str, Any] = {
+        "client": client,
+        "name": f"{kind} drop {next(_numbers)}",
+        "kind": kind,
+        "host": "127.0.0.1",
+        "username": "nobody",
+        "schedule_kind": "daily",
+        "schedule_time": dt.time(6, 0),
+        # Everything stored from the start of the test on (and a little before) is owed.
+        "starts_at": timezone.now() - dt.timedelta(minutes=1),
+    }
+    fields.update(overrides)
+    delivery = Delivery.objects.create(**fields)
+    if campaigns is not None:
+        delivery.all_campaigns = False
+        delivery.save(update_fields=["all_campaigns"])
+        delivery.campaigns.set(campaigns)
+    return delivery

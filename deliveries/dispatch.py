@@ -1,0 +1,58 @@
+"""Which file deliveries should run now: due by schedule, or owed a retry.
+
+Beat calls ``file_deliveries_due`` every ``DELIVERY_TICK_SECONDS``. A due delivery's
+``next_run_at`` moves to the first slot after *now*, not after the slot that was due, so slots
+missed while beat was down run once on catch-up, not once each. The move is a compare-and-set
+on the old value: two beats (or two ticks) at once cannot both take the same slot, and even if
+a run were queued twice, the run's claim and its freeze make the second one a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Q
+from django.utils import timezone
+
+from deliveries.models import Batch, Delivery
+from deliveries.schedules import ScheduleError, next_run_after
+
+FILE_KINDS = (Delivery.Kind.SFTP, Delivery.Kind.FTPS)
+
+
+def delivery_schedule_reset(delivery: Delivery, *, now: dt.datetime | None = None) -> None:
+    """Set the first run after a schedule is created or changed."""
+    now = now or timezone.now()
+    try:
+        following = next_run_after(delivery, now) if delivery.is_file else None
+    except ScheduleError:
+        following = None
+    Delivery.objects.filter(pk=delivery.pk).update(next_run_at=following)
+    delivery.next_run_at = following
+
+
+def file_deliveries_due(*, now: dt.datetime | None = None) -> list[int]:
+    now = now or timezone.now()
+    running = Delivery.objects.filter(active=True, paused_at__isnull=True, kind__in=FILE_KINDS)
+    for delivery in running.filter(next_run_at__isnull=True).select_related("client"):
+        delivery_schedule_reset(delivery, now=now)  # set up outside the admin: start now
+    due: list[int] = []
+    for delivery in running.filter(next_run_at__lte=now).select_related("client"):
+        try:
+            following = next_run_after(delivery, now)
+        except ScheduleError:
+            following = None
+        taken = Delivery.objects.filter(pk=delivery.pk, next_run_at=delivery.next_run_at).update(
+            next_run_at=following
+        )
+        if taken:
+            due.append(delivery.pk)
+    owed = (
+        Batch.objects.filter(delivery__in=running)
+        .exclude(status=Batch.Status.SENT)
+        .filter(Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True))
+        .values_list("delivery_id", flat=True)
+        .distinct()
+    )
+    due += [pk for pk in owed if pk not in due]
+    return due

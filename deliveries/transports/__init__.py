@@ -1,0 +1,1 @@
+"""One transport module per protocol, each behind the interface in ``base``."""
