@@ -1,6 +1,389 @@
-from django.contrib import admin
+"""Deliveries and their batches in the admin: health at a glance, and the actions that fix
+what failed (send now, test connection, fetch host key or certificate, pause/resume, resend a
+batch, redeliver a time range). Client users see their own client's, read-only, no secrets."""
 
-from deliveries.models import WorkerHeartbeat
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from deliveries.file_runs import (
+    batch_redeliver,
+    batch_resend,
+    delivery_pause,
+    delivery_resume,
+)
+from deliveries.forms import SECRETS, DeliveryForm
+from deliveries.models import Batch, Delivery, WorkerHeartbeat
+from deliveries.schedules import schedule_describe
+from deliveries.services import (
+    ConnectionTestFailed,
+    DeliveryInvalid,
+    delivery_fetch_certificate,
+    delivery_fetch_host_key,
+    delivery_save,
+    delivery_send_now,
+    delivery_test_connection,
+)
+from referrals.admin_tenancy import ClientListFilter, TenantScopedAdmin
+from referrals.tenancy import is_client_user
+
+
+class DeliveryAdmin(TenantScopedAdmin):
+    form = DeliveryForm
+    change_form_template = "admin/deliveries/delivery/change_form.html"
+    list_display = (
+        "name", "client", "kind", "state", "schedule", "next_run", "last_success_at",
+        "pending", "last_batch",
+    )  # fmt: skip
+    list_filter = (ClientListFilter, "kind", "active")
+    search_fields = ("name", "client__name", "host")
+    list_select_related = ("client",)
+    actions = ("send_now", "pause", "resume")
+    filter_horizontal = ("campaigns",)
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(pending_count=Count("items", filter=Q(items__batch__isnull=True)))
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        connection = ["host", "port", "username"]
+        if not is_client_user(request.user):
+            connection += ["password", "clear_password", "private_key", "clear_private_key",
+                           "passphrase", "clear_passphrase"]  # fmt: skip
+        connection += ["remote_dir", "host_key", "tls_mode", "certificate_fingerprint"]
+        columns = "columns_text" if not is_client_user(request.user) else "columns"
+        return [
+            (None, {"fields": ["client", "name", "kind", "active", "starts_at"]}),
+            ("Scope", {"fields": ["all_campaigns", "campaigns"]}),
+            ("Server", {"fields": connection,
+                        "description": "Secrets are write-only: never shown once saved."}),
+            ("File", {"fields": [columns, "file_name_template", "name_time_zone", "header",
+                                 "bom", "delimiter", "quoting", "gzip", "max_rows_per_file",
+                                 "marker", "send_empty"]}),
+            ("Schedule (in the client's time zone)", {"fields": [
+                "schedule_kind", "schedule_every_minutes", "schedule_minute", "schedule_time",
+                "schedule_weekday", "schedule_cron"]}),
+        ]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        if is_client_user(request.user):
+            return [f for _, options in self.get_fieldsets(request, obj) for f in options["fields"]]
+        return ["client"] if obj is not None else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if is_client_user(request.user):
+            # No form field for a secret, ever, on a read-only page.
+            kwargs["exclude"] = [*SECRETS, *(kwargs.get("exclude") or [])]
+        return super().get_form(request, obj, change, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        try:
+            delivery_save(obj)
+        except DeliveryInvalid as exc:  # the form ran the same checks; a race changed things
+            raise PermissionDenied(str(exc)) from None
+
+    # -- list columns -------------------------------------------------------------------
+    @admin.display(description="State")
+    def state(self, obj: Delivery):
+        if not obj.active:
+            return format_html('<span style="color:#777">inactive</span>')
+        if obj.paused:
+            return format_html('<strong style="color:#ba2121">paused</strong>: {}',
+                               obj.paused_reason[:80])  # fmt: skip
+        if obj.failing_since:
+            return format_html(
+                '<strong style="color:#ba2121">failing since {}</strong>: {}',
+                _local(obj.failing_since, obj),
+                obj.last_error[:80],
+            )
+        return format_html('<span style="color:#2a7a2a">healthy</span>')
+
+    @admin.display(description="Schedule")
+    def schedule(self, obj: Delivery) -> str:
+        return schedule_describe(obj)
+
+    @admin.display(description="Next run", ordering="next_run_at")
+    def next_run(self, obj: Delivery) -> str:
+        return _local(obj.next_run_at, obj) if obj.next_run_at else "-"
+
+    @admin.display(description="Pending", ordering="pending_count")
+    def pending(self, obj: Delivery) -> int:
+        return obj.pending_count
+
+    @admin.display(description="Last batch")
+    def last_batch(self, obj: Delivery):
+        batch = obj.batches.order_by("-number").first()
+        if batch is None:
+            return "-"
+        url = reverse("admin:deliveries_batch_change", args=[batch.pk])
+        return format_html('<a href="{}">#{} {}</a>', url, batch.number, batch.get_status_display())
+
+    # -- bulk actions ---------------------------------------------------------------------
+    @admin.action(description="Send now", permissions=["change"])
+    def send_now(self, request, queryset):
+        for delivery in queryset:
+            delivery_send_now(delivery)
+        self.message_user(request, f"Queued {queryset.count()} run(s).")
+
+    @admin.action(description="Pause", permissions=["change"])
+    def pause(self, request, queryset):
+        for delivery in queryset:
+            delivery_pause(delivery, f"paused by {request.user.get_username()}")
+        self.message_user(request, "Paused; referrals keep being recorded and go out on resume.")
+
+    @admin.action(description="Resume", permissions=["change"])
+    def resume(self, request, queryset):
+        for delivery in queryset:
+            delivery_resume(delivery)
+        self.message_user(request, "Resumed; what is owed goes out at the next run.")
+
+    # -- object actions (buttons on the change page) -------------------------------------
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/send-now/", view(self.send_now_view), name="deliveries_send_now"),
+            path("<int:pk>/test/", view(self.test_view), name="deliveries_test"),
+            path("<int:pk>/fetch-key/", view(self.fetch_key_view), name="deliveries_fetch_key"),
+            path("<int:pk>/pin-key/", view(self.pin_key_view), name="deliveries_pin_key"),
+            path("<int:pk>/pause/", view(self.pause_view), name="deliveries_pause"),
+            path("<int:pk>/resume/", view(self.resume_view), name="deliveries_resume"),
+            path("<int:pk>/redeliver/", view(self.redeliver_view), name="deliveries_redeliver"),
+            *super().get_urls(),
+        ]
+
+    def _changeable(self, request: HttpRequest, pk: int) -> Delivery:
+        delivery = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_change_permission(request, delivery):
+            raise PermissionDenied
+        return delivery
+
+    def _back(self, delivery: Delivery) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:deliveries_delivery_change", args=[delivery.pk]))
+
+    def send_now_view(self, request, pk):
+        return require_POST(self._send_now)(request, pk)
+
+    def _send_now(self, request, pk):
+        delivery = self._changeable(request, pk)
+        if delivery.paused or not delivery.active:
+            messages.error(request, "Resume (or activate) the delivery before sending.")
+        else:
+            delivery_send_now(delivery)
+            messages.success(request, "A run is queued; its batch appears below when it starts.")
+        return self._back(delivery)
+
+    def test_view(self, request, pk):
+        return require_POST(self._test)(request, pk)
+
+    def _test(self, request, pk):
+        delivery = self._changeable(request, pk)
+        try:
+            messages.success(request, delivery_test_connection(delivery))
+        except ConnectionTestFailed as exc:
+            messages.error(request, f"Connection test failed: {exc}")
+        return self._back(delivery)
+
+    def fetch_key_view(self, request, pk):
+        """Show what the server presents, for the account manager to confirm and pin."""
+        delivery = self._changeable(request, pk)
+        try:
+            if delivery.kind == Delivery.Kind.SFTP:
+                key = delivery_fetch_host_key(delivery)
+                shown = {"kind": "SSH host key", "fingerprint": key.fingerprint,
+                         "detail": key.key_type, "pin": key.openssh}  # fmt: skip
+            else:
+                cert = delivery_fetch_certificate(delivery)
+                shown = {"kind": "TLS certificate", "fingerprint": cert.sha256,
+                         "detail": f"{cert.subject}, issued by {cert.issuer}, "
+                                   f"valid until {cert.not_after}", "pin": cert.sha256}  # fmt: skip
+        except ConnectionTestFailed as exc:
+            messages.error(request, f"Could not fetch the server's key: {exc}")
+            return self._back(delivery)
+        context = {**self.admin_site.each_context(request), "delivery": delivery,
+                   "shown": shown, "opts": self.model._meta,
+                   "title": f"Confirm the server of {delivery.name}"}  # fmt: skip
+        return TemplateResponse(request, "admin/deliveries/delivery/fetch_key.html", context)
+
+    def pin_key_view(self, request, pk):
+        return require_POST(self._pin_key)(request, pk)
+
+    def _pin_key(self, request, pk):
+        delivery = self._changeable(request, pk)
+        pin = request.POST.get("pin", "").strip()
+        field = "host_key" if delivery.kind == Delivery.Kind.SFTP else "certificate_fingerprint"
+        setattr(delivery, field, pin)
+        try:
+            delivery_save(delivery)
+        except DeliveryInvalid as exc:
+            messages.error(request, f"Not pinned: {exc}")
+        else:
+            messages.success(request, f"Pinned {pin[:80]}.")
+        return self._back(delivery)
+
+    def pause_view(self, request, pk):
+        return require_POST(self._pause)(request, pk)
+
+    def _pause(self, request, pk):
+        delivery = self._changeable(request, pk)
+        delivery_pause(delivery, f"paused by {request.user.get_username()}")
+        messages.success(request, "Paused; referrals keep being recorded and go out on resume.")
+        return self._back(delivery)
+
+    def resume_view(self, request, pk):
+        return require_POST(self._resume)(request, pk)
+
+    def _resume(self, request, pk):
+        delivery = self._changeable(request, pk)
+        delivery_resume(delivery)
+        delivery_send_now(delivery)
+        messages.success(request, "Resumed; what is owed is being sent.")
+        return self._back(delivery)
+
+    def redeliver_view(self, request, pk):
+        delivery = self._changeable(request, pk)
+        form = RedeliverForm(request.POST or None, zone=delivery.client.zone)
+        if request.method == "POST" and form.is_valid():
+            batch = batch_redeliver(
+                delivery, form.cleaned_data["start"], form.cleaned_data["end"],
+                requested_by=request.user.get_username(),
+            )  # fmt: skip
+            if delivery.active and not delivery.paused:
+                delivery_send_now(delivery)
+            messages.success(
+                request, f"Batch {batch.number} holds {batch.rows} referrals of the range; "
+                "it is sent as a redelivery.",
+            )  # fmt: skip
+            return self._back(delivery)
+        context = {
+            **self.admin_site.each_context(request),
+            "delivery": delivery,
+            "form": form,
+            "opts": self.model._meta,
+            "title": f"Redeliver a time range: {delivery.name}",
+        }
+        return TemplateResponse(request, "admin/deliveries/delivery/redeliver.html", context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["batches"] = obj.batches.order_by("-number")[:10]
+            context["can_act"] = self.has_change_permission(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+class RedeliverForm(forms.Form):
+    start = forms.DateTimeField(help_text="In the client's time zone; stored time of referrals.")
+    end = forms.DateTimeField(help_text="Exclusive.")
+
+    def __init__(self, *args, zone, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.zone = zone
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end:
+            # Typed times are the client's wall clock, whatever the admin's own zone is.
+            cleaned["start"] = start.replace(tzinfo=None).replace(tzinfo=self.zone)
+            cleaned["end"] = end.replace(tzinfo=None).replace(tzinfo=self.zone)
+            if cleaned["end"] <= cleaned["start"]:
+                raise forms.ValidationError("The end of the range must be after its start.")
+        return cleaned
+
+
+class BatchAdmin(TenantScopedAdmin):
+    client_path = "delivery__client"
+    list_display = (
+        "number", "delivery", "kind", "status", "rows", "size", "file_names", "started_at",
+        "duration", "throughput", "attempts", "error_excerpt",
+    )  # fmt: skip
+    list_filter = ("status", "kind", ("delivery__client", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("delivery", "delivery__client")
+    search_fields = ("delivery__name",)
+    actions = ("resend",)
+    readonly_fields = (
+        "delivery", "number", "kind", "status", "run_at", "range_start", "range_end", "rows",
+        "files", "bytes", "sha256", "attempts", "next_attempt_at", "started_at", "finished_at",
+        "duration", "throughput", "error", "requested_by",
+    )  # fmt: skip
+    exclude = ("created_at",)
+
+    def get_list_filter(self, request):
+        if is_client_user(request.user):
+            return ("status", "kind")
+        return self.list_filter
+
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a batch is the record of what was sent
+
+    @admin.display(description="Size")
+    def size(self, obj: Batch) -> str:
+        return "-" if obj.bytes is None else _bytes(obj.bytes)
+
+    @admin.display(description="Files")
+    def file_names(self, obj: Batch) -> str:
+        return ", ".join(f["name"] for f in obj.files) or "-"
+
+    @admin.display(description="Duration")
+    def duration(self, obj: Batch) -> str:
+        seconds = obj.duration_seconds
+        return "-" if seconds is None else f"{seconds:.1f} s"
+
+    @admin.display(description="Throughput")
+    def throughput(self, obj: Batch) -> str:
+        rate = obj.throughput_bytes_per_second
+        return "-" if rate is None else f"{_bytes(rate)}/s"
+
+    @admin.display(description="Error")
+    def error_excerpt(self, obj: Batch) -> str:
+        return obj.error[:120]
+
+    @admin.action(description="Resend (the same referrals, under the same names)",
+                  permissions=["change"])  # fmt: skip
+    def resend(self, request, queryset):
+        deliveries = set()
+        for batch in queryset.select_related("delivery"):
+            batch_resend(batch, requested_by=request.user.get_username())
+            deliveries.add(batch.delivery)
+        for delivery in deliveries:
+            if delivery.active and not delivery.paused:
+                delivery_send_now(delivery)
+        self.message_user(request, f"{queryset.count()} batch(es) will be resent.")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Only the resend action "changes" a batch; its fields are the log and stay read-only.
+        return super().has_change_permission(request, obj)
+
+
+def _local(moment: dt.datetime | None, delivery: Delivery) -> str:
+    if moment is None:
+        return "-"
+    return timezone.localtime(moment, delivery.client.zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GB"  # pragma: no cover
 
 
 @admin.register(WorkerHeartbeat)
@@ -12,3 +395,7 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+admin.site.register(Delivery, DeliveryAdmin)
+admin.site.register(Batch, BatchAdmin)

@@ -216,7 +216,7 @@ class DeliveryItem(models.Model):
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="items")
     referral = models.ForeignKey(Referral, on_delete=models.CASCADE, related_name="+")
     batch = models.ForeignKey(
-        Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="items"
+        Batch, null=True, blank=True, on_delete=models.RESTRICT, related_name="items"
     )
     redelivery = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)

@@ -26,6 +26,8 @@ _CLIENT_USER_PERMISSIONS = (
     "referrals.view_referral",
     "referrals.export_referral",
     "customfields.view_customfield",
+    "deliveries.view_delivery",
+    "deliveries.view_batch",
 )
 
 

@@ -31,6 +31,16 @@ class PlatformAdminSite(AdminSite):
     def autocomplete_view(self, request):
         return _AutocompleteView.as_view(admin_site=self)(request)
 
+    def each_context(self, request):
+        # Every admin page tells account managers which deliveries keep failing.
+        from deliveries.selectors import deliveries_failing_for
+        from referrals.tenancy import is_account_manager
+
+        context = super().each_context(request)
+        if is_account_manager(request.user):
+            context["failing_deliveries"] = deliveries_failing_for(request.user)
+        return context
+
     def index(self, request, extra_context=None):
         # The home page: a client user's own data, or every client's health for staff.
         from referrals.dashboard import dashboard_context

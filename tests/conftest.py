@@ -52,3 +52,8 @@ def manager_api(manager) -> APIClient:
 @pytest.fixture
 def api_a(user_a) -> APIClient:
     return api_client_for(user_a)
+
+
+# Real servers on loopback, started once per session by the first test that asks.
+from tests.servers.sshd import sshd  # noqa: E402, F401
+from tests.servers.vsftpd import vsftpd, vsftpd_implicit  # noqa: E402, F401

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from deliveries.models import Batch, Delivery
+from deliveries.validation import PLAIN_FTP, delivery_errors
+from referrals.models import Campaign, Client
+from referrals.tenancy import scope_to_user
+
+SECRETS = ("password", "private_key", "passphrase")
+SETTINGS = (
+    "id", "client", "name", "kind", "active", "paused_at", "paused_reason", "all_campaigns",
+    "campaigns", "columns", "starts_at", "host", "port", "username", "remote_dir", "host_key",
+    "tls_mode", "certificate_fingerprint", "file_name_template", "name_time_zone", "header",
+    "bom", "delimiter", "quoting", "gzip", "max_rows_per_file", "marker", "send_empty",
+    "schedule_kind", "schedule_every_minutes", "schedule_minute", "schedule_time",
+    "schedule_weekday", "schedule_cron", "next_run_at", "last_success_at", "failing_since",
+    "last_error", "created_at",
+)  # fmt: skip
+READ_ONLY = (
+    "id", "paused_at", "paused_reason", "next_run_at", "last_success_at", "failing_since",
+    "last_error", "created_at",
+)  # fmt: skip
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    """Kind-specific settings in one object; secrets are write-only (``*_set`` says whether
+    one is stored), and an omitted secret keeps the stored one."""
+
+    client = serializers.SlugRelatedField(slug_field="slug", queryset=Client.objects.all())
+    kind = serializers.CharField(max_length=8)
+    campaigns = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=Campaign.objects.all(), required=False
+    )
+    password = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    private_key = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    passphrase = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    password_set = serializers.SerializerMethodField()
+    private_key_set = serializers.SerializerMethodField()
+    passphrase_set = serializers.SerializerMethodField()
+    pending = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Delivery
+        fields = (*SETTINGS, *SECRETS, "password_set", "private_key_set", "passphrase_set",
+                  "pending")  # fmt: skip
+        read_only_fields = READ_ONLY
+        validators: list = []
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None:
+            fields["client"].queryset = scope_to_user(
+                Client.objects.all(), request.user, client_path="pk"
+            )
+            fields["campaigns"].child_relation.queryset = scope_to_user(
+                Campaign.objects.all(), request.user, client_path="client"
+            )
+        return fields
+
+    def get_password_set(self, obj) -> bool:
+        return bool(obj.password)
+
+    def get_private_key_set(self, obj) -> bool:
+        return bool(obj.private_key)
+
+    def get_passphrase_set(self, obj) -> bool:
+        return bool(obj.passphrase)
+
+    def get_pending(self, obj) -> int:
+        return obj.items.filter(batch__isnull=True).count()
+
+    def validate_kind(self, value: str) -> str:
+        if value.strip().lower() == "ftp":
+            raise serializers.ValidationError(PLAIN_FTP)
+        return value
+
+    def validate(self, attrs):
+        campaigns = attrs.pop("campaigns", None)
+        if (
+            self.instance is not None
+            and "client" in attrs
+            and attrs["client"] != self.instance.client
+        ):
+            raise serializers.ValidationError({"client": "A delivery stays with its client."})
+        candidate = Delivery(**self._current())
+        candidate.pk = self.instance.pk if self.instance else None
+        for name, value in attrs.items():
+            setattr(candidate, name, value)
+        if campaigns is None and self.instance is not None:
+            campaigns = list(self.instance.campaigns.all())
+        errors = delivery_errors(candidate, campaigns=campaigns or [])
+        if errors:
+            raise serializers.ValidationError(errors)
+        attrs["campaigns"] = campaigns
+        return attrs
+
+    def _current(self) -> dict:
+        if self.instance is None:
+            return {}
+        names = [f.name for f in Delivery._meta.concrete_fields if f.name != "id"]
+        return {name: getattr(self.instance, name) for name in names}
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["schedule_time"] = (
+            instance.schedule_time.strftime("%H:%M") if instance.schedule_time else None
+        )
+        return data
+
+
+class ClientDeliverySerializer(serializers.ModelSerializer):
+    """What a client user sees of their deliveries: where, when and how it goes; no secret,
+    no login name, no pinned key."""
+
+    client = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Delivery
+        fields = (
+            "id", "client", "name", "kind", "active", "paused_at", "columns", "host",
+            "remote_dir", "file_name_template", "schedule_kind", "schedule_every_minutes",
+            "schedule_minute", "schedule_time", "schedule_weekday", "schedule_cron",
+            "next_run_at", "last_success_at", "failing_since", "last_error",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    delivery = serializers.PrimaryKeyRelatedField(read_only=True)
+    duration_seconds = serializers.FloatField(read_only=True)
+    throughput_bytes_per_second = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = Batch
+        fields = (
+            "id", "delivery", "number", "kind", "status", "run_at", "range_start", "range_end",
+            "rows", "files", "bytes", "sha256", "attempts", "next_attempt_at", "started_at",
+            "finished_at", "duration_seconds", "throughput_bytes_per_second", "error",
+            "requested_by",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class RunResultSerializer(serializers.Serializer):
+    queued = serializers.BooleanField()
+    detail = serializers.CharField()
+
+
+class TestResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    detail = serializers.CharField()

@@ -1,0 +1,137 @@
+"""The admin's delivery form: secrets write-only, columns as lines, every check on its field."""
+
+from __future__ import annotations
+
+from django import forms
+
+from deliveries.models import Delivery
+from deliveries.validation import DELIMITERS, PLAIN_FTP, delivery_errors
+
+SECRETS = ("password", "private_key", "passphrase")
+KIND_CHOICES = [("sftp", "SFTP files"), ("ftps", "FTPS files")]
+
+
+class KindField(forms.CharField):
+    """A select of the offered kinds that still lets "ftp" reach validation, which answers it
+    with a message pointing to SFTP and FTPS instead of "not a valid choice"."""
+
+    widget = forms.Select(choices=KIND_CHOICES)
+
+
+def columns_as_text(columns: list[dict]) -> str:
+    return "\n".join(
+        c["source"] if c["source"] == c["output"] else f"{c['source']} -> {c['output']}"
+        for c in columns
+    )
+
+
+def columns_from_text(text: str) -> list[dict]:
+    columns = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        source, arrow, output = (part.strip() for part in line.partition("->"))
+        if not source or (arrow and not output):
+            raise forms.ValidationError(f"Line {number}: write 'source -> Output name'.")
+        columns.append({"source": source, "output": output or source})
+    return columns
+
+
+class DeliveryForm(forms.ModelForm):
+    kind = KindField(max_length=8)
+    columns_text = forms.CharField(
+        label="Columns",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 60}),
+        help_text=(
+            "One per line, in file order: a standard field, extra.<key> or a custom field, "
+            "optionally '-> Output name'. Empty: every standard field."
+        ),
+    )
+    password = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False)
+    )
+    private_key = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60, "autocomplete": "off"}),
+        help_text="OpenSSH or PEM text (ed25519, RSA, ECDSA).",
+    )
+    passphrase = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False)
+    )
+    clear_password = forms.BooleanField(required=False, label="Remove the stored password")
+    clear_private_key = forms.BooleanField(required=False, label="Remove the stored key")
+    clear_passphrase = forms.BooleanField(required=False, label="Remove the stored passphrase")
+    delimiter = forms.ChoiceField(choices=[(k, v) for k, v in DELIMITERS.items()])
+
+    class Meta:
+        model = Delivery
+        fields = (
+            "client", "name", "kind", "active", "all_campaigns", "campaigns", "starts_at",
+            "host", "port", "username", "password", "private_key", "passphrase", "remote_dir",
+            "host_key", "tls_mode", "certificate_fingerprint",
+            "file_name_template", "name_time_zone", "header", "bom", "delimiter", "quoting",
+            "gzip", "max_rows_per_file", "marker", "send_empty",
+            "schedule_kind", "schedule_every_minutes", "schedule_minute", "schedule_time",
+            "schedule_weekday", "schedule_cron",
+        )  # fmt: skip
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "columns_text" in self.fields:
+            self.fields["columns_text"].initial = columns_as_text(self.instance.columns or [])
+        for name in SECRETS:
+            if name in self.fields:
+                stored = bool(getattr(self.instance, name, ""))
+                state = (
+                    "A value is stored (never shown); type to replace it."
+                    if stored
+                    else ("Nothing stored.")
+                )
+                extra = self.fields[name].help_text
+                self.fields[name].help_text = f"{extra} {state}".strip()
+                self.initial[name] = ""  # write-only: the stored value never reaches the page
+
+    def clean_kind(self) -> str:
+        kind = self.cleaned_data["kind"].strip().lower()
+        if kind == "ftp":
+            raise forms.ValidationError(PLAIN_FTP)
+        return kind
+
+    def clean_columns_text(self) -> list[dict]:
+        return columns_from_text(self.cleaned_data.get("columns_text") or "")
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in SECRETS:
+            if name not in self.fields:
+                continue
+            if cleaned.get(f"clear_{name}"):
+                cleaned[name] = ""
+            elif not cleaned.get(name):
+                cleaned[name] = getattr(self.instance, name, "")  # blank keeps what is stored
+        if self.errors:
+            return cleaned
+        candidate = self._candidate(cleaned)
+        campaigns = list(cleaned.get("campaigns") or [])
+        for field, messages in delivery_errors(candidate, campaigns=campaigns).items():
+            for message in messages:
+                target = "columns_text" if field == "columns" else field
+                self.add_error(target if target in self.fields else None, message)
+        return cleaned
+
+    def _candidate(self, cleaned: dict) -> Delivery:
+        model_fields = {f.name for f in Delivery._meta.concrete_fields}
+        candidate = self.instance
+        for name, value in cleaned.items():
+            if name in model_fields:
+                setattr(candidate, name, value)
+        candidate.columns = cleaned.get("columns_text", candidate.columns)
+        return candidate
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if "columns_text" in self.cleaned_data:
+            self.instance.columns = self.cleaned_data["columns_text"]
