@@ -208,9 +208,9 @@ class DeliveryAdmin(TenantScopedAdmin):
                          "detail": key.key_type, "pin": key.openssh}  # fmt: skip
             else:
                 cert = delivery_fetch_certificate(delivery)
-                shown = {"kind": "TLS certificate", "fingerprint": cert.sha256,
-                         "detail": f"{cert.subject}, issued by {cert.issuer}, "
-                                   f"valid until {cert.not_after}", "pin": cert.sha256}  # fmt: skip
+                detail = f"{cert.subject}, issued by {cert.issuer}, valid until {cert.not_after}"
+                shown = {"kind": "TLS certificate", "fingerprint": cert.fingerprint,
+                         "detail": detail, "pin": cert.fingerprint}  # fmt: skip
         except ConnectionTestFailed as exc:
             messages.error(request, f"Could not fetch the server's key: {exc}")
             return self._back(delivery)

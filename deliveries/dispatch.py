@@ -4,7 +4,8 @@ Beat calls ``file_deliveries_due`` every ``DELIVERY_TICK_SECONDS``. A due delive
 ``next_run_at`` moves to the first slot after *now*, not after the slot that was due, so slots
 missed while beat was down run once on catch-up, not once each. The move is a compare-and-set
 on the old value: two beats (or two ticks) at once cannot both take the same slot, and even if
-a run were queued twice, the run's claim and its freeze make the second one a no-op.
+a run were queued twice, the run's claim and its freeze make the second one a no-op. A batch
+left "sending" by a run that died is resent as soon as no run holds the delivery's claim.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import datetime as dt
 from django.db.models import Q
 from django.utils import timezone
 
+from deliveries.claims import delivery_claim
 from deliveries.models import Batch, Delivery
 from deliveries.schedules import ScheduleError, next_run_after
 
@@ -55,4 +57,22 @@ def file_deliveries_due(*, now: dt.datetime | None = None) -> list[int]:
         .distinct()
     )
     due += [pk for pk in owed if pk not in due]
+    due += [pk for pk in _orphaned(running, now) if pk not in due]
     return due
+
+
+def _orphaned(running, now: dt.datetime) -> list[int]:
+    """Deliveries with a batch left "sending" by a run that died (its worker SIGKILLed, its
+    machine gone): no one holds the claim. Resent at once rather than after the grace time."""
+    sending = (
+        Batch.objects.filter(delivery__in=running, status=Batch.Status.SENDING)
+        .filter(next_attempt_at__gt=now)
+        .values_list("delivery_id", flat=True)
+        .distinct()
+    )
+    orphaned = []
+    for delivery_id in sending:
+        with delivery_claim(delivery_id) as free:
+            if free:
+                orphaned.append(delivery_id)
+    return orphaned

@@ -70,7 +70,8 @@ def test_file_options_parts_gzip_bom_delimiter_quoting_manifest(client_a, sshd, 
     delivery = sftp_delivery(
         client_a, sshd, name="Parts", gzip=True, bom=True, delimiter=";", quoting="all",
         max_rows_per_file=2, marker="manifest",
-        columns=[{"source": "external_id", "output": "Id"}, {"source": "first_name", "output": "First; name"}],
+        columns=[{"source": "external_id", "output": "Id"},
+                 {"source": "first_name", "output": "First; name"}],
         file_name_template="drop_{{{batch}}}_{{{part}}}.csv",
     )  # fmt: skip
     people = [make_referral(client_a, first_name=f"Ann {n}") for n in range(5)]
@@ -117,7 +118,8 @@ def test_a_wrong_host_key_fails_permanently_pauses_and_resumes_with_the_same_bat
 ):
     manager.email = "am@example.com"
     manager.save()
-    delivery = sftp_delivery(client_a, sshd, host_key=sshd.host_keys["rsa"].replace("AAAA", "AAAB", 1),
+    impostor = sshd.host_keys["rsa"]  # the server presents its ed25519 key, not this one
+    delivery = sftp_delivery(client_a, sshd, host_key=impostor,
                              file_name_template="k_{{{batch}}}.csv")  # fmt: skip
     person = make_referral(client_a)
     result = file_delivery_run(delivery.pk)
