@@ -7,6 +7,8 @@ import hashlib
 import json
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.core import mail
 from django.utils import timezone
 
@@ -17,6 +19,13 @@ from tests.delivery_helpers import arrived, clear, csv_rows, ftps_delivery, sftp
 from tests.factories import make_referral
 
 pytestmark = pytest.mark.django_db
+
+
+def other_host_key() -> str:
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    return key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()
 
 
 @pytest.fixture
@@ -118,7 +127,7 @@ def test_a_wrong_host_key_fails_permanently_pauses_and_resumes_with_the_same_bat
 ):
     manager.email = "am@example.com"
     manager.save()
-    impostor = sshd.host_keys["rsa"]  # the server presents its ed25519 key, not this one
+    impostor = other_host_key()  # what was confirmed: the server now presents another key
     delivery = sftp_delivery(client_a, sshd, host_key=impostor,
                              file_name_template="k_{{{batch}}}.csv")  # fmt: skip
     person = make_referral(client_a)
