@@ -20,6 +20,7 @@ from deliveries.models import Batch, Delivery
 from deliveries.schedules import ScheduleError, next_run_after
 
 FILE_KINDS = (Delivery.Kind.SFTP, Delivery.Kind.FTPS)
+SECRET_FIELDS = ("password", "private_key", "passphrase")
 
 
 def delivery_schedule_reset(delivery: Delivery, *, now: dt.datetime | None = None) -> None:
@@ -35,7 +36,10 @@ def delivery_schedule_reset(delivery: Delivery, *, now: dt.datetime | None = Non
 
 def file_deliveries_due(*, now: dt.datetime | None = None) -> list[int]:
     now = now or timezone.now()
-    running = Delivery.objects.filter(active=True, paused_at__isnull=True, kind__in=FILE_KINDS)
+    # Secrets are not needed to schedule, and one that does not decrypt must not stop the tick.
+    running = Delivery.objects.filter(
+        active=True, paused_at__isnull=True, kind__in=FILE_KINDS
+    ).defer(*SECRET_FIELDS)
     for delivery in running.filter(next_run_at__isnull=True).select_related("client"):
         delivery_schedule_reset(delivery, now=now)  # set up outside the admin: start now
     due: list[int] = []

@@ -28,6 +28,7 @@ from deliveries.claims import delivery_claim
 from deliveries.filenames import batch_file_names
 from deliveries.filewriter import WrittenFile, batch_write
 from deliveries.models import Batch, Delivery, DeliveryItem
+from deliveries.secrets import SecretUnreadable
 from deliveries.transports.base import FileTarget, TransportError
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ _BACKOFF_MINUTES = [1, 5, 15, 60, 120, 240]
 # A batch "sending" longer than this with no run holding the claim was interrupted.
 _SENDING_GRACE = dt.timedelta(minutes=2)
 DEFAULT_PORTS = {"sftp": 22, "ftps": 21}
+SECRETS = ("password", "private_key", "passphrase")
 
 
 @dataclass
@@ -56,14 +58,26 @@ def file_delivery_run(delivery_id: int, *, forced: bool = False) -> RunResult:
     with delivery_claim(delivery_id) as held:
         if not held:
             return RunResult("busy", message="Another run of this delivery is in progress.")
-        delivery = Delivery.objects.select_related("client").get(pk=delivery_id)
+        try:
+            delivery = Delivery.objects.select_related("client").get(pk=delivery_id)
+        except SecretUnreadable as exc:
+            delivery = Delivery.objects.defer(*SECRETS).select_related("client").get(
+                pk=delivery_id
+            )
+            delivery_pause(delivery, f"{exc}: enter the secrets again")
+            delivery_failed(delivery, str(exc), permanent=True)
+            return RunResult("failed", message=str(exc))
         if not delivery.active:
             return RunResult("inactive", message="The delivery is inactive.")
         if delivery.paused:
             return RunResult("paused", message=f"The delivery is paused: {delivery.paused_reason}")
         sent: list[Batch] = []
         for batch in _unsent(delivery):
-            if not forced and batch.next_attempt_at and batch.next_attempt_at > timezone.now():
+            # A batch still "sending" while this run holds the claim was left by a run that
+            # died: it goes again now. Others wait for their back-off unless forced.
+            orphaned = batch.status == Batch.Status.SENDING
+            due = not batch.next_attempt_at or batch.next_attempt_at <= timezone.now()
+            if not (forced or orphaned or due):
                 return RunResult("waiting", sent, f"Batch {batch.number} waits for its retry.")
             if not batch_send(delivery, batch):
                 return RunResult("failed", [*sent, batch], batch.error)

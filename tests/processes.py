@@ -50,14 +50,18 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 
         pass
 
 
-def wait_for(condition: Callable[[], object], *, timeout: float, what: str) -> object:
+def wait_for(
+    condition: Callable[[], object], *, timeout: float, what: str,
+    logs: Callable[[], str] | None = None,
+) -> object:  # fmt: skip
+    """Poll ``condition`` until it is true; on timeout fail with ``logs()`` read then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = condition()
         if result:
             return result
         time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs() if logs else ''}")
 
 
 def free_port() -> int:
