@@ -1,0 +1,216 @@
+"""Deliveries in the admin and the API: settings checked on their field, secrets encrypted and
+write-only, plain FTP refused, actions that work against real servers, health shown."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from deliveries.models import Batch, Delivery
+from deliveries.validation import PLAIN_FTP
+from rokt_platform.celery import app
+from tests.delivery_helpers import arrived, clear, sftp_delivery
+from tests.factories import make_referral
+
+pytestmark = pytest.mark.django_db
+ADD = "/admin/deliveries/delivery/add/"
+SECRET = "s3cret-Pa55-qz9"
+
+
+@pytest.fixture
+def inline_runs(monkeypatch, django_capture_on_commit_callbacks):
+    """``with inline_runs():`` runs what a request queues, in this process, at its commit."""
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def form(client_obj, sshd, **overrides) -> dict:
+    data = {
+        "client": client_obj.pk, "name": "Nightly", "kind": "sftp", "active": "on",
+        "all_campaigns": "on", "starts_at_0": "2026-01-01", "starts_at_1": "00:00:00",
+        "host": sshd.host, "port": sshd.port, "username": sshd.username,
+        "password": SECRET, "remote_dir": sshd.remote_dir,
+        "host_key": sshd.host_keys["ed25519"], "tls_mode": "explicit",
+        "columns_text": "external_id -> Id\nemail", "file_name_template": "f_{{{batch}}}.csv",
+        "name_time_zone": "client", "header": "on", "delimiter": ",", "quoting": "minimal",
+        "marker": "none", "schedule_kind": "daily", "schedule_minute": "0",
+        "schedule_time": "06:00",
+    }  # fmt: skip
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def stored_password(delivery) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT password FROM deliveries_delivery WHERE id = %s", [delivery.pk])
+        return cursor.fetchone()[0]
+
+
+def test_a_manager_adds_a_delivery_and_the_secret_is_encrypted_and_never_shown(
+    client, manager, client_a, sshd
+):
+    client.force_login(manager)
+    response = client.post(ADD, form(client_a, sshd))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    delivery = Delivery.objects.get(name="Nightly")
+    assert delivery.password == SECRET
+    assert delivery.columns == [{"source": "external_id", "output": "Id"},
+                                {"source": "email", "output": "email"}]  # fmt: skip
+    raw = stored_password(delivery)
+    assert raw.startswith("fernet:") and SECRET not in raw
+    assert delivery.next_run_at is not None  # the schedule is armed
+
+    page = client.get(f"/admin/deliveries/delivery/{delivery.pk}/change/")
+    assert page.status_code == 200
+    assert SECRET not in page.content.decode()
+    assert "A value is stored" in page.content.decode()
+    # Saving without typing the password keeps it; ticking "remove" removes it.
+    keep = form(client_a, sshd, password="", name="Nightly")
+    del keep["client"]
+    assert client.post(f"/admin/deliveries/delivery/{delivery.pk}/change/", keep).status_code == 302
+    delivery.refresh_from_db()
+    assert delivery.password == SECRET
+    clear_it = {**keep, "clear_password": "on"}
+    response = client.post(f"/admin/deliveries/delivery/{delivery.pk}/change/", clear_it)
+    # Without a password or key an SFTP delivery cannot log in: refused, nothing changed.
+    assert response.status_code == 200
+    assert "Give a password or a private key" in response.content.decode()
+    delivery.refresh_from_db()
+    assert delivery.password == SECRET
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"kind": "ftp"}, "kind", PLAIN_FTP),
+        ({"host": "ftp://files.example.com"}, "host", PLAIN_FTP),
+        ({"host_key": ""}, "host_key", "Pin the server's host key"),
+        ({"host_key": "ssh-ed25519 not-base64!"}, "host_key", "not valid base64"),
+        ({"schedule_kind": "cron", "schedule_cron": "99 * * * *"}, "schedule_cron",
+         "Not a valid cron"),
+        ({"file_name_template": "f_{{{nope}}}.csv"}, "file_name_template", "Unknown placeholder"),
+        ({"file_name_template": "fixed.csv"}, "file_name_template", "Include {{{batch}}}"),
+        ({"file_name_template": "../f_{{{batch}}}.csv"}, "file_name_template", "only letters"),
+        ({"columns_text": "no_such_field -> X"}, "columns_text", "no_such_field"),
+        ({"columns_text": "email -> A\nfirst_name -> a"}, "columns_text", "used twice"),
+        ({"private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nnope\n"}, "private_key",
+         "cannot be read"),
+    ],
+)  # fmt: skip
+def test_bad_settings_are_refused_on_their_field_and_nothing_is_saved(
+    client, manager, client_a, sshd, overrides, field, message
+):
+    client.force_login(manager)
+    response = client.post(ADD, form(client_a, sshd, **overrides))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert field in errors, errors
+    assert message in " ".join(errors[field])
+    assert not Delivery.objects.exists()
+
+
+def test_actions_test_connection_fetch_and_pin_key_send_now_redeliver_resend(
+    client, manager, client_a, sshd, inline_runs
+):
+    clear(sshd.upload_dir)
+    wrong = "SHA256:" + "w" * 43
+    delivery = sftp_delivery(client_a, sshd, host_key=wrong, file_name_template="a_{{{batch}}}.csv")
+    client.force_login(manager)
+    base = f"/admin/deliveries/delivery/{delivery.pk}"
+    page = client.post(f"{base}/test/", follow=True).content.decode()
+    assert "Connection test failed" in page and "does not match" in page
+
+    shown = client.get(f"{base}/fetch-key/").content.decode()
+    assert sshd.host_fingerprints["ed25519"] in shown
+    client.post(f"{base}/pin-key/", {"pin": sshd.host_keys["ed25519"]})
+    delivery.refresh_from_db()
+    assert delivery.host_key == sshd.host_keys["ed25519"]
+    page = client.post(f"{base}/test/", follow=True).content.decode()
+    assert "Connected and logged in" in page
+
+    person = make_referral(client_a)
+    with inline_runs():
+        client.post(f"{base}/send-now/")
+    assert list(arrived(sshd.upload_dir)) == ["a_000001.csv"]
+    assert person.external_id in arrived(sshd.upload_dir)["a_000001.csv"].decode()
+
+    start = timezone.localtime(person.created_at, client_a.zone) - timezone.timedelta(minutes=1)
+    end = start + timezone.timedelta(minutes=5)
+    with inline_runs():
+        response = client.post(f"{base}/redeliver/", {
+            "start": start.strftime("%Y-%m-%d %H:%M:%S"),
+            "end": end.strftime("%Y-%m-%d %H:%M:%S"),
+        })  # fmt: skip
+    assert response.status_code == 302
+    assert sorted(arrived(sshd.upload_dir)) == ["a_000001.csv", "a_000002_redelivery.csv"]
+
+    (sshd.upload_dir / "a_000001.csv").unlink()  # the client lost the file
+    batch = Batch.objects.get(delivery=delivery, number=1)
+    with inline_runs():
+        client.post("/admin/deliveries/batch/", {"action": "resend", "_selected_action": batch.pk})
+    assert "a_000001.csv" in arrived(sshd.upload_dir)
+    clear(sshd.upload_dir)
+
+
+def test_failing_deliveries_show_in_a_banner_for_account_managers_only(
+    client, manager, user_a, client_a
+):
+    delivery = sftp_delivery(client_a, type("S", (), {
+        "host": "127.0.0.1", "port": 1, "username": "u", "password": "p", "remote_dir": ".",
+        "host_keys": {"ed25519": "SHA256:x"}})())  # fmt: skip
+    Delivery.objects.filter(pk=delivery.pk).update(failing_since=timezone.now(), last_error="boom")
+    client.force_login(manager)
+    page = client.get("/admin/").content.decode()
+    assert 'id="failing-deliveries"' in page and delivery.name in page
+    client.force_login(user_a)
+    page = client.get("/admin/").content.decode()
+    assert 'id="failing-deliveries"' not in page
+
+
+def test_client_users_see_their_delivery_read_only_without_secrets(client, user_a, client_a, sshd):
+    delivery = sftp_delivery(client_a, sshd, password=SECRET)
+    client.force_login(user_a)
+    page = client.get(f"/admin/deliveries/delivery/{delivery.pk}/change/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert SECRET not in body and 'name="password"' not in body
+    assert 'name="host"' not in body  # read-only: no inputs
+    assert client.post(f"/admin/deliveries/delivery/{delivery.pk}/send-now/").status_code == 403
+
+
+def test_api_manages_deliveries_with_write_only_secrets(manager_api, api_a, client_a, sshd):
+    payload = {
+        "client": client_a.slug, "name": "Via API", "kind": "sftp", "host": sshd.host,
+        "port": sshd.port, "username": sshd.username, "password": sshd.password,
+        "remote_dir": sshd.remote_dir, "host_key": sshd.host_keys["ed25519"],
+        "columns": [{"source": "external_id", "output": "Id"}],
+        "file_name_template": "api_{{{batch}}}.csv", "schedule_kind": "interval",
+        "schedule_every_minutes": 15,
+    }  # fmt: skip
+    response = manager_api.post("/api/v1/deliveries/", payload, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert sshd.password not in response.content.decode() and "password" not in body
+    assert body["password_set"] is True and body["next_run_at"]
+    url = f"/api/v1/deliveries/{body['id']}/"
+    assert manager_api.patch(url, {"name": "Renamed"}, format="json").status_code == 200
+    assert Delivery.objects.get(pk=body["id"]).password == sshd.password  # omitted: kept
+
+    refused = manager_api.post("/api/v1/deliveries/", {**payload, "name": "x", "kind": "ftp"},
+                               format="json")  # fmt: skip
+    assert refused.status_code == 400 and refused.json()["kind"] == [PLAIN_FTP]
+    cron = {**payload, "name": "y", "schedule_cron": "x", "schedule_kind": "cron"}
+    bad = manager_api.post("/api/v1/deliveries/", cron, format="json")
+    assert bad.status_code == 400 and "schedule_cron" in bad.json()
+
+    tested = manager_api.post(f"{url}test/").json()
+    assert tested["ok"] is True, tested
+    assert manager_api.get(f"{url}batches/").json()["results"] == []
+
+    # Client users: their delivery, read-only, without secrets or login details.
+    mine = api_a.get(url)
+    assert mine.status_code == 200
+    assert sshd.password not in mine.content.decode() and "username" not in mine.json()
+    assert api_a.patch(url, {"name": "Mine"}, format="json").status_code == 403
+    assert api_a.post(f"{url}run/").status_code == 403
