@@ -16,8 +16,10 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 
+from deliveries.models import Delivery
 from referrals.exports import (
     COLUMN_SETS,
+    DELIVERY_COLUMN_SET,
     FORMATS,
     TIME_FIELDS,
     ExportGone,
@@ -54,6 +56,7 @@ class ExportForm(forms.Form):
         self.fields["campaigns"].queryset = scope_to_user(
             Campaign.objects.select_related("client"), user, client_path="client"
         )
+        self.fields["column_set"].choices = [*COLUMN_SETS.items(), *_delivery_column_sets(user)]
 
     def clean(self):
         cleaned = super().clean()
@@ -65,6 +68,11 @@ class ExportForm(forms.Form):
         if strangers:
             names = ", ".join(str(c) for c in strangers)
             self.add_error("campaigns", f"Not campaigns of {client}: {names}.")
+        column_set = cleaned.get("column_set", "")
+        if client and column_set.startswith(DELIVERY_COLUMN_SET):
+            pk = int(column_set.removeprefix(DELIVERY_COLUMN_SET))
+            if not Delivery.objects.filter(pk=pk, client=client).exists():
+                self.add_error("column_set", f"Not a delivery of {client}.")
         return cleaned
 
     def export_request(self) -> ExportRequest:
@@ -74,6 +82,17 @@ class ExportForm(forms.Form):
             start=data["start"], end=data["end"],
             campaign_ids=tuple(c.pk for c in data["campaigns"]), column_set=data["column_set"],
         )  # fmt: skip
+
+
+def _delivery_column_sets(user) -> list[tuple[str, str]]:
+    deliveries = scope_to_user(
+        Delivery.objects.select_related("client").order_by("client__name", "name"),
+        user, client_path="client",
+    )  # fmt: skip
+    return [
+        (f"{DELIVERY_COLUMN_SET}{d.pk}", f"The column list of {d.client.name} / {d.name}")
+        for d in deliveries
+    ]
 
 
 def export_view(model_admin, request: HttpRequest) -> HttpResponse:

@@ -91,7 +91,21 @@ class ExportRequest:
         }
 
 
+DELIVERY_COLUMN_SET = "delivery:"
+
+
 def export_columns(request: ExportRequest) -> list[Column]:
+    if request.column_set.startswith(DELIVERY_COLUMN_SET):
+        # A delivery's own column list: the file a client would have received, to recover a
+        # lost one by hand.
+        from deliveries.filewriter import delivery_columns
+        from deliveries.models import Delivery
+
+        pk = request.column_set.removeprefix(DELIVERY_COLUMN_SET)
+        delivery = Delivery.objects.filter(client=request.client, pk=int(pk)).first()
+        if delivery is None:
+            raise ValueError(f"The delivery {pk} of {request.client} no longer exists.")
+        return delivery_columns(delivery)
     columns = [Column(name, name) for name in STANDARD_FIELDS]
     if request.column_set == "custom":
         names = CustomField.objects.filter(client=request.client).values_list("name", flat=True)
@@ -119,9 +133,7 @@ def export_file_name(request: ExportRequest) -> str:
 def export_start(request: ExportRequest, *, user) -> tuple[ExportAudit, Iterator[bytes] | None]:
     """Audit the export, then either stream it (the iterator) or queue it for a worker."""
     total = export_queryset(request).count()
-    background = (
-        request.format not in STREAMED_FORMATS or total > settings.EXPORT_SYNC_MAX_ROWS
-    )
+    background = request.format not in STREAMED_FORMATS or total > settings.EXPORT_SYNC_MAX_ROWS
     audit = ExportAudit.objects.create(
         user=user, client=request.client, format=request.format, filters=request.filters(),
         total_rows=total, file_name=export_file_name(request),

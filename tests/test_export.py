@@ -135,3 +135,25 @@ def test_a_streamed_csv_is_audited_with_its_row_count(client, manager, client_a)
     audit = ExportAudit.objects.get()
     assert (audit.rows, audit.status) == (4, "streamed")
     assert audit.completed_at is not None
+
+
+def test_a_deliverys_column_list_is_a_column_set(client, manager, user_a, client_a, client_b):
+    from tests.factories import make_file_delivery
+
+    CustomField.objects.create(client=client_a, name="Shout", kind="case", source="last_name",
+                               case="upper")  # fmt: skip
+    delivery = make_file_delivery(client_a, columns=[
+        {"source": "external_id", "output": "Ref"}, {"source": "Shout", "output": "SURNAME"},
+    ])  # fmt: skip
+    other = make_file_delivery(client_b)
+    make_referral(client_a, external_id="r1", last_name="lovelace")
+    client.force_login(user_a)  # a client user may use their own delivery's list
+    status, body = export(client, client=client_a.pk, column_set=f"delivery:{delivery.pk}")
+    assert status == 200
+    assert csv_rows(body) == [{"Ref": "r1", "SURNAME": "LOVELACE"}]
+    # Another client's delivery is not offered, and refused if sent.
+    status, body = export(client, client=client_a.pk, column_set=f"delivery:{other.pk}")
+    assert status == 200 and b"Select a valid choice" in body
+    client.force_login(manager)
+    status, body = export(client, client=client_a.pk, column_set=f"delivery:{other.pk}")
+    assert b"Not a delivery of" in body
