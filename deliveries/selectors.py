@@ -1,9 +1,18 @@
+"""Reads for the admin: delivery health, what was delivered per day, worker heartbeats."""
+
 from __future__ import annotations
 
-from django.db.models import Max
+import datetime as dt
+import zoneinfo
+
+from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from deliveries.models import WorkerHeartbeat
+from deliveries.models import Batch, Delivery, WorkerHeartbeat
+from referrals.tenancy import scope_to_user
+
+SECRETS = ("password", "private_key", "passphrase")  # never needed to show health
 
 
 def worker_heartbeat_age_seconds() -> float | None:
@@ -14,16 +23,61 @@ def worker_heartbeat_age_seconds() -> float | None:
 
 def deliveries_failing_for(user) -> list:
     """Active deliveries the user may see that are paused or failing, worst first."""
-    from django.db.models import Q
-
-    from deliveries.models import Delivery
-    from referrals.tenancy import scope_to_user
-
-    failing = Delivery.objects.filter(active=True).filter(
+    failing = Delivery.objects.filter(active=True).defer(*SECRETS).filter(
         Q(failing_since__isnull=False) | Q(paused_at__isnull=False)
     )
     return list(
         scope_to_user(failing, user, client_path="client")
         .select_related("client")
         .order_by("failing_since")[:20]
+    )
+
+
+def deliveries_health(*, client=None) -> list:
+    """Each active delivery (of ``client``, or all) with what an account manager checks first:
+    state, last success, failing since, what it still owes, its last batch."""
+    last = Batch.objects.filter(delivery=OuterRef("pk")).order_by("-number")
+    deliveries = (
+        Delivery.objects.filter(active=True)
+        .defer(*SECRETS)
+        .select_related("client")
+        .annotate(
+            pending=Count("items", filter=Q(items__batch__isnull=True)),
+            last_batch_number=Subquery(last.values("number")[:1]),
+            last_batch_status=Subquery(last.values("status")[:1]),
+            last_batch_finished=Subquery(last.values("finished_at")[:1]),
+        )
+        .order_by("client__name", "name")
+    )
+    if client is not None:
+        deliveries = deliveries.filter(client=client)
+    return list(deliveries)
+
+
+def delivered_per_day(*, client=None, days: int = 30) -> dict:
+    """Referrals delivered per day (rows of batches sent that day), by the day's date in the
+    client's zone (UTC for all clients)."""
+
+    zone = client.zone if client else zoneinfo.ZoneInfo("UTC")
+    today = timezone.now().astimezone(zone).date()
+    first = today - dt.timedelta(days=days - 1)
+    since = dt.datetime.combine(first, dt.time.min, tzinfo=zone)
+    sent = Batch.objects.filter(status=Batch.Status.SENT, finished_at__gte=since)
+    if client is not None:
+        sent = sent.filter(delivery__client=client)
+    grouped = (
+        sent.annotate(day=TruncDate("finished_at", tzinfo=zone))
+        .values("day")
+        .annotate(rows=Sum("rows"))
+        .order_by()
+    )
+    return {row["day"]: row["rows"] or 0 for row in grouped}
+
+
+def recent_batches(*, client, limit: int = 10) -> list:
+
+    return list(
+        Batch.objects.filter(delivery__client=client)
+        .select_related("delivery")
+        .order_by("-created_at")[:limit]
     )
