@@ -58,14 +58,19 @@ class DeliveryAdmin(TenantScopedAdmin):
             super()
             .get_queryset(request)
             .annotate(pending_count=Count("items", filter=Q(items__batch__isnull=True)))
+            .order_by("client__name", "name", "pk")  # an aggregate drops Meta.ordering
         )
 
     def get_fieldsets(self, request, obj=None):
-        connection = ["host", "port", "username"]
-        if not is_client_user(request.user):
-            connection += ["password", "clear_password", "private_key", "clear_private_key",
-                           "passphrase", "clear_passphrase"]  # fmt: skip
-        connection += ["remote_dir", "host_key", "tls_mode", "certificate_fingerprint"]
+        if is_client_user(request.user):
+            # Where files go, not how we log in: no login name, no secret, no pinned key.
+            connection = ["host", "port", "remote_dir", "tls_mode"]
+        else:
+            connection = [
+                "host", "port", "username", "password", "clear_password", "private_key",
+                "clear_private_key", "passphrase", "clear_passphrase", "remote_dir", "host_key",
+                "tls_mode", "certificate_fingerprint",
+            ]  # fmt: skip
         columns = "columns_text" if not is_client_user(request.user) else "columns"
         return [
             (None, {"fields": ["client", "name", "kind", "active", "starts_at"]}),
@@ -101,7 +106,7 @@ class DeliveryAdmin(TenantScopedAdmin):
     @admin.display(description="State")
     def state(self, obj: Delivery):
         if not obj.active:
-            return format_html('<span style="color:#777">inactive</span>')
+            return format_html('<span style="color:{}">inactive</span>', "#777")
         if obj.paused:
             return format_html('<strong style="color:#ba2121">paused</strong>: {}',
                                obj.paused_reason[:80])  # fmt: skip
@@ -111,7 +116,7 @@ class DeliveryAdmin(TenantScopedAdmin):
                 _local(obj.failing_since, obj),
                 obj.last_error[:80],
             )
-        return format_html('<span style="color:#2a7a2a">healthy</span>')
+        return format_html('<span style="color:{}">healthy</span>', "#2a7a2a")
 
     @admin.display(description="Schedule")
     def schedule(self, obj: Delivery) -> str:
@@ -199,7 +204,11 @@ class DeliveryAdmin(TenantScopedAdmin):
         return self._back(delivery)
 
     def fetch_key_view(self, request, pk):
-        """Show what the server presents, for the account manager to confirm and pin."""
+        return require_POST(self._fetch_key)(request, pk)
+
+    def _fetch_key(self, request, pk):
+        """Show what the server presents, for the account manager to confirm and pin (a POST:
+        it connects out, which a followed link must not do)."""
         delivery = self._changeable(request, pk)
         try:
             if delivery.kind == Delivery.Kind.SFTP:

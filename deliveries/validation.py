@@ -40,6 +40,10 @@ def delivery_errors(delivery, *, campaigns=None) -> dict[str, list[str]]:
     if problem:
         errors["kind"].append(problem)
         return dict(errors)
+    if not delivery.name.strip():
+        errors["name"].append("Give the delivery a name.")
+    elif delivery.client_id and _name_taken(delivery):
+        errors["name"].append("This client already has a delivery of that name.")
     _connection(delivery, errors)
     _format(delivery, errors)
     try:
@@ -52,6 +56,13 @@ def delivery_errors(delivery, *, campaigns=None) -> dict[str, list[str]]:
         elif any(c.client_id != delivery.client_id for c in campaigns):
             errors["campaigns"].append("Only the client's own campaigns can be chosen.")
     return dict(errors)
+
+
+def _name_taken(delivery) -> bool:
+    from deliveries.models import Delivery
+
+    same = Delivery.objects.filter(client_id=delivery.client_id, name__iexact=delivery.name)
+    return same.exclude(pk=delivery.pk).exists() if delivery.pk else same.exists()
 
 
 def _connection(delivery, errors) -> None:

@@ -121,7 +121,8 @@ def test_actions_test_connection_fetch_and_pin_key_send_now_redeliver_resend(
     page = client.post(f"{base}/test/", follow=True).content.decode()
     assert "Connection test failed" in page and "does not match" in page
 
-    shown = client.get(f"{base}/fetch-key/").content.decode()
+    assert client.get(f"{base}/fetch-key/").status_code == 405  # it connects out: POST only
+    shown = client.post(f"{base}/fetch-key/").content.decode()
     assert sshd.host_fingerprints["ed25519"] in shown
     client.post(f"{base}/pin-key/", {"pin": sshd.host_keys["ed25519"]})
     delivery.refresh_from_db()
@@ -197,6 +198,9 @@ def test_api_manages_deliveries_with_write_only_secrets(manager_api, api_a, clie
     assert manager_api.patch(url, {"name": "Renamed"}, format="json").status_code == 200
     assert Delivery.objects.get(pk=body["id"]).password == sshd.password  # omitted: kept
 
+    twin = manager_api.post("/api/v1/deliveries/", {**payload, "name": "renamed"}, format="json")
+    assert twin.status_code == 400
+    assert twin.json()["name"] == ["This client already has a delivery of that name."]
     refused = manager_api.post("/api/v1/deliveries/", {**payload, "name": "x", "kind": "ftp"},
                                format="json")  # fmt: skip
     assert refused.status_code == 400 and refused.json()["kind"] == [PLAIN_FTP]

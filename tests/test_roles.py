@@ -19,7 +19,8 @@ def test_migrate_creates_both_roles_with_their_permissions():
     assert "auth.delete_user" not in manager_perms
     client_perms = {p.codename for p in client_users.permissions.all()}
     assert client_perms == {
-        "view_client", "view_campaign", "view_referral", "export_referral", "view_customfield"
+        "view_client", "view_campaign", "view_referral", "export_referral", "view_customfield",
+        "view_delivery", "view_batch",
     }
 
 

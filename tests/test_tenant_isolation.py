@@ -14,6 +14,9 @@ user A (a client user of client A) must get there:
   marker they must see: that proves the URL really reaches B's data, so A's 404 or empty list
   is isolation and not a broken URL.
 
+A delivery's secrets (password, private key, passphrase) are write-only: no response to anyone,
+A's own and the account manager's included, ever holds one.
+
 ``WRITE_CASES`` holds requests that try to change data; each must be refused and leave the
 database exactly as it was.
 
@@ -37,13 +40,15 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import connection, models
 from django.urls import resolve, reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from customfields.api import urls as customfield_api_urls
 from customfields.models import CustomField
+from deliveries.api import urls as delivery_api_urls
+from deliveries.models import Batch, Delivery, DeliveryItem, WorkerHeartbeat
 from referrals.api import urls as api_urls
 from referrals.models import Campaign, Client, ClientMembership, ExportAudit, Referral
 from referrals.roles import client_user_create
@@ -53,7 +58,7 @@ from tests.factories import make_referral
 User = get_user_model()
 
 # Apps whose admin pages hold client data: every URL of their model admins needs a row.
-TENANT_APPS = ("referrals", "customfields")
+TENANT_APPS = ("referrals", "customfields", "deliveries")
 # Further models whose admin pages must be covered: users carry client memberships.
 SENSITIVE_MODELS = (User,)
 
@@ -78,6 +83,19 @@ class Markers:
     user_email: str
     custom_field: str
     custom_value: str
+    delivery_name: str
+    delivery_host: str
+    delivery_username: str
+    remote_dir: str
+    last_error: str
+    paused_reason: str
+    batch_file: str
+    batch_error: str
+    # A delivery's secrets: write-only, so no response to anyone (the account manager and the
+    # client's own users included) ever holds them.
+    password: str
+    private_key: str
+    passphrase: str
 
     @classmethod
     def for_tag(cls, tag: str) -> Markers:
@@ -95,10 +113,28 @@ class Markers:
             user_email=f"{tag}useremail-qz9@{tag}staff.example",
             custom_field=f"{tag}_cf_qz9",
             custom_value=f"{tag}cfvalue-qz9",
+            delivery_name=f"{tag}delivery-qz9",
+            # .invalid never resolves: a connection the manager's pages try fails at once.
+            delivery_host=f"{tag}host-qz9.invalid",
+            delivery_username=f"{tag}login-qz9",
+            remote_dir=f"upload/{tag}dir-qz9",
+            last_error=f"{tag}lasterror-qz9",
+            paused_reason=f"{tag}pausedwhy-qz9",
+            batch_file=f"{tag}batchfile-qz9.csv",
+            batch_error=f"{tag}batcherror-qz9",
+            password=f"{tag}secretpassword-qz9",
+            private_key=f"{tag}secretkey-qz9",
+            passphrase=f"{tag}secretpassphrase-qz9",
         )
 
     def values(self) -> tuple[str, ...]:
         return dataclasses.astuple(self)
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(getattr(self, name) for name in SECRET_FIELDS)
+
+
+SECRET_FIELDS = ("password", "private_key", "passphrase")
 
 
 # Both tenants also hold a "twin" referral with the same external id, email and names, as when
@@ -117,6 +153,8 @@ class Tenant:
     markers: Markers
     custom_field: CustomField
     export_audit: ExportAudit
+    delivery: Delivery
+    batch: Batch
 
 
 @dataclass
@@ -124,6 +162,7 @@ class World:
     a: Tenant
     b: Tenant
     manager: Any
+    heartbeat: WorkerHeartbeat
 
 
 def _tenant(client: Client, user, tag: str) -> Tenant:
@@ -132,6 +171,15 @@ def _tenant(client: Client, user, tag: str) -> Tenant:
     client.save(update_fields=["name"])
     user.username, user.email = m.username, m.user_email
     user.save(update_fields=["username", "email"])
+    # Made before the referrals, so the ledger owes it each of them.
+    delivery = Delivery.objects.create(
+        client=client, name=m.delivery_name, kind="sftp", host=m.delivery_host, port=1,
+        username=m.delivery_username, password=m.password, private_key=m.private_key,
+        passphrase=m.passphrase, remote_dir=m.remote_dir, host_key="SHA256:abc",
+        last_error=m.last_error, paused_reason=m.paused_reason, schedule_kind="daily",
+        schedule_time=datetime.time(6, 0),
+        starts_at=timezone.now() - datetime.timedelta(minutes=1),
+    )  # fmt: skip
     campaign = {"campaign": m.campaign_external_id, "campaign_name": m.campaign_name}
     referral = make_referral(
         client,
@@ -149,7 +197,14 @@ def _tenant(client: Client, user, tag: str) -> Tenant:
     )
     audit = ExportAudit.objects.create(user=user, client=client, format="csv",
                                        filters={"note": m.extra_value})  # fmt: skip
-    return Tenant(client, referral.campaign, referral, twin, user, m, custom_field, audit)
+    batch = Batch.objects.create(
+        delivery=delivery, number=1, run_at=timezone.now(), status="failed", rows=2,
+        files=[{"name": m.batch_file, "rows": 2, "bytes": 300, "sha256": "0" * 64}],
+        error=m.batch_error, attempts=1,
+        next_attempt_at=timezone.now() + datetime.timedelta(hours=1),
+    )  # fmt: skip
+    return Tenant(client, referral.campaign, referral, twin, user, m, custom_field, audit,
+                  delivery, batch)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -161,8 +216,12 @@ def _fast_password_hashing(settings):
 @pytest.fixture
 def world(client_a, client_b, user_a, manager) -> World:
     user_b = client_user_create(client=client_b, username="b-user", password=PASSWORD)
+    heartbeat = WorkerHeartbeat.objects.create(hostname="worker-qz9", beat_at=timezone.now())
     return World(
-        a=_tenant(client_a, user_a, "alpha"), b=_tenant(client_b, user_b, "bravo"), manager=manager
+        a=_tenant(client_a, user_a, "alpha"),
+        b=_tenant(client_b, user_b, "bravo"),
+        manager=manager,
+        heartbeat=heartbeat,
     )
 
 
@@ -272,9 +331,42 @@ def view_on_site(of: str):
     return build
 
 
+def delivery_page(view: str, model: str = "delivery", of: str | None = None, **params: Any):
+    """``admin:deliveries_<model>_<view>``, of the delivery (``model="delivery"``) or batch
+    (``model="batch"``) of tenant ``of`` (``"a"``/``"b"``) or of none; ``view="object"`` is the
+    bare ``<id>/`` URL, which redirects."""
+
+    def build(w: World) -> str:
+        args = [] if of is None else [ref(f"{of}.{model}.pk")(w)]
+        name = "change" if view == "object" else view
+        path = reverse(f"admin:deliveries_{model}_{name}", args=args)
+        return _url(w, path.removesuffix("change/") if view == "object" else path, params)
+
+    return build
+
+
+def delivery_action(name: str, of: str):
+    """A button of the delivery page (``admin:deliveries_<name>``), of the delivery of ``of``;
+    ``of`` may also be a raw id (``TOO_BIG``)."""
+
+    def build(w: World) -> str:
+        pk = ref(f"{of}.delivery.pk")(w) if of in ("a", "b") else of
+        return reverse(f"admin:deliveries_{name}", args=[pk])
+
+    return build
+
+
+def heartbeat_page(view: str, with_object: bool = False):
+    """``admin:deliveries_workerheartbeat_<view>``: worker health, no client data."""
+    return lambda w: reverse(
+        f"admin:deliveries_workerheartbeat_{view}", args=[w.heartbeat.pk] if with_object else []
+    )
+
+
 API_ROOT = "/api/v1/"
 API = "/api/v1/referrals/"
 CF_API = "/api/v1/custom-fields/"
+DL_API = "/api/v1/deliveries/"
 
 
 def api_list(**params: Any):
@@ -283,6 +375,16 @@ def api_list(**params: Any):
 
 def api_detail(of: str, suffix: str = "/"):
     return lambda w: f"{API}{ref(of)(w).pk}{suffix}"
+
+
+def delivery_api(of: str | None = None, suffix: str = "", **params: Any):
+    """``/api/v1/deliveries/``, or the delivery of tenant ``of`` and a ``suffix`` (``run/``)."""
+
+    def build(w: World) -> str:
+        path = DL_API if of is None else f"{DL_API}{ref(f'{of}.delivery.pk')(w)}/{suffix}"
+        return _url(w, path, params)
+
+    return build
 
 
 OK, NOT_FOUND, FORBIDDEN = 200, 404, 403
@@ -533,6 +635,121 @@ ADMIN_CASES = [
     Case("customfield-add", cf_page("add"), FORBIDDEN, staff=Staff()),
     Case("customfield-preview-get", cf_page("preview"), 405, staff=Staff(status=405)),
     Case("token-list", admin_named("authtoken_tokenproxy_changelist"), FORBIDDEN),
+    # Deliveries: A's read-only, B's absent. The changelist shows a delivery's name (its
+    # client's name is also in the manager's client filter, so it proves nothing there).
+    Case("app-index-deliveries", admin_named("app_list", "deliveries")),
+    Case("delivery-list", delivery_page("changelist"),
+         a_sees="delivery_name", staff=Staff(sees="delivery_name")),
+    Case("delivery-list-facets", delivery_page("changelist", _facets="True"),
+         a_sees="delivery_name", staff=Staff(sees="delivery_name")),
+    Case("delivery-list-filter-client-b", delivery_page("changelist", client=ref("b.client.pk")),
+         staff=Staff(sees="delivery_name")),
+    Case("delivery-list-filter-client-b-facets",
+         delivery_page("changelist", client=ref("b.client.pk"), kind="sftp", _facets="True"),
+         staff=Staff(sees="delivery_name")),
+    Case("delivery-list-filter-client-superscript",
+         delivery_page("changelist", client=SUPERSCRIPT_TWO), staff=Staff()),
+    Case("delivery-search-shared-term", delivery_page("changelist", q="delivery-qz9"),
+         a_sees="delivery_name", staff=Staff(sees="delivery_name")),
+    Case("delivery-search-b-host", delivery_page("changelist", q=ref("b.markers.delivery_host")),
+         staff=Staff(sees="delivery_name")),
+    Case("delivery-search-b-client-name",
+         delivery_page("changelist", q=ref("b.markers.client_name")),
+         staff=Staff(sees="delivery_name")),
+    # (The search box echoes B's name, and B's client name is in the manager's filter: the
+    # manager's side only checks the page works; batch-search-b-delivery-name proves the term.)
+    Case("delivery-search-b-name", delivery_page("changelist", q=ref("b.markers.delivery_name")),
+         staff=Staff()),
+    Case("delivery-change-own", delivery_page("change", of="a"), a_sees="remote_dir"),
+    Case("delivery-change-own-batches", delivery_page("change", of="a"), a_sees="batch_file"),
+    Case("delivery-history-own", delivery_page("history", of="a"), a_sees="delivery_name"),
+    Case("delivery-delete-own", delivery_page("delete", of="a"), FORBIDDEN),
+    Case("delivery-change-of-b", delivery_page("change", of="b"), NOT_FOUND,
+         staff=Staff(sees="remote_dir")),
+    Case("delivery-change-of-b-batches", delivery_page("change", of="b"), NOT_FOUND,
+         staff=Staff(sees="batch_error")),
+    Case("delivery-history-of-b", delivery_page("history", of="b"), NOT_FOUND,
+         staff=Staff(sees="delivery_name")),
+    Case("delivery-delete-of-b", delivery_page("delete", of="b"), NOT_FOUND,
+         staff=Staff(sees="delivery_name")),
+    Case("delivery-bare-id-of-b", delivery_page("object", of="b"), NOT_FOUND,
+         staff=Staff(sees="remote_dir"), follow=True),
+    Case("delivery-add", delivery_page("add"), FORBIDDEN, staff=Staff()),
+    # The delivery page's buttons. Those that act are POST-only: a GET is refused before the
+    # delivery is looked up, the same for every id (their POSTs are in WRITE_CASES).
+    Case("delivery-send-now-get-of-b", delivery_action("send_now", "b"), 405,
+         staff=Staff(status=405)),
+    Case("delivery-test-get-of-b", delivery_action("test", "b"), 405,
+         staff=Staff(status=405)),
+    Case("delivery-pin-key-get-of-b", delivery_action("pin_key", "b"), 405,
+         staff=Staff(status=405)),
+    Case("delivery-pause-get-of-b", delivery_action("pause", "b"), 405,
+         staff=Staff(status=405)),
+    Case("delivery-resume-get-of-b", delivery_action("resume", "b"), 405,
+         staff=Staff(status=405)),
+    # Fetching the key connects out, so it is a POST (in WRITE_CASES); the redeliver form
+    # shows the delivery.
+    Case("delivery-fetch-key-get-of-b", delivery_action("fetch_key", "b"), 405,
+         staff=Staff(status=405)),
+    Case("delivery-redeliver-of-b", delivery_action("redeliver", "b"), NOT_FOUND,
+         staff=Staff(sees="delivery_name")),
+    Case("delivery-redeliver-own", delivery_action("redeliver", "a"), FORBIDDEN),
+    # Batches: the log of what was sent, A's only.
+    Case("batch-list", delivery_page("changelist", "batch"),
+         a_sees="batch_file", staff=Staff(sees="batch_file")),
+    Case("batch-list-facets", delivery_page("changelist", "batch", _facets="True"),
+         a_sees="batch_error", staff=Staff(sees="batch_error")),
+    # A client user is offered no client filter on batches: Django refuses the lookup (400),
+    # whatever the client (their own too).
+    Case("batch-list-filter-client-b",
+         delivery_page("changelist", "batch", delivery__client__id__exact=ref("b.client.pk")),
+         400, staff=Staff(sees="batch_file")),
+    Case("batch-list-lookup-delivery-b",
+         delivery_page("changelist", "batch", delivery__id__exact=ref("b.delivery.pk")),
+         staff=Staff(sees="batch_file")),
+    Case("batch-search-b-delivery-name",
+         delivery_page("changelist", "batch", q=ref("b.markers.delivery_name")),
+         staff=Staff(sees="batch_file")),
+    Case("batch-search-shared-term", delivery_page("changelist", "batch", q="delivery-qz9"),
+         a_sees="batch_file", staff=Staff(sees="batch_file")),
+    Case("batch-change-own", delivery_page("change", "batch", "a"), a_sees="batch_error"),
+    Case("batch-change-of-b", delivery_page("change", "batch", "b"), NOT_FOUND,
+         staff=Staff(sees="batch_file")),
+    Case("batch-history-of-b", delivery_page("history", "batch", "b"), NOT_FOUND,
+         staff=Staff(sees="delivery_name")),
+    Case("batch-delete-of-b", delivery_page("delete", "batch", "b"), NOT_FOUND,
+         staff=Staff(status=FORBIDDEN)),
+    Case("batch-bare-id-of-b", delivery_page("object", "batch", "b"), NOT_FOUND,
+         staff=Staff(sees="batch_file"), follow=True),
+    Case("batch-add", delivery_page("add", "batch"), FORBIDDEN, staff=Staff(status=FORBIDDEN)),
+    # Autocomplete of and into deliveries (batches and ledger rows point at them).
+    Case("autocomplete-delivery.client",
+         autocomplete("deliveries", "delivery", "client", "client-qz9"),
+         a_sees="client_name", staff=Staff(sees="client_name")),
+    Case("autocomplete-delivery.campaigns",
+         autocomplete("deliveries", "delivery", "campaigns", "campaign-qz9"),
+         a_sees="campaign_external_id", staff=Staff(sees="campaign_external_id")),
+    Case("autocomplete-deliveryitem.referral",
+         autocomplete("deliveries", "deliveryitem", "referral", ref("b.markers.email")),
+         staff=Staff(sees="referral_external_id")),
+    Case("autocomplete-batch.delivery",
+         autocomplete("deliveries", "batch", "delivery", "delivery-qz9"),
+         a_sees="delivery_name", staff=Staff(sees="delivery_name")),
+    Case("autocomplete-batch.delivery-b-host",
+         autocomplete("deliveries", "batch", "delivery", ref("b.markers.delivery_host")),
+         staff=Staff(sees="delivery_name")),
+    Case("autocomplete-deliveryitem.delivery",
+         autocomplete("deliveries", "deliveryitem", "delivery", "delivery-qz9"),
+         a_sees="delivery_name", staff=Staff(sees="delivery_name")),
+    Case("autocomplete-deliveryitem.batch",
+         autocomplete("deliveries", "deliveryitem", "batch", "delivery-qz9"),
+         a_sees="delivery_name", staff=Staff(sees="delivery_name")),
+    # Worker heartbeats: the platform's health, for account managers only.
+    Case("workerheartbeat-list", heartbeat_page("changelist"), FORBIDDEN, staff=Staff()),
+    Case("workerheartbeat-add", heartbeat_page("add"), FORBIDDEN, staff=Staff(status=FORBIDDEN)),
+    Case("workerheartbeat-change", heartbeat_page("change", True), FORBIDDEN, staff=Staff()),
+    Case("workerheartbeat-history", heartbeat_page("history", True), FORBIDDEN, staff=Staff()),
+    Case("workerheartbeat-delete", heartbeat_page("delete", True), FORBIDDEN, staff=Staff()),
 ]
 
 API_CASES = [
@@ -571,6 +788,25 @@ API_CASES = [
          a_sees="custom_value"),
     Case("api-customfield-preview-get", lambda w: f"{CF_API}preview/", 405,
          staff=Staff(status=405)),
+    # Deliveries: client users get their own, without secrets, login name or pinned key.
+    Case("api-deliveries", delivery_api(),
+         a_sees="delivery_name", staff=Staff(sees="remote_dir")),
+    Case("api-deliveries-client-b", delivery_api(client=ref("b.client.slug")),
+         staff=Staff(sees="delivery_name")),
+    Case("api-deliveries-client-own", delivery_api(client=ref("a.client.slug")),
+         a_sees="remote_dir"),
+    Case("api-deliveries-kind", delivery_api(kind="sftp", active="true"),
+         a_sees="last_error", staff=Staff(sees="last_error")),
+    Case("api-delivery-of-b", delivery_api("b"), NOT_FOUND, staff=Staff(sees="last_error")),
+    Case("api-delivery-of-b-json-suffix", lambda w: f"{DL_API}{w.b.delivery.pk}.json",
+         NOT_FOUND, staff=Staff(sees="delivery_host")),
+    Case("api-delivery-own", delivery_api("a"), a_sees="last_error"),
+    Case("api-delivery-batches-of-b", delivery_api("b", "batches/"), NOT_FOUND,
+         staff=Staff(sees="batch_file")),
+    Case("api-delivery-batches-own", delivery_api("a", "batches/"), a_sees="batch_error"),
+    Case("api-delivery-run-get-of-b", delivery_api("b", "run/"), 405, staff=Staff(status=405)),
+    Case("api-delivery-test-get-of-b", delivery_api("b", "test/"), 405,
+         staff=Staff(status=405)),
 ]
 # fmt: on
 
@@ -593,10 +829,17 @@ def _assert_no_b_markers(world: World, url: str, body: str) -> None:
     assert not leaked, f"B's data reached user A at {url}: {leaked}"
 
 
+def _assert_no_secret(world: World, url: str, body: str) -> None:
+    """No response shows a delivery's stored secret, to anyone: A's and B's, never echoed."""
+    shown = [s for t in (world.a, world.b) for s in t.markers.secrets() if s.lower() in body]
+    assert not shown, f"a delivery secret is in the response at {url}: {shown}"
+
+
 def _check_user_a(case: Case, world: World, response, url: str) -> None:
     body = _body(response)
     assert response.status_code == case.status, (url, body[:500])
     _assert_no_b_markers(world, url, body)
+    _assert_no_secret(world, url, body)
     if case.a_sees:
         own = getattr(world.a.markers, case.a_sees).lower()
         assert own in body, f"A's own {case.a_sees} missing at {url}"
@@ -606,6 +849,7 @@ def _check_manager(case: Case, world: World, response, url: str) -> None:
     assert case.staff is not None
     body = _body(response)
     assert response.status_code == case.staff.status, (url, body[:500])
+    _assert_no_secret(world, url, body)
     if case.staff.sees:
         theirs = getattr(world.b.markers, case.staff.sees).lower()
         assert theirs in body, f"the manager does not see B's {case.staff.sees} at {url}"
@@ -689,9 +933,32 @@ CUSTOM_FIELD_API = {"client": ref("a.client.slug"), "name": "Renamed", "kind": "
                     "constant": RENAME}
 
 
+# A complete, valid delivery form as the manager would send it (for a client user, refused).
+DELIVERY_FORM = {
+    "client": ref("a.client.pk"), "name": RENAME, "kind": "sftp", "active": "on",
+    "starts_at_0": days_from_today(0), "starts_at_1": "00:00:00", "all_campaigns": "on",
+    "host": "renamed-qz9.invalid", "port": "22", "username": RENAME, "password": RENAME,
+    "clear_private_key": "on", "clear_passphrase": "on", "remote_dir": RENAME,
+    "host_key": "SHA256:renamed", "tls_mode": "explicit", "columns_text": "",
+    "file_name_template": "{{{client}}}_{{{batch}}}.csv", "name_time_zone": "utc",
+    "header": "on", "delimiter": ",", "quoting": "minimal", "marker": "none",
+    "schedule_kind": "daily", "schedule_minute": "0", "schedule_time": "07:00",
+}  # fmt: skip
+DELIVERY_API = {"client": ref("a.client.slug"), "name": RENAME, "kind": "sftp",
+                "host": "renamed-qz9.invalid", "username": RENAME, "password": RENAME,
+                "host_key": "SHA256:renamed", "schedule_kind": "daily", "schedule_time": "07:00"}
+REDELIVER_FORM = {"start": days_from_today(-2), "end": days_from_today(2)}
+PIN = {"pin": "SHA256:renamed"}
+
+
 def delete_selected(model: str) -> dict[str, Any]:
+    return selected("delete_selected", model, **CONFIRM)
+
+
+def selected(action: str, model: str, **extra: Any) -> dict[str, Any]:
+    """A changelist action on A's and B's ``model``."""
     chosen = [ref(f"a.{model}.pk"), ref(f"b.{model}.pk")]
-    return {"action": "delete_selected", "_selected_action": chosen, **CONFIRM}
+    return {"action": action, "_selected_action": chosen, **extra}
 
 
 def ingest(tenant: str) -> dict[str, Any]:
@@ -767,8 +1034,79 @@ WRITE_CASES = [
           {}, FORBIDDEN, api=True),
     Write("api-customfield-preview-b", "post", lambda w: f"{CF_API}preview/",
           {**CUSTOM_FIELD_API, "client": ref("b.client.slug")}, FORBIDDEN, api=True),
+    # Deliveries: client users change nothing, run nothing, test nothing.
+    Write("delivery-add", "post", delivery_page("add"), DELIVERY_FORM, FORBIDDEN),
+    Write("delivery-add-for-b", "post", delivery_page("add"),
+          {**DELIVERY_FORM, "client": ref("b.client.pk")}, FORBIDDEN),
+    Write("delivery-change-own", "post", delivery_page("change", of="a"), DELIVERY_FORM,
+          FORBIDDEN),
+    Write("delivery-change-of-b", "post", delivery_page("change", of="b"), DELIVERY_FORM,
+          NOT_FOUND),
+    Write("delivery-delete-own", "post", delivery_page("delete", of="a"), CONFIRM, FORBIDDEN),
+    Write("delivery-delete-of-b", "post", delivery_page("delete", of="b"), CONFIRM, NOT_FOUND),
+    Write("delivery-send-now-own", "post", delivery_action("send_now", "a"), {}, FORBIDDEN),
+    Write("delivery-send-now-of-b", "post", delivery_action("send_now", "b"), {}, NOT_FOUND),
+    Write("delivery-test-own", "post", delivery_action("test", "a"), {}, FORBIDDEN),
+    Write("delivery-test-of-b", "post", delivery_action("test", "b"), {}, NOT_FOUND),
+    Write("delivery-fetch-key-post-of-b", "post", delivery_action("fetch_key", "b"), {},
+          NOT_FOUND),
+    Write("delivery-fetch-key-post-own", "post", delivery_action("fetch_key", "a"), {},
+          FORBIDDEN),
+    Write("delivery-fetch-key-post-too-big", "post", delivery_action("fetch_key", TOO_BIG), {},
+          NOT_FOUND),
+    Write("delivery-pin-key-own", "post", delivery_action("pin_key", "a"), PIN, FORBIDDEN),
+    Write("delivery-pin-key-of-b", "post", delivery_action("pin_key", "b"), PIN, NOT_FOUND),
+    Write("delivery-pause-own", "post", delivery_action("pause", "a"), {}, FORBIDDEN),
+    Write("delivery-pause-of-b", "post", delivery_action("pause", "b"), {}, NOT_FOUND),
+    Write("delivery-resume-own", "post", delivery_action("resume", "a"), {}, FORBIDDEN),
+    Write("delivery-resume-of-b", "post", delivery_action("resume", "b"), {}, NOT_FOUND),
+    Write("delivery-redeliver-own", "post", delivery_action("redeliver", "a"), REDELIVER_FORM,
+          FORBIDDEN),
+    Write("delivery-redeliver-of-b", "post", delivery_action("redeliver", "b"), REDELIVER_FORM,
+          NOT_FOUND),
+    # The changelist actions are offered to account managers only: the list shows again.
+    Write("delivery-send-now-selected", "post", delivery_page("changelist"),
+          selected("send_now", "delivery"), OK),
+    Write("delivery-pause-selected", "post", delivery_page("changelist"),
+          selected("pause", "delivery"), OK),
+    Write("delivery-resume-selected", "post", delivery_page("changelist"),
+          selected("resume", "delivery"), OK),
+    Write("delivery-delete-selected", "post", delivery_page("changelist"),
+          delete_selected("delivery"), OK),
+    Write("batch-resend-selected", "post", delivery_page("changelist", "batch"),
+          selected("resend", "batch"), OK),
+    Write("batch-change-of-b", "post", delivery_page("change", "batch", "b"), {"error": RENAME},
+          NOT_FOUND),
+    Write("batch-delete-of-b", "post", delivery_page("delete", "batch", "b"), CONFIRM,
+          NOT_FOUND),
+    Write("api-delivery-create", "post", delivery_api(), DELIVERY_API, FORBIDDEN, api=True),
+    Write("api-delivery-create-for-b", "post", delivery_api(),
+          {**DELIVERY_API, "client": ref("b.client.slug")}, FORBIDDEN, api=True),
+    Write("api-delivery-patch-own", "patch", delivery_api("a"), {"name": RENAME}, FORBIDDEN,
+          api=True),
+    Write("api-delivery-patch-of-b", "patch", delivery_api("b"), {"password": RENAME},
+          FORBIDDEN, api=True),
+    Write("api-delivery-put-of-b", "put", delivery_api("b"),
+          {**DELIVERY_API, "client": ref("b.client.slug")}, FORBIDDEN, api=True),
+    Write("api-delivery-delete-of-b", "delete", delivery_api("b"), {}, FORBIDDEN, api=True),
+    Write("api-delivery-run-own", "post", delivery_api("a", "run/"), {}, FORBIDDEN, api=True),
+    Write("api-delivery-run-of-b", "post", delivery_api("b", "run/"), {}, FORBIDDEN, api=True),
+    Write("api-delivery-test-own", "post", delivery_api("a", "test/"), {}, FORBIDDEN, api=True),
+    Write("api-delivery-test-of-b", "post", delivery_api("b", "test/"), {}, FORBIDDEN,
+          api=True),
 ]
 # fmt: on
+
+
+DELIVERY_COLUMNS = (
+    "pk", "client", "name", "kind", "active", "paused_at", "paused_reason", "host", "port",
+    "username", "password", "private_key", "passphrase", "remote_dir", "host_key",
+    "certificate_fingerprint", "schedule_kind", "schedule_time", "next_run_at", "last_error",
+)  # fmt: skip
+BATCH_COLUMNS = (
+    "pk", "delivery", "number", "kind", "status", "rows", "files", "error", "attempts",
+    "next_attempt_at", "requested_by",
+)  # fmt: skip
 
 
 def _snapshot() -> dict[str, list]:
@@ -787,11 +1125,21 @@ def _snapshot() -> dict[str, list]:
         "custom_fields": sorted(
             CustomField.objects.values_list("pk", "client", "name", "constant")
         ),
+        "deliveries": sorted(Delivery.objects.values_list(*DELIVERY_COLUMNS)),
+        "delivery_campaigns": sorted(
+            Delivery.campaigns.through.objects.values_list("delivery", "campaign")
+        ),
+        "batches": sorted(Batch.objects.values_list(*BATCH_COLUMNS)),
+        "delivery_items": sorted(
+            DeliveryItem.objects.values_list("pk", "delivery", "referral", "batch", "redelivery")
+        ),
     }
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in WRITE_CASES])
-def test_client_user_writes_are_refused_and_change_nothing(case: Write, world: World, client):
+def test_client_user_writes_are_refused_and_change_nothing(
+    case: Write, world: World, client, django_capture_on_commit_callbacks
+):
     if case.api:
         http = api_client_for(world.a.user)
         send = partial(getattr(http, case.method), format="json")
@@ -800,11 +1148,115 @@ def test_client_user_writes_are_refused_and_change_nothing(case: Write, world: W
         send = getattr(client, case.method)
     url, data = case.url(world), case.payload(world)
     before = _snapshot()
-    response = send(url, data)
+    # A refused write queues no task either (a run, an export) for after the commit.
+    with django_capture_on_commit_callbacks() as queued:
+        response = send(url, data)
     body = _body(response)
     assert response.status_code == case.status, (url, body[:500])
     _assert_no_b_markers(world, url, body)
+    _assert_no_secret(world, url, body)
     assert _snapshot() == before
+    assert not queued, f"{url} queued work after a refused write: {queued}"
+
+
+# --- Deliveries: secrets and the failing-deliveries banner ----------------------------------
+
+
+def test_manager_runs_what_client_users_are_refused_and_never_sees_a_secret(
+    world: World, client, django_capture_on_commit_callbacks
+):
+    """The delivery writes of WRITE_CASES work for the account manager, on B's delivery (so a
+    client user's refusal is the rule, not a broken URL), and no response of theirs shows a
+    secret: not the form shown again with errors, not a connection test's or key fetch's
+    message, not an API answer."""
+    client.force_login(world.manager)
+    api = api_client_for(world.manager)
+    delivery = world.b.delivery
+    new_password, api_password = "bravonewsecret-qz9", "bravoapisecret-qz9"
+    secrets = [*world.a.markers.secrets(), *world.b.markers.secrets(), new_password, api_password]
+    form = {key: value(world) if callable(value) else value for key, value in DELIVERY_FORM.items()}
+    change = reverse("admin:deliveries_delivery_change", args=[delivery.pk])
+
+    def button(name: str) -> str:
+        return reverse(f"admin:deliveries_{name}", args=[delivery.pk])
+
+    def check(step: str, response, status: int, says: str | None = None) -> str:
+        body = _body(response)
+        assert response.status_code == status, (step, body[:500])
+        shown = [secret for secret in secrets if secret.lower() in body]
+        assert not shown, f"a delivery secret reached the manager ({step}): {shown}"
+        if says:
+            assert says in body, (step, body[:2000])
+        return body
+
+    check("change page", client.get(change), OK, world.b.markers.remote_dir)
+    check("test", client.post(button("test"), follow=True), OK, "connection test failed")
+    check("fetch key", client.post(button("fetch_key"), follow=True), OK, "could not fetch")
+    check("redeliver form", client.get(button("redeliver")), OK, world.b.markers.delivery_name)
+    # Blank secret fields keep the stored ones, which are checked (and refused: the stored key
+    # is no key) and must not come back in the form shown again.
+    kept = {k: v for k, v in form.items() if not k.startswith("clear_")}
+    check("form with errors", client.post(change, {**kept, "password": "", "port": "0"}), OK,
+          "a port is 1 to 65535")  # fmt: skip
+    check("save", client.post(change, {**form, "password": new_password}, follow=True), OK)
+    delivery.refresh_from_db()
+    assert (delivery.name, delivery.password, delivery.private_key) == (RENAME, new_password, "")
+    check("history", client.get(reverse("admin:deliveries_delivery_history",
+                                        args=[delivery.pk])), OK, "changed")  # fmt: skip
+    check("pin key", client.post(button("pin_key"), PIN, follow=True), OK, "pinned")
+    check("pause", client.post(button("pause"), follow=True), OK, "paused")
+    delivery.refresh_from_db()
+    assert (delivery.host_key, delivery.paused) == (PIN["pin"], True)
+    with django_capture_on_commit_callbacks() as queued:
+        check("resume", client.post(button("resume"), follow=True), OK, "resumed")
+        check("send now", client.post(button("send_now"), follow=True), OK, "queued")
+    assert len(queued) == 2
+    redeliver = {key: value(world) for key, value in REDELIVER_FORM.items()}
+    check("redeliver", client.post(button("redeliver"), redeliver, follow=True), OK)
+    assert delivery.batches.filter(kind="redelivery").exists()
+
+    detail = f"{DL_API}{delivery.pk}/"
+    assert api.get(detail).json()["password_set"] is True
+    check("api detail", api.get(detail), OK, world.b.markers.last_error)
+    check("api test", api.post(f"{detail}test/"), OK, '"ok":false')
+    check("api patch", api.patch(detail, {"remote_dir": "patched-qz9"}, format="json"), OK)
+    with django_capture_on_commit_callbacks() as queued:
+        check("api run", api.post(f"{detail}run/"), 202)
+    assert len(queued) == 1
+    check("api batches", api.get(f"{detail}batches/"), OK, world.b.markers.batch_file)
+    created = {**DELIVERY_API, "client": world.b.client.slug, "name": "apimade-qz9",
+               "password": api_password}  # fmt: skip
+    check("api create", api.post(DL_API, created, format="json"), 201)
+    assert Delivery.objects.get(client=world.b.client, name="apimade-qz9").password == api_password
+    check("api list", api.get(DL_API), OK, "apimade-qz9")
+    check("delivery list", client.get(reverse("admin:deliveries_delivery_changelist")), OK,
+          "apimade-qz9")  # fmt: skip
+
+
+def test_failing_deliveries_banner_is_for_account_managers_only(world: World, client):
+    """Every admin page lists failing and paused deliveries to account managers; a client user
+    gets no banner at all (B's failing delivery least of all), and sees their own state in
+    their list."""
+    now = timezone.now()
+    Delivery.objects.filter(pk=world.a.delivery.pk).update(failing_since=now)
+    Delivery.objects.filter(pk=world.b.delivery.pk).update(failing_since=now, paused_at=now)
+    pages = [reverse("admin:index"), reverse("admin:referrals_referral_changelist"),
+             reverse("admin:deliveries_delivery_changelist"),
+             reverse("admin:deliveries_delivery_change", args=[world.a.delivery.pk])]  # fmt: skip
+    client.force_login(world.a.user)
+    for url in pages:
+        response = client.get(url)
+        body = _body(response)
+        assert response.status_code == OK, (url, body[:500])
+        _assert_no_b_markers(world, url, body)
+        assert "failing-deliveries" not in body, url
+    assert world.a.markers.last_error in _body(client.get(pages[2]))
+
+    client.force_login(world.manager)
+    body = _body(client.get(pages[1]))
+    assert "2 deliveries need attention" in body
+    assert world.a.markers.delivery_name in body and world.b.markers.delivery_name in body
+    _assert_no_secret(world, pages[1], body)
 
 
 # --- The tables cover every URL ------------------------------------------------------------
@@ -831,7 +1283,11 @@ def test_every_admin_url_has_a_row(world: World):
 
 
 def test_every_api_endpoint_has_a_row(world: World):
-    patterns = [*api_urls.urlpatterns, *customfield_api_urls.urlpatterns]
+    patterns = [
+        *api_urls.urlpatterns,
+        *customfield_api_urls.urlpatterns,
+        *delivery_api_urls.urlpatterns,
+    ]
     wanted = {p.name for p in patterns if p.name}
     missing = wanted - _url_names(world, API_CASES)
     assert not missing, f"API endpoints without a row in API_CASES: {sorted(missing)}"
@@ -865,3 +1321,13 @@ def test_markers_are_unique_to_their_tenant(world: World):
     b_rows = Referral.objects.filter(client=world.b.client)
     assert set(b_rows.values_list("campaign__name", flat=True)) == {world.b.markers.campaign_name}
     assert world.b.referral.extra == {"note": world.b.markers.extra_value}
+    # The secrets are stored encrypted, as any saved through the admin or the API.
+    columns = ", ".join(SECRET_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {Delivery._meta.db_table} WHERE id = %s",
+                       [world.b.delivery.pk])  # fmt: skip
+        stored = cursor.fetchone()
+    assert all(value.startswith("fernet:") for value in stored)
+    assert [getattr(world.b.delivery, name) for name in SECRET_FIELDS] == list(
+        world.b.markers.secrets()
+    )

@@ -23,7 +23,18 @@ READ_ONLY = (
 )  # fmt: skip
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class _ScheduleTime:
+    """``schedule_time`` as ``HH:MM``, as it is typed, for every reader."""
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["schedule_time"] = (
+            instance.schedule_time.strftime("%H:%M") if instance.schedule_time else None
+        )
+        return data
+
+
+class DeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
     """Kind-specific settings in one object; secrets are write-only (``*_set`` says whether
     one is stored), and an omitted secret keeps the stored one."""
 
@@ -102,15 +113,8 @@ class DeliverySerializer(serializers.ModelSerializer):
         names = [f.name for f in Delivery._meta.concrete_fields if f.name != "id"]
         return {name: getattr(self.instance, name) for name in names}
 
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        data["schedule_time"] = (
-            instance.schedule_time.strftime("%H:%M") if instance.schedule_time else None
-        )
-        return data
 
-
-class ClientDeliverySerializer(serializers.ModelSerializer):
+class ClientDeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
     """What a client user sees of their deliveries: where, when and how it goes; no secret,
     no login name, no pinned key."""
 

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,11 +176,26 @@ def _account() -> str:
 
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory):
+    sshd_check()
+    with sshd_running(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+def sshd_check() -> None:
+    """Fail unless sshd can be started here (it is installed, and we are root)."""
     if not Path(SSHD).exists():
         pytest.fail(f"{SSHD} is missing: the SFTP tests need Debian's openssh-server (apt)")
     if os.geteuid() != 0:
         pytest.fail("the SFTP tests start sshd for a local account, which needs root")
-    directory = tmp_path_factory.mktemp("sshd")
+
+
+@contextlib.contextmanager
+def sshd_running(directory: Path) -> Iterator[Sshd]:
+    """A running sshd with fresh keys in ``directory`` (empty); stopped and cleaned up after.
+
+    What the ``sshd`` fixture runs; benchmarks use it outside pytest.
+    """
+    sshd_check()
     password = _account()
     # sshd refuses to start without its privilege separation directory (made by the service
     # unit on a normal boot, absent in a container).

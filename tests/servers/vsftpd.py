@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,16 +127,23 @@ class Vsftpd:
 @pytest.fixture(scope="session")
 def vsftpd(tmp_path_factory) -> Iterator[Vsftpd]:
     """vsftpd with explicit FTPS (AUTH TLS)."""
-    yield from _serve(tmp_path_factory.mktemp("vsftpd"), implicit=False)
+    with vsftpd_running(tmp_path_factory.mktemp("vsftpd"), implicit=False) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def vsftpd_implicit(tmp_path_factory) -> Iterator[Vsftpd]:
     """vsftpd with implicit FTPS: TLS from the first byte."""
-    yield from _serve(tmp_path_factory.mktemp("vsftpd-implicit"), implicit=True)
+    with vsftpd_running(tmp_path_factory.mktemp("vsftpd-implicit"), implicit=True) as server:
+        yield server
 
 
-def _serve(directory: Path, *, implicit: bool) -> Iterator[Vsftpd]:
+@contextmanager
+def vsftpd_running(directory: Path, *, implicit: bool) -> Iterator[Vsftpd]:
+    """A running vsftpd configured in ``directory`` (empty); stopped and cleaned up after.
+
+    What the fixtures run; benchmarks use it outside pytest.
+    """
     if os.geteuid() != 0:
         pytest.fail("vsftpd tests need root: vsftpd binds, runs PAM and switches users as root")
     if not Path(VSFTPD).exists():
