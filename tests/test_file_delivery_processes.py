@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 
 import pytest
 from django.conf import settings
@@ -155,3 +156,34 @@ def test_every_referral_arrives_exactly_once_through_kills_and_outages(cluster, 
     assert sorted(files) == sorted(f["name"] for b in batches for f in b.files)
     assert batches[0].attempts >= 2  # killed mid-upload, then resent
     assert any(b.attempts >= 2 and b.error == "" for b in batches[1:]) or batches[0].attempts >= 3
+
+
+def test_beat_runs_a_due_delivery_once_and_then_waits_for_its_next_slot(cluster, sshd):
+    from django.utils import timezone
+
+    from deliveries.models import Delivery
+
+    clear(sshd.upload_dir)
+    client = make_client("alpha", time_zone="Europe/London")
+    delivery = sftp_delivery(
+        client, sshd, schedule_kind="interval", schedule_every_minutes=60,
+        file_name_template="due_{{{batch}}}.csv",
+        columns=[{"source": "external_id", "output": "Id"}],
+    )  # fmt: skip
+    expected = ingest(client, 20)
+    # Due since two hours: beat was down through two slots; the catch-up is one run.
+    Delivery.objects.filter(pk=delivery.pk).update(
+        next_run_at=timezone.now() - timezone.timedelta(hours=2)
+    )
+    cluster.start_beat()
+    cluster.start_worker()
+    wait_for(lambda: Batch.objects.filter(delivery=delivery, status="sent").exists(),
+             timeout=60, what="beat to run the due delivery", logs=cluster.logs)  # fmt: skip
+    delivery.refresh_from_db()
+    assert delivery.next_run_at > timezone.now()
+    assert delivery.next_run_at.minute == 0  # the next whole hour, not a slot in the past
+    sent = csv_rows(arrived(sshd.upload_dir)["due_000001.csv"])
+    assert sorted(row[0] for row in sent[1:]) == sorted(expected)
+    # Several ticks later: still one batch (nothing new, and the slot is not due again).
+    time.sleep(4)
+    assert Batch.objects.filter(delivery=delivery).count() == 1
