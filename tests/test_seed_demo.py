@@ -15,6 +15,11 @@ def test_seed_demo_creates_a_client_campaigns_referrals_and_working_logins(clien
     assert Campaign.objects.filter(client=demo).count() == 2
     assert Referral.objects.filter(client=demo).count() == 1000
     assert Referral.objects.filter(client=demo).exclude(email="").count() == 1000
+    # The example delivery is paused, and its ledger owes every demo referral.
+    from deliveries.models import Delivery
+
+    example = Delivery.objects.get(client=demo)
+    assert example.paused and example.items.filter(batch__isnull=True).count() == 1000
 
     logins = dict(re.findall(r"username '(\w+)', password '([^']+)'", out.getvalue()))
     assert set(logins) == {"manager", "acme"}

@@ -30,6 +30,7 @@ class Command(BaseCommand):
         campaigns = ["spring-sale", "newsletter-signup"]
         Campaign.objects.create(client=client, external_id=campaigns[0], name="Spring sale")
         Campaign.objects.create(client=client, external_id=campaigns[1], name="Newsletter sign-up")
+        _example_delivery(client)  # before the referrals, so its ledger owes them
         records = demo_records(client_slug=DEMO_SLUG, campaigns=campaigns, count=referrals)
         while batch := list(islice(records, 1000)):
             referrals_ingest(records=batch)
@@ -47,3 +48,26 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo client {client.name}: {referrals} referrals."))
         for role, username, password in logins:
             self.stdout.write(f"  {role}: username {username!r}, password {password!r}")
+
+
+def _example_delivery(client: Client) -> None:
+    """A nightly SFTP drop, paused until someone points it at a real server: the demo shows
+    what it owes growing in its ledger, and everything an account manager sets up."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from deliveries.models import Delivery
+
+    Delivery.objects.create(
+        client=client, name="Nightly CRM drop (example)", kind="sftp",
+        host="sftp.example.com", username="acme", remote_dir="incoming",
+        columns=[{"source": "external_id", "output": "Id"}, {"source": "email", "output": "Email"},
+                 {"source": "first_name", "output": "First name"},
+                 {"source": "last_name", "output": "Last name"},
+                 {"source": "opted_in_at", "output": "Opted in"}],
+        schedule_kind="daily", schedule_time=dt.time(6, 0), marker="manifest",
+        starts_at=timezone.now() - dt.timedelta(days=60),
+        paused_at=timezone.now(),
+        paused_reason="example: set the server and password, fetch and pin its host key, resume",
+    )  # fmt: skip
