@@ -40,11 +40,11 @@ def custom_field_preview(
     ]
     result: dict[str, Any] = {"latest": latest_rows}
     if sample is not None:
-        result["sample"] = compiled.render_referral(_sample_referral(client, sample))[0]
+        result["sample"] = compiled.render_referral(sample_referral(client, sample))[0]
     return result
 
 
-def _sample_referral(client, sample: dict[str, Any]) -> Referral:
+def sample_referral(client, sample: dict[str, Any]) -> Referral:
     from django.utils import timezone
 
     from referrals.api.serializers import ReferralIngestSerializer

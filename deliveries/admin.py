@@ -25,18 +25,21 @@ from deliveries.file_runs import (
     delivery_resume,
 )
 from deliveries.forms import SECRETS, DeliveryForm
-from deliveries.models import Batch, Delivery, WorkerHeartbeat
+from deliveries.models import Attempt, Batch, Delivery, WorkerHeartbeat
+from deliveries.replays import replay_not_delivered, replay_range, replay_referral
 from deliveries.schedules import schedule_describe
+from deliveries.selectors import api_health
 from deliveries.services import (
     ConnectionTestFailed,
     DeliveryInvalid,
     delivery_fetch_certificate,
     delivery_fetch_host_key,
+    delivery_rotate_signing_secret,
     delivery_save,
     delivery_send_now,
     delivery_test_connection,
 )
-from referrals.admin_tenancy import ClientListFilter, TenantScopedAdmin
+from referrals.admin_tenancy import ClientListFilter, TenantScopedAdmin, id_from_param
 from referrals.tenancy import is_client_user
 
 
@@ -62,28 +65,46 @@ class DeliveryAdmin(TenantScopedAdmin):
         )
 
     def get_fieldsets(self, request, obj=None):
-        if is_client_user(request.user):
-            # Where files go, not how we log in: no login name, no secret, no pinned key.
+        client_user = is_client_user(request.user)
+        if client_user:
+            # Where data goes, not how we log in: no login name, no secret, no pinned key.
             connection = ["host", "port", "remote_dir", "tls_mode"]
+            endpoint = ["url", "http_method", "body_format", "body_template", "auth_kind"]
         else:
             connection = [
                 "host", "port", "username", "password", "clear_password", "private_key",
                 "clear_private_key", "passphrase", "clear_passphrase", "remote_dir", "host_key",
                 "tls_mode", "certificate_fingerprint",
             ]  # fmt: skip
-        columns = "columns_text" if not is_client_user(request.user) else "columns"
-        return [
+            endpoint = [
+                "url", "http_method", "body_format", "body_template", "headers_text",
+                "auth_kind", "auth_username", "auth_secret", "clear_auth_secret",
+                "auth_key_name", "signing_secret", "clear_signing_secret", "connect_timeout",
+                "total_timeout", "accepted_statuses", "success_match", "success_match_value",
+                "success_json_path", "max_in_flight", "pause_after_minutes",
+            ]  # fmt: skip
+        columns = "columns" if client_user else "columns_text"
+        kind = obj.kind if obj is not None else None
+        sets = [
             (None, {"fields": ["client", "name", "kind", "active", "starts_at"]}),
-            ("Scope", {"fields": ["all_campaigns", "campaigns"]}),
-            ("Server", {"fields": connection,
-                        "description": "Secrets are write-only: never shown once saved."}),
-            ("File", {"fields": [columns, "file_name_template", "name_time_zone", "header",
-                                 "bom", "delimiter", "quoting", "gzip", "max_rows_per_file",
-                                 "marker", "send_empty"]}),
-            ("Schedule (in the client's time zone)", {"fields": [
-                "schedule_kind", "schedule_every_minutes", "schedule_minute", "schedule_time",
-                "schedule_weekday", "schedule_cron"]}),
-        ]  # fmt: skip
+            ("Scope", {"fields": ["all_campaigns", "campaigns", columns]}),
+        ]
+        if kind in (None, "api"):
+            sets.append(("Real-time API", {"fields": endpoint, "description":
+                "Each referral as it is stored, signed (Standard Webhooks). Secrets are "
+                "write-only: never shown once saved."}))  # fmt: skip
+        if kind in (None, "sftp", "ftps"):
+            sets += [
+                ("Server (SFTP / FTPS)", {"fields": connection, "description":
+                    "Secrets are write-only: never shown once saved."}),
+                ("File", {"fields": ["file_name_template", "name_time_zone", "header", "bom",
+                                     "delimiter", "quoting", "gzip", "max_rows_per_file",
+                                     "marker", "send_empty"]}),
+                ("Schedule (in the client's time zone)", {"fields": [
+                    "schedule_kind", "schedule_every_minutes", "schedule_minute",
+                    "schedule_time", "schedule_weekday", "schedule_cron"]}),
+            ]  # fmt: skip
+        return sets
 
     def get_readonly_fields(self, request, obj=None):
         if is_client_user(request.user):
@@ -97,10 +118,13 @@ class DeliveryAdmin(TenantScopedAdmin):
         return super().get_form(request, obj, change, **kwargs)
 
     def save_model(self, request, obj, form, change):
+        had_secret = bool(obj.signing_secret)
         try:
             delivery_save(obj)
         except DeliveryInvalid as exc:  # the form ran the same checks; a race changed things
             raise PermissionDenied(str(exc)) from None
+        if obj.kind == Delivery.Kind.API and not had_secret:
+            _show_secret_once(request, obj)
 
     # -- list columns -------------------------------------------------------------------
     @admin.display(description="State")
@@ -168,6 +192,12 @@ class DeliveryAdmin(TenantScopedAdmin):
             path("<int:pk>/pause/", view(self.pause_view), name="deliveries_pause"),
             path("<int:pk>/resume/", view(self.resume_view), name="deliveries_resume"),
             path("<int:pk>/redeliver/", view(self.redeliver_view), name="deliveries_redeliver"),
+            path("<int:pk>/replay-failed/", view(self.replay_failed_view),
+                 name="deliveries_replay_failed"),
+            path("<int:pk>/replay-referral/", view(self.replay_referral_view),
+                 name="deliveries_replay_referral"),
+            path("<int:pk>/rotate-secret/", view(self.rotate_secret_view),
+                 name="deliveries_rotate_secret"),
             *super().get_urls(),
         ]
 
@@ -263,9 +293,45 @@ class DeliveryAdmin(TenantScopedAdmin):
         messages.success(request, "Resumed; what is owed is being sent.")
         return self._back(delivery)
 
+    def replay_failed_view(self, request, pk):
+        return require_POST(self._replay_failed)(request, pk)
+
+    def _replay_failed(self, request, pk):
+        delivery = self._changeable(request, pk)
+        count = replay_not_delivered(delivery)
+        messages.success(request, f"{count} referral(s) not delivered are being sent again.")
+        return self._back(delivery)
+
+    def replay_referral_view(self, request, pk):
+        return require_POST(self._replay_referral)(request, pk)
+
+    def _replay_referral(self, request, pk):
+        delivery = self._changeable(request, pk)
+        referral_id = id_from_param(request.POST.get("referral"))
+        count = replay_referral(delivery, referral_id) if referral_id else 0
+        if count:
+            messages.success(request, f"Referral {referral_id} is being sent again.")
+        else:
+            messages.error(request, "That referral is not one this delivery sends.")
+        return self._back(delivery)
+
+    def rotate_secret_view(self, request, pk):
+        return require_POST(self._rotate_secret)(request, pk)
+
+    def _rotate_secret(self, request, pk):
+        delivery = self._changeable(request, pk)
+        delivery_rotate_signing_secret(delivery)
+        _show_secret_once(request, delivery)
+        messages.info(request, "The previous secret keeps signing for 24 hours as well.")
+        return self._back(delivery)
+
     def redeliver_view(self, request, pk):
         delivery = self._changeable(request, pk)
         form = RedeliverForm(request.POST or None, zone=delivery.client.zone)
+        if request.method == "POST" and form.is_valid() and delivery.kind == Delivery.Kind.API:
+            count = replay_range(delivery, form.cleaned_data["start"], form.cleaned_data["end"])
+            messages.success(request, f"{count} referral(s) of the range are being sent again.")
+            return self._back(delivery)
         if request.method == "POST" and form.is_valid():
             batch = batch_redeliver(
                 delivery, form.cleaned_data["start"], form.cleaned_data["end"],
@@ -290,6 +356,8 @@ class DeliveryAdmin(TenantScopedAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context["batches"] = obj.batches.order_by("-number")[:10]
+            context["attempts"] = obj.attempts.order_by("-started_at", "-id")[:10]
+            context["health"] = api_health(obj) if obj.kind == Delivery.Kind.API else None
             context["can_act"] = self.has_change_permission(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -381,6 +449,39 @@ class BatchAdmin(TenantScopedAdmin):
         return super().has_change_permission(request, obj)
 
 
+class AttemptAdmin(TenantScopedAdmin):
+    """Every HTTP attempt: what was sent (secrets redacted) and what came back."""
+
+    client_path = "delivery__client"
+    list_display = ("started_at", "delivery", "referral_id", "number", "method", "status_code",
+                    "error_class", "latency_ms", "outcome", "test")  # fmt: skip
+    list_filter = ("outcome", "error_class", "test")
+    list_select_related = ("delivery",)
+    search_fields = ("=referral_id",)
+    readonly_fields = (
+        "delivery", "item", "referral_id", "number", "test", "started_at", "method", "url",
+        "request_headers", "request_body", "status_code", "response_headers", "response_body",
+        "latency_ms", "error_class", "outcome", "reason",
+    )  # fmt: skip
+
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # the log of what happened
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def _show_secret_once(request, delivery: Delivery) -> None:
+    messages.warning(
+        request,
+        f"The signing secret of {delivery.name}, shown this once (give it to the receiver, "
+        f"who verifies every request with it): {delivery.signing_secret}",
+    )
+
+
 def _local(moment: dt.datetime | None, delivery: Delivery) -> str:
     if moment is None:
         return "-"
@@ -408,3 +509,4 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
 admin.site.register(Delivery, DeliveryAdmin)
 admin.site.register(Batch, BatchAdmin)
+admin.site.register(Attempt, AttemptAdmin)

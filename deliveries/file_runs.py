@@ -254,8 +254,11 @@ def delivery_pause(delivery: Delivery, reason: str) -> None:
 
 def delivery_resume(delivery: Delivery) -> None:
     """Unpause; unsent batches go at the next run, at once rather than after their back-off."""
+    from deliveries.api_dispatch import api_items_resume
+
     Delivery.objects.filter(pk=delivery.pk).update(paused_at=None, paused_reason="")
     delivery.batches.filter(~Q(status=Batch.Status.SENT)).update(next_attempt_at=None)
+    api_items_resume(delivery)
     delivery.paused_at, delivery.paused_reason = None, ""
 
 

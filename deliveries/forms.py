@@ -7,8 +7,8 @@ from django import forms
 from deliveries.models import Delivery
 from deliveries.validation import DELIMITERS, PLAIN_FTP, delivery_errors
 
-SECRETS = ("password", "private_key", "passphrase")
-KIND_CHOICES = [("sftp", "SFTP files"), ("ftps", "FTPS files")]
+SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret")
+KIND_CHOICES = [("api", "Real-time API"), ("sftp", "SFTP files"), ("ftps", "FTPS files")]
 
 
 class KindField(forms.CharField):
@@ -23,6 +23,22 @@ def columns_as_text(columns: list[dict]) -> str:
         c["source"] if c["source"] == c["output"] else f"{c['source']} -> {c['output']}"
         for c in columns
     )
+
+
+def headers_as_text(headers: list[dict]) -> str:
+    return "\n".join(f"{h['name']}: {h['value']}" for h in headers)
+
+
+def headers_from_text(text: str) -> list[dict]:
+    headers = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            raise forms.ValidationError(f"Line {number}: write 'Name: value'.")
+        headers.append({"name": name.strip(), "value": value.strip()})
+    return headers
 
 
 def columns_from_text(text: str) -> list[dict]:
@@ -61,6 +77,21 @@ class DeliveryForm(forms.ModelForm):
     passphrase = forms.CharField(
         required=False, strip=False, widget=forms.PasswordInput(render_value=False)
     )
+    auth_secret = forms.CharField(
+        label="Password, token or API key", required=False, strip=False,
+        widget=forms.PasswordInput(render_value=False),
+    )  # fmt: skip
+    signing_secret = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False),
+        help_text="whsec_... agreed with the receiver; empty on a new delivery: one is made "
+        "and shown once.",
+    )  # fmt: skip
+    headers_text = forms.CharField(
+        label="Headers", required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="One per line: 'Name: value'.",
+    )  # fmt: skip
+    clear_auth_secret = forms.BooleanField(required=False, label="Remove the stored secret")
+    clear_signing_secret = forms.BooleanField(required=False, label="Remove (a new one is made)")
     clear_password = forms.BooleanField(required=False, label="Remove the stored password")
     clear_private_key = forms.BooleanField(required=False, label="Remove the stored key")
     clear_passphrase = forms.BooleanField(required=False, label="Remove the stored passphrase")
@@ -70,6 +101,10 @@ class DeliveryForm(forms.ModelForm):
         model = Delivery
         fields = (
             "client", "name", "kind", "active", "all_campaigns", "campaigns", "starts_at",
+            "url", "http_method", "body_format", "body_template", "auth_kind", "auth_username",
+            "auth_secret", "auth_key_name", "connect_timeout", "total_timeout",
+            "accepted_statuses", "success_match", "success_match_value", "success_json_path",
+            "signing_secret", "max_in_flight", "pause_after_minutes",
             "host", "port", "username", "password", "private_key", "passphrase", "remote_dir",
             "host_key", "tls_mode", "certificate_fingerprint",
             "file_name_template", "name_time_zone", "header", "bom", "delimiter", "quoting",
@@ -82,6 +117,8 @@ class DeliveryForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "columns_text" in self.fields:
             self.fields["columns_text"].initial = columns_as_text(self.instance.columns or [])
+        if "headers_text" in self.fields:
+            self.fields["headers_text"].initial = headers_as_text(self.instance.headers or [])
         for name in SECRETS:
             if name in self.fields:
                 stored = bool(getattr(self.instance, name, ""))
@@ -99,6 +136,9 @@ class DeliveryForm(forms.ModelForm):
         if kind == "ftp":
             raise forms.ValidationError(PLAIN_FTP)
         return kind
+
+    def clean_headers_text(self) -> list[dict]:
+        return headers_from_text(self.cleaned_data.get("headers_text") or "")
 
     def clean_columns_text(self) -> list[dict]:
         return columns_from_text(self.cleaned_data.get("columns_text") or "")
@@ -118,7 +158,7 @@ class DeliveryForm(forms.ModelForm):
         campaigns = list(cleaned.get("campaigns") or [])
         for field, messages in delivery_errors(candidate, campaigns=campaigns).items():
             for message in messages:
-                target = "columns_text" if field == "columns" else field
+                target = {"columns": "columns_text", "headers": "headers_text"}.get(field, field)
                 self.add_error(target if target in self.fields else None, message)
         return cleaned
 
@@ -129,9 +169,12 @@ class DeliveryForm(forms.ModelForm):
             if name in model_fields:
                 setattr(candidate, name, value)
         candidate.columns = cleaned.get("columns_text", candidate.columns)
+        candidate.headers = cleaned.get("headers_text", candidate.headers)
         return candidate
 
     def _post_clean(self) -> None:
         super()._post_clean()
         if "columns_text" in self.cleaned_data:
             self.instance.columns = self.cleaned_data["columns_text"]
+        if "headers_text" in self.cleaned_data:
+            self.instance.headers = self.cleaned_data["headers_text"]

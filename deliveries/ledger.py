@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 # SQLite allows 999 parameters in older builds; PostgreSQL takes the ids as one array.
 _SQLITE_CHUNK = 900
 
 _MATCH = """
-INSERT INTO deliveries_deliveryitem (delivery_id, referral_id, redelivery, created_at)
-SELECT d.id, r.id, {false}, %s
+INSERT INTO deliveries_deliveryitem
+    (delivery_id, referral_id, redelivery, created_at, status, attempts, reason)
+SELECT d.id, r.id, {false}, %s, CASE WHEN d.kind = 'api' THEN 'pending' ELSE 'file' END, 0, ''
 FROM referrals_referral r
 JOIN deliveries_delivery d ON d.client_id = r.client_id
 WHERE r.id {ids}
@@ -30,19 +31,33 @@ WHERE r.id {ids}
   AND (d.all_campaigns OR EXISTS (
         SELECT 1 FROM deliveries_delivery_campaigns dc
         WHERE dc.delivery_id = d.id AND dc.campaign_id = r.campaign_id))
+RETURNING id, status
 """
 
 
 def ledger_record(referral_ids: Sequence[int]) -> None:
-    """Record one pending item per active delivery that each stored referral matches."""
+    """Record one pending item per active delivery that each stored referral matches; items
+    of real-time deliveries are queued for sending when the transaction commits."""
     if not referral_ids:
         return
     now = timezone.now()
+    rows: list[tuple[int, str]] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(_MATCH.format(false="FALSE", ids="= ANY(%s)"), [now, list(referral_ids)])
-            return
-        for start in range(0, len(referral_ids), _SQLITE_CHUNK):
-            chunk = list(referral_ids[start : start + _SQLITE_CHUNK])
-            placeholders = ", ".join(["%s"] * len(chunk))
-            cursor.execute(_MATCH.format(false="0", ids=f"IN ({placeholders})"), [now, *chunk])
+            cursor.execute(
+                _MATCH.format(false="FALSE", ids="= ANY(%s)"), [now, list(referral_ids)]
+            )
+            rows = cursor.fetchall()
+        else:
+            for start in range(0, len(referral_ids), _SQLITE_CHUNK):
+                chunk = list(referral_ids[start : start + _SQLITE_CHUNK])
+                placeholders = ", ".join(["%s"] * len(chunk))
+                cursor.execute(_MATCH.format(false="0", ids=f"IN ({placeholders})"), [now, *chunk])
+                rows += cursor.fetchall()
+    api_items = [item_id for item_id, status in rows if status == "pending"]
+    if api_items:
+        from deliveries.api_runs import api_items_enqueue
+
+        # The outbox's fast path: queued once the referral is really stored. If the message is
+        # lost (broker down, worker killed), the retry tick finds the item pending and sends it.
+        transaction.on_commit(lambda: api_items_enqueue(api_items))

@@ -38,6 +38,25 @@ class Delivery(models.Model):
         CLIENT = "client", "The client's time zone"
         UTC = "utc", "UTC"
 
+    class BodyFormat(models.TextChoices):
+        JSON = "json", "JSON"
+        FORM = "form", "Form (application/x-www-form-urlencoded)"
+        XML = "xml", "XML"
+        QUERY = "query", "Query string (GET)"
+
+    class AuthKind(models.TextChoices):
+        NONE = "none", "None"
+        BASIC = "basic", "Basic (user name and password)"
+        BEARER = "bearer", "Bearer token"
+        API_KEY_HEADER = "api_key_header", "API key in a header"
+        API_KEY_QUERY = "api_key_query", "API key in a query parameter"
+
+    class Match(models.TextChoices):
+        NONE = "none", "Status only"
+        CONTAINS = "contains", "Body contains"
+        REGEX = "regex", "Body matches regex"
+        JSON_PATH = "json_path", "JSON path equals"
+
     class ScheduleKind(models.TextChoices):
         INTERVAL = "interval", "Every N minutes"
         HOURLY = "hourly", "Hourly"
@@ -84,6 +103,43 @@ class Delivery(models.Model):
         blank=True,
         help_text="FTPS: the certificate's SHA-256 fingerprint; empty: verified by system CAs.",
     )
+
+    # Real-time API
+    url = models.CharField(max_length=2000, blank=True, help_text="https://crm.example.com/leads")
+    http_method = models.CharField(
+        max_length=4, choices=[("POST", "POST"), ("PUT", "PUT"), ("GET", "GET")], default="POST"
+    )
+    body_format = models.CharField(max_length=8, choices=BodyFormat.choices, default="json")
+    body_template = models.TextField(
+        blank=True,
+        help_text="Empty: one field per column. Otherwise the body, with {{{Field}}} "
+        "placeholders escaped for the format.",
+    )
+    headers = models.JSONField(default=list, blank=True, help_text="[{'name': ..., 'value': ...}]")
+    auth_kind = models.CharField(max_length=16, choices=AuthKind.choices, default="none")
+    auth_username = models.CharField(max_length=255, blank=True)
+    auth_secret = EncryptedTextField(blank=True)
+    auth_key_name = models.CharField(
+        max_length=100, blank=True, help_text="The header or query parameter of an API key."
+    )
+    connect_timeout = models.FloatField(default=5.0)
+    total_timeout = models.FloatField(default=15.0)
+    accepted_statuses = models.CharField(
+        max_length=200, default="2xx", help_text="'2xx', or codes and ranges: '200, 201, 202'."
+    )
+    success_match = models.CharField(max_length=10, choices=Match.choices, default="none")
+    success_match_value = models.TextField(blank=True)
+    success_json_path = models.CharField(max_length=200, blank=True)
+    signing_secret = EncryptedTextField(blank=True)
+    previous_signing_secret = EncryptedTextField(blank=True)
+    previous_secret_until = models.DateTimeField(null=True, blank=True)
+    max_in_flight = models.PositiveIntegerField(
+        default=8, help_text="Requests to this endpoint at once; more wait their turn."
+    )
+    pause_after_minutes = models.PositiveIntegerField(
+        default=24 * 60, help_text="Failing continuously this long pauses the delivery."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
 
     # File format
     file_name_template = models.CharField(
@@ -213,6 +269,14 @@ class DeliveryItem(models.Model):
     any number of times.
     """
 
+    class Status(models.TextChoices):
+        FILE = "file", "In a file delivery (see its batch)"
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        REJECTED = "rejected", "Rejected (not retried)"
+        FAILED = "failed", "Failed (retried)"
+
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="items")
     referral = models.ForeignKey(Referral, on_delete=models.CASCADE, related_name="+")
     batch = models.ForeignKey(
@@ -220,6 +284,13 @@ class DeliveryItem(models.Model):
     )
     redelivery = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
+    # Real-time API deliveries: each item's own state machine (files go by batch).
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.FILE)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -233,10 +304,53 @@ class DeliveryItem(models.Model):
             # What a delivery still owes: found without reading what it has sent.
             models.Index(fields=["delivery"], condition=Q(batch__isnull=True), name="item_pending"),
             models.Index(fields=["batch", "referral"], name="item_batch"),
+            # What the API retry tick looks at: only items still in flight.
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                condition=Q(status__in=["pending", "sending", "failed"]),
+                name="item_api_open",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.delivery_id}:{self.referral_id}"
+
+
+class Attempt(models.Model):
+    """One HTTP attempt of a real-time delivery: what was sent (secrets redacted), what came
+    back, how long it took, and what it meant."""
+
+    class Outcome(models.TextChoices):
+        DELIVERED = "delivered", "Delivered"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Failed"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    item = models.ForeignKey(
+        DeliveryItem, null=True, blank=True, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    referral_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    number = models.PositiveIntegerField(default=1)
+    test = models.BooleanField(default=False, help_text="A 'send test referral' request.")
+    started_at = models.DateTimeField(default=timezone.now)
+    method = models.CharField(max_length=8)
+    url = models.TextField()
+    request_headers = models.JSONField(default=list)
+    request_body = models.TextField(blank=True)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=list)
+    response_body = models.TextField(blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    error_class = models.CharField(max_length=32, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["delivery", "started_at"], name="attempt_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url[:60]} -> {self.status_code or self.error_class}"
 
 
 class WorkerHeartbeat(models.Model):

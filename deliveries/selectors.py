@@ -9,7 +9,7 @@ from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from deliveries.models import Batch, Delivery, WorkerHeartbeat
+from deliveries.models import Attempt, Batch, Delivery, DeliveryItem, WorkerHeartbeat
 from referrals.tenancy import scope_to_user
 
 SECRETS = ("password", "private_key", "passphrase")  # never needed to show health
@@ -23,8 +23,10 @@ def worker_heartbeat_age_seconds() -> float | None:
 
 def deliveries_failing_for(user) -> list:
     """Active deliveries the user may see that are paused or failing, worst first."""
-    failing = Delivery.objects.filter(active=True).defer(*SECRETS).filter(
-        Q(failing_since__isnull=False) | Q(paused_at__isnull=False)
+    failing = (
+        Delivery.objects.filter(active=True)
+        .defer(*SECRETS)
+        .filter(Q(failing_since__isnull=False) | Q(paused_at__isnull=False))
     )
     return list(
         scope_to_user(failing, user, client_path="client")
@@ -81,3 +83,22 @@ def recent_batches(*, client, limit: int = 10) -> list:
         .select_related("delivery")
         .order_by("-created_at")[:limit]
     )
+
+
+def api_health(delivery) -> dict:
+    """A real-time delivery at a glance: what it owes, the last 24 hours, overdue retries."""
+    now = timezone.now()
+    open_items = DeliveryItem.objects.filter(
+        delivery=delivery, status__in=["pending", "sending", "failed"]
+    )
+    day = Attempt.objects.filter(
+        delivery=delivery, test=False, started_at__gte=now - dt.timedelta(days=1)
+    )
+    counts = day.aggregate(total=Count("id"), delivered=Count("id", filter=Q(outcome="delivered")))
+    total = counts["total"]
+    return {
+        "pending": open_items.count(),
+        "attempts_24h": total,
+        "success_rate_24h": round(100 * counts["delivered"] / total, 1) if total else None,
+        "overdue": open_items.filter(next_attempt_at__lt=now - dt.timedelta(minutes=5)).count(),
+    }

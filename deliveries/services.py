@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import transaction
 from django.utils import timezone
 
 from deliveries.dispatch import delivery_schedule_reset
 from deliveries.file_runs import delivery_target, transport_for
 from deliveries.models import Delivery, WorkerHeartbeat
+from deliveries.signing import signing_secret_generate
 from deliveries.transports.base import TransportError
 from deliveries.validation import delivery_errors
 
@@ -24,6 +27,8 @@ def delivery_save(delivery: Delivery, *, campaigns=None) -> Delivery:
     errors = delivery_errors(delivery, campaigns=campaigns)
     if errors:
         raise DeliveryInvalid(errors)
+    if delivery.kind == Delivery.Kind.API and not delivery.signing_secret:
+        delivery.signing_secret = signing_secret_generate()
     schedule_changed = _schedule_changed(delivery)
     delivery.save()
     if campaigns is not None:
@@ -50,6 +55,17 @@ def _schedule_changed(delivery: Delivery) -> bool:
     )
 
 
+def delivery_rotate_signing_secret(delivery: Delivery, *, overlap_hours: int = 24) -> None:
+    """A new signing secret; the old one keeps signing too for ``overlap_hours``, so the
+    receiver can switch over without refusing a single request."""
+    delivery.previous_signing_secret = delivery.signing_secret
+    delivery.previous_secret_until = timezone.now() + dt.timedelta(hours=overlap_hours)
+    delivery.signing_secret = signing_secret_generate()
+    delivery.save(
+        update_fields=["previous_signing_secret", "previous_secret_until", "signing_secret"]
+    )
+
+
 def delivery_send_now(delivery: Delivery) -> None:
     """Queue a run now, ignoring back-off; the claim keeps it from overlapping another."""
     from deliveries.tasks import run_file_delivery
@@ -58,7 +74,18 @@ def delivery_send_now(delivery: Delivery) -> None:
 
 
 def delivery_test_connection(delivery: Delivery) -> str:
-    """Log in as a run would (same checks, same pins) and list the remote directory."""
+    """Files: log in as a run would (same checks, same pins) and list the remote directory.
+    Real-time: send a test referral as live delivery would (same rules, same SSRF guard)."""
+    if delivery.kind == Delivery.Kind.API:
+        from deliveries.api_runs import api_test_send
+
+        attempt = api_test_send(delivery)
+        answer = attempt.status_code or attempt.error_class
+        latency = attempt.latency_ms or 0
+        text = f"Test referral sent: {answer} in {latency:.0f} ms, {attempt.outcome}"
+        if attempt.outcome != "delivered":
+            raise ConnectionTestFailed(f"{text}: {attempt.reason}")
+        return text
     try:
         with transport_for(delivery).connect(delivery_target(delivery)) as session:
             names = session.listdir()

@@ -3,6 +3,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from deliveries.alerts import deliveries_warn_overdue
+from deliveries.api_dispatch import api_items_due, api_retries_overdue
+from deliveries.api_runs import api_item_send, api_items_enqueue
 from deliveries.dispatch import file_deliveries_due
 from deliveries.file_runs import file_delivery_run
 from deliveries.services import worker_heartbeat_record
@@ -27,3 +29,15 @@ def deliveries_tick() -> None:
 @shared_task(name="deliveries.files.run", ignore_result=True, acks_late=True)
 def run_file_delivery(delivery_id: int, forced: bool = False) -> None:
     file_delivery_run(delivery_id, forced=forced)
+
+
+@shared_task(name="deliveries.api.send", ignore_result=True)
+def send_api_item(item_id: int) -> None:
+    api_item_send(item_id)
+
+
+@shared_task(name="housekeeping.api_deliveries_tick", ignore_result=True)
+def api_deliveries_tick() -> None:
+    """Scheduled by beat every few seconds: queue due retries and lost items; watchdog."""
+    api_items_enqueue(api_items_due())
+    api_retries_overdue()

@@ -7,11 +7,16 @@ pins, fingerprints), so a setting accepted here is one the run can use.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from urllib.parse import urlsplit
 
-from customfields.engine import CycleError, UnknownReference, compile_columns
+from customfields.engine import Column, CycleError, UnknownReference, compile_columns
 from deliveries.filenames import FileNameError, file_name_check
 from deliveries.filewriter import delivery_columns
+from deliveries.http_auth import auth_errors
+from deliveries.outcomes import accepted_statuses_error, json_path_error, regex_error
+from deliveries.payloads import payload_errors, template_placeholders
 from deliveries.schedules import ScheduleError, schedule_check
 from deliveries.transports.base import PermanentTransportError
 
@@ -26,10 +31,8 @@ FILE_KINDS = ("sftp", "ftps")
 def kind_error(kind: str) -> str | None:
     if kind.strip().lower() in ("ftp", "ftpes-off", "plain ftp"):
         return PLAIN_FTP
-    if kind == "api":
-        return "Real-time API deliveries are not available yet; choose SFTP or FTPS files."
-    if kind not in FILE_KINDS:
-        return f"Unknown kind {kind!r}: choose sftp or ftps."
+    if kind not in (*FILE_KINDS, "api"):
+        return f"Unknown kind {kind!r}: choose api, sftp or ftps."
     return None
 
 
@@ -39,23 +42,26 @@ def delivery_errors(delivery, *, campaigns=None) -> dict[str, list[str]]:
     problem = kind_error(delivery.kind)
     if problem:
         errors["kind"].append(problem)
-        return dict(errors)
+        return {field: messages for field, messages in errors.items() if messages}
     if not delivery.name.strip():
         errors["name"].append("Give the delivery a name.")
     elif delivery.client_id and _name_taken(delivery):
         errors["name"].append("This client already has a delivery of that name.")
-    _connection(delivery, errors)
-    _format(delivery, errors)
-    try:
-        schedule_check(delivery)
-    except ScheduleError as exc:
-        errors[exc.field].append(str(exc))
+    if delivery.kind == "api":
+        _api(delivery, errors)
+    else:
+        _connection(delivery, errors)
+        _format(delivery, errors)
+        try:
+            schedule_check(delivery)
+        except ScheduleError as exc:
+            errors[exc.field].append(str(exc))
     if not delivery.all_campaigns and campaigns is not None:
         if not campaigns:
             errors["campaigns"].append("Choose at least one campaign, or all campaigns.")
         elif any(c.client_id != delivery.client_id for c in campaigns):
             errors["campaigns"].append("Only the client's own campaigns can be chosen.")
-    return dict(errors)
+    return {field: messages for field, messages in errors.items() if messages}
 
 
 def _name_taken(delivery) -> bool:
@@ -118,6 +124,85 @@ def _ftps(delivery, errors) -> None:
             ftps.certificate_fingerprint_normalise(delivery.certificate_fingerprint)
         except PermanentTransportError as exc:
             errors["certificate_fingerprint"].append(_sentence(str(exc)))
+
+
+_RESERVED_HEADERS = {"webhook-id", "webhook-timestamp", "webhook-signature", "content-length",
+                     "host", "transfer-encoding"}  # fmt: skip
+_AUTH_FIELDS = {"kind": "auth_kind", "username": "auth_username", "secret": "auth_secret",
+                "key_name": "auth_key_name"}  # fmt: skip
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _api(delivery, errors) -> None:
+    url = delivery.url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        errors["url"].append("Give the full address, starting with https:// (or http://).")
+    elif parts.username or parts.password:
+        errors["url"].append("Put credentials in the authentication settings, not in the URL.")
+    if delivery.http_method not in ("POST", "PUT", "GET"):
+        errors["http_method"].append("Choose POST, PUT or GET.")
+    if (delivery.http_method == "GET") != (delivery.body_format == "query"):
+        errors["body_format"].append("GET sends a query string; POST and PUT send a body.")
+    template = delivery.body_template if delivery.body_template.strip() else None
+    names = (
+        [str(c.get("output", "")).strip() for c in delivery.columns if isinstance(c, dict)]
+        if isinstance(delivery.columns, list) else []
+    )  # fmt: skip
+    for message in payload_errors(delivery.body_format, template=template, output_names=names):
+        errors["body_template" if template else "columns"].append(message)
+    if template is not None and delivery.client_id:
+        try:
+            placeholders = template_placeholders(template)
+            compile_columns(client=delivery.client, columns=[Column(n, n) for n in placeholders])
+        except (UnknownReference, CycleError, ValueError) as exc:
+            errors["body_template"].append(str(exc))
+    elif problems := columns_errors(delivery):
+        errors["columns"].extend(problems)
+    _api_headers(delivery.headers, errors)
+    for field, message in auth_errors(
+        delivery.auth_kind, username=delivery.auth_username, secret=delivery.auth_secret,
+        key_name=delivery.auth_key_name,
+    ).items():  # fmt: skip
+        errors[_AUTH_FIELDS.get(field, field)].append(message)
+    if not 0.5 <= delivery.connect_timeout <= 60:
+        errors["connect_timeout"].append("Between 0.5 and 60 seconds.")
+    if not 1 <= delivery.total_timeout <= 300:
+        errors["total_timeout"].append("Between 1 and 300 seconds.")
+    problem = accepted_statuses_error(delivery.accepted_statuses)
+    if problem:
+        errors["accepted_statuses"].append(problem)
+    if delivery.success_match == "regex":
+        problem = regex_error(delivery.success_match_value)
+        if problem:
+            errors["success_match_value"].append(problem)
+    if delivery.success_match == "json_path":
+        problem = json_path_error(delivery.success_json_path)
+        if problem:
+            errors["success_json_path"].append(problem)
+    if delivery.success_match != "none" and not delivery.success_match_value:
+        errors["success_match_value"].append("Give the text, pattern or value to look for.")
+    if not 1 <= delivery.max_in_flight <= 200:
+        errors["max_in_flight"].append("Between 1 and 200 requests at once.")
+    if delivery.pause_after_minutes < 1:
+        errors["pause_after_minutes"].append("At least 1 minute.")
+
+
+def _api_headers(headers, errors) -> None:
+    if not isinstance(headers, list) or not all(
+        isinstance(h, dict) and set(h) == {"name", "value"}
+        and all(isinstance(v, str) for v in h.values()) for h in headers
+    ):  # fmt: skip
+        errors["headers"].append("Headers are a list of {'name': ..., 'value': ...}.")
+        return
+    for header in headers:
+        name = header["name"].strip()
+        if not _TOKEN.match(name):
+            errors["headers"].append(f"{name!r} is not a valid header name.")
+        elif name.lower() in _RESERVED_HEADERS:
+            errors["headers"].append(f"{name} is set by the platform.")
+        if "\r" in header["value"] or "\n" in header["value"]:
+            errors["headers"].append(f"The value of {name} must be one line.")
 
 
 def _format(delivery, errors) -> None:

@@ -71,6 +71,10 @@ def _configure(app: Celery) -> None:
             "purge-expired-exports": {
                 "task": "housekeeping.purge_expired_exports", "schedule": 3600.0,
             },
+            "api-deliveries-due": {
+                "task": "housekeeping.api_deliveries_tick",
+                "schedule": float(settings.DELIVERY_API_TICK_SECONDS),
+            },
             "file-deliveries-due": {
                 "task": "housekeeping.deliveries_tick",
                 "schedule": float(settings.DELIVERY_TICK_SECONDS),

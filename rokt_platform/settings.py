@@ -7,6 +7,7 @@ production.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -191,6 +192,21 @@ DELIVERY_WARN_AFTER_MINUTES = env_int("DELIVERY_WARN_AFTER_MINUTES", 30, minimum
 # Extra CA certificates (PEM) trusted for FTPS besides the system's, e.g. a private CA.
 DELIVERY_CA_FILE = env_str("DELIVERY_CA_FILE", "") or ""
 DELIVERY_WORK_DIR = VAR_DIR / "outgoing"
+# Real-time API deliveries refuse private, loopback, link-local, CGNAT and metadata addresses
+# (checked on the address connected to) unless a network is listed here (CIDR, comma-separated).
+DELIVERY_ALLOWED_NETWORKS = env_list("DELIVERY_ALLOWED_NETWORKS", [])
+for _network in DELIVERY_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"DELIVERY_ALLOWED_NETWORKS: {_network!r} is not a network (e.g. 10.0.0.0/8)."
+        ) from None
+# How often beat fires due API retries and re-sends items whose message or worker was lost.
+DELIVERY_API_TICK_SECONDS = env_int("DELIVERY_API_TICK_SECONDS", 2, minimum=1)
+# Scales every retry delay of real-time deliveries (5 s, 30 s, 2 min, 10 min, ...) in percent:
+# 100 in production; the end-to-end tests shrink it to see many retries in seconds.
+DELIVERY_RETRY_SCALE_PERCENT = env_int("DELIVERY_RETRY_SCALE_PERCENT", 100, minimum=1)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "rokt-platform@localhost")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

@@ -55,5 +55,6 @@ def api_a(user_a) -> APIClient:
 
 
 # Real servers on loopback, started once per session by the first test that asks.
+from tests.servers.http_receiver import http_receiver, http_test_pki, https_receiver  # noqa: E402, F401
 from tests.servers.sshd import sshd  # noqa: E402, F401
 from tests.servers.vsftpd import vsftpd, vsftpd_implicit  # noqa: E402, F401

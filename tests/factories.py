@@ -66,3 +66,19 @@ def make_file_delivery(client: Client, *, kind: str = "sftp", **overrides: Any):
         delivery.save(update_fields=["all_campaigns"])
         delivery.campaigns.set(campaigns)
     return delivery
+
+
+def make_api_delivery(client: Client, url: str, **overrides: Any):
+    """An active real-time delivery of ``client`` posting JSON to ``url``, saved through the
+    service (validated; a signing secret generated)."""
+    import datetime as dt
+
+    from deliveries.models import Delivery
+    from deliveries.services import delivery_save
+
+    fields: dict[str, Any] = {
+        "client": client, "name": f"crm {next(_numbers)}", "kind": "api", "url": url,
+        "starts_at": timezone.now() - dt.timedelta(minutes=1),
+    }  # fmt: skip
+    fields.update(overrides)
+    return delivery_save(Delivery(**fields))

@@ -7,10 +7,14 @@ from deliveries.validation import PLAIN_FTP, delivery_errors
 from referrals.models import Campaign, Client
 from referrals.tenancy import scope_to_user
 
-SECRETS = ("password", "private_key", "passphrase")
+SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret")
 SETTINGS = (
     "id", "client", "name", "kind", "active", "paused_at", "paused_reason", "all_campaigns",
-    "campaigns", "columns", "starts_at", "host", "port", "username", "remote_dir", "host_key",
+    "campaigns", "columns", "starts_at", "url", "http_method", "body_format", "body_template",
+    "headers", "auth_kind", "auth_username", "auth_key_name", "connect_timeout", "total_timeout",
+    "accepted_statuses", "success_match", "success_match_value", "success_json_path",
+    "previous_secret_until", "max_in_flight", "pause_after_minutes",
+    "host", "port", "username", "remote_dir", "host_key",
     "tls_mode", "certificate_fingerprint", "file_name_template", "name_time_zone", "header",
     "bom", "delimiter", "quoting", "gzip", "max_rows_per_file", "marker", "send_empty",
     "schedule_kind", "schedule_every_minutes", "schedule_minute", "schedule_time",
@@ -18,8 +22,8 @@ SETTINGS = (
     "last_error", "created_at",
 )  # fmt: skip
 READ_ONLY = (
-    "id", "paused_at", "paused_reason", "next_run_at", "last_success_at", "failing_since",
-    "last_error", "created_at",
+    "id", "paused_at", "previous_secret_until", "paused_reason", "next_run_at",
+    "last_success_at", "failing_since", "last_error", "created_at",
 )  # fmt: skip
 
 
@@ -46,7 +50,10 @@ class DeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
     password = serializers.CharField(write_only=True, required=False, allow_blank=True)
     private_key = serializers.CharField(write_only=True, required=False, allow_blank=True)
     passphrase = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    auth_secret = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    signing_secret = serializers.CharField(write_only=True, required=False, allow_blank=True)
     password_set = serializers.SerializerMethodField()
+    auth_secret_set = serializers.SerializerMethodField()
     private_key_set = serializers.SerializerMethodField()
     passphrase_set = serializers.SerializerMethodField()
     pending = serializers.SerializerMethodField()
@@ -54,7 +61,7 @@ class DeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
     class Meta:
         model = Delivery
         fields = (*SETTINGS, *SECRETS, "password_set", "private_key_set", "passphrase_set",
-                  "pending")  # fmt: skip
+                  "auth_secret_set", "pending")  # fmt: skip
         read_only_fields = READ_ONLY
         validators: list = []
 
@@ -73,6 +80,9 @@ class DeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
     def get_password_set(self, obj) -> bool:
         return bool(obj.password)
 
+    def get_auth_secret_set(self, obj) -> bool:
+        return bool(obj.auth_secret)
+
     def get_private_key_set(self, obj) -> bool:
         return bool(obj.private_key)
 
@@ -80,6 +90,8 @@ class DeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
         return bool(obj.passphrase)
 
     def get_pending(self, obj) -> int:
+        if obj.kind == "api":
+            return obj.items.filter(status__in=["pending", "sending", "failed"]).count()
         return obj.items.filter(batch__isnull=True).count()
 
     def validate_kind(self, value: str) -> str:
@@ -123,9 +135,10 @@ class ClientDeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
     class Meta:
         model = Delivery
         fields = (
-            "id", "client", "name", "kind", "active", "paused_at", "columns", "host",
-            "remote_dir", "file_name_template", "schedule_kind", "schedule_every_minutes",
-            "schedule_minute", "schedule_time", "schedule_weekday", "schedule_cron",
+            "id", "client", "name", "kind", "active", "paused_at", "columns", "url",
+            "http_method", "body_format", "host", "remote_dir", "file_name_template",
+            "schedule_kind", "schedule_every_minutes", "schedule_minute", "schedule_time",
+            "schedule_weekday", "schedule_cron",
             "next_run_at", "last_success_at", "failing_since", "last_error",
         )  # fmt: skip
         read_only_fields = fields
@@ -155,3 +168,42 @@ class RunResultSerializer(serializers.Serializer):
 class TestResultSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     detail = serializers.CharField()
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        from deliveries.models import Attempt
+
+        model = Attempt
+        fields = (
+            "id", "delivery", "referral_id", "number", "test", "started_at", "method", "url",
+            "request_headers", "request_body", "status_code", "response_headers",
+            "response_body", "latency_ms", "error_class", "outcome", "reason",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class ReplaySerializer(serializers.Serializer):
+    """One of: a referral id, ``not_delivered: true``, or a ``start``/``end`` range."""
+
+    referral = serializers.IntegerField(required=False)
+    not_delivered = serializers.BooleanField(required=False, default=False)
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs):
+        chosen = [bool(attrs.get("referral")), attrs.get("not_delivered"),
+                  bool(attrs.get("start") or attrs.get("end"))]  # fmt: skip
+        if sum(chosen) != 1:
+            raise serializers.ValidationError(
+                "Give exactly one of: referral, not_delivered, or start and end."
+            )
+        if (attrs.get("start") is None) != (attrs.get("end") is None):
+            raise serializers.ValidationError("A range needs both start and end.")
+        if attrs.get("start") and attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": "The end must be after the start."})
+        return attrs
+
+
+class ReplayResultSerializer(serializers.Serializer):
+    replayed = serializers.IntegerField()

@@ -10,13 +10,17 @@ from rest_framework.response import Response
 
 from customfields.api.views import ModelPermissionsWithView
 from deliveries.api.serializers import (
+    AttemptSerializer,
     BatchSerializer,
     ClientDeliverySerializer,
     DeliverySerializer,
+    ReplayResultSerializer,
+    ReplaySerializer,
     RunResultSerializer,
     TestResultSerializer,
 )
 from deliveries.models import Delivery
+from deliveries.replays import replay_not_delivered, replay_range, replay_referral
 from deliveries.services import (
     ConnectionTestFailed,
     DeliveryInvalid,
@@ -24,6 +28,7 @@ from deliveries.services import (
     delivery_send_now,
     delivery_test_connection,
 )
+from referrals.admin_tenancy import id_from_param
 from referrals.tenancy import is_client_user, scope_to_user
 
 
@@ -57,8 +62,17 @@ class DeliveryViewSet(
             queryset = queryset.filter(client__slug=client)
         return scope_to_user(queryset, self.request.user, client_path="client")
 
+    def create(self, request, *args, **kwargs):
+        response = super().create(request, *args, **kwargs)
+        created = self._created
+        if created.kind == Delivery.Kind.API and not request.data.get("signing_secret"):
+            # Generated here: shown this once, for the receiver to verify signatures with.
+            response.data["signing_secret"] = created.signing_secret
+        return response
+
     def perform_create(self, serializer) -> None:
-        self._save(serializer, Delivery())
+        self._created = Delivery()
+        self._save(serializer, self._created)
 
     def perform_update(self, serializer) -> None:
         self._save(serializer, serializer.instance)
@@ -80,25 +94,63 @@ class DeliveryViewSet(
     def run(self, request, pk=None):
         """Queue a run now: unsent batches are resent, then what is new is sent."""
         delivery = self.get_object()
-        if not delivery.active or delivery.paused:
-            return Response(
-                {"queued": False, "detail": "The delivery is inactive or paused."},
-                status=status.HTTP_409_CONFLICT,
+        if not delivery.active or delivery.paused or delivery.kind == Delivery.Kind.API:
+            detail = (
+                "Real-time deliveries send as referrals arrive; use replay."
+                if delivery.kind == Delivery.Kind.API
+                else "The delivery is inactive or paused."
             )
+            return Response({"queued": False, "detail": detail}, status=status.HTTP_409_CONFLICT)
         delivery_send_now(delivery)
         return Response({"queued": True, "detail": "A run is queued."}, status=202)
 
     @extend_schema(request=None, responses={200: TestResultSerializer})
     @action(detail=True, methods=["post"])
     def test(self, request, pk=None):
-        """Log in as a run would (host key and certificate checks included), list the folder."""
+        """Files: log in as a run would (host key and certificate checks included) and list
+        the folder. Real-time: send a test referral under the same rules as live delivery."""
         delivery = self.get_object()
         try:
             return Response({"ok": True, "detail": delivery_test_connection(delivery)})
         except ConnectionTestFailed as exc:
             return Response({"ok": False, "detail": str(exc)})
 
-    @extend_schema(responses=BatchSerializer(many=True))
+    @extend_schema(responses=AttemptSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def attempts(self, request, pk=None):
+        """The delivery's HTTP attempts, newest first (``?referral=<id>`` for one referral)."""
+        delivery = self.get_object()
+        attempts = delivery.attempts.order_by("-started_at", "-id")
+        referral = request.query_params.get("referral")
+        if referral is not None:
+            attempts = attempts.filter(referral_id=id_from_param(referral) or 0)
+        paginator = LimitOffsetPagination()
+        paginator.default_limit = 50
+        page = paginator.paginate_queryset(attempts, request, self)
+        return paginator.get_paginated_response(AttemptSerializer(page, many=True).data)
+
+    @extend_schema(request=ReplaySerializer, responses=ReplayResultSerializer)
+    @action(detail=True, methods=["post"])
+    def replay(self, request, pk=None):
+        """Send again: one referral, everything not delivered, or a time range."""
+        delivery = self.get_object()
+        if delivery.kind != Delivery.Kind.API:
+            raise ValidationError({
+                "detail": "Replay is for real-time deliveries; file deliveries redeliver a "
+                "time range as a batch (admin)."
+            })  # fmt: skip
+        serializer = ReplaySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if data.get("referral"):
+            count = replay_referral(delivery, data["referral"])
+        elif data.get("not_delivered"):
+            count = replay_not_delivered(delivery)
+        else:
+            count = replay_range(delivery, data["start"], data["end"])
+        return Response({"replayed": count})
+
+    @extend_schema(request=None, responses=BatchSerializer(many=True))
     @action(detail=True, methods=["get"])
     def batches(self, request, pk=None):
         """The delivery's batches, newest first (``?limit=`` and ``?offset=``)."""

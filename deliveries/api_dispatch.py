@@ -1,0 +1,65 @@
+"""Which real-time items to (re)send now: the database is the outbox, the broker a fast path.
+
+Beat calls ``api_items_due`` every ``DELIVERY_API_TICK_SECONDS``. It returns, for deliveries
+that are active and not paused:
+
+- failed items whose retry is due;
+- items left "sending" past their lease (the worker died mid-request): sent again;
+- pending items whose message never led to an attempt (the broker lost it, or it was queued
+  while the delivery was paused): after ``_LOST_AFTER``, or when a resume made them due.
+
+``api_retries_overdue`` is the watchdog: retries that should have happened minutes ago mean
+beat or the workers are not keeping up, and it says so in the log and on the dashboard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db.models import Q
+from django.utils import timezone
+
+from deliveries.models import Delivery, DeliveryItem
+
+logger = logging.getLogger(__name__)
+_LOST_AFTER = dt.timedelta(seconds=60)
+_OVERDUE_AFTER = dt.timedelta(minutes=5)
+Status = DeliveryItem.Status
+
+
+def _open_deliveries():
+    return Delivery.objects.filter(kind=Delivery.Kind.API, active=True, paused_at__isnull=True)
+
+
+def api_items_due(*, now: dt.datetime | None = None, limit: int = 2000) -> list[int]:
+    now = now or timezone.now()
+    items = DeliveryItem.objects.filter(delivery__in=_open_deliveries())
+    orphaned = items.filter(status=Status.SENDING, lease_until__lt=now)
+    # Back to "failed and due" first, so the claim in the send can take them.
+    orphaned.update(status=Status.FAILED, next_attempt_at=now, lease_until=None)
+    due = items.filter(
+        Q(status=Status.FAILED, next_attempt_at__lte=now)
+        | Q(status=Status.PENDING, next_attempt_at__lte=now)
+        | Q(status=Status.PENDING, next_attempt_at__isnull=True, created_at__lt=now - _LOST_AFTER)
+    )
+    return list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+
+
+def api_retries_overdue(*, now: dt.datetime | None = None) -> int:
+    now = now or timezone.now()
+    late = DeliveryItem.objects.filter(
+        delivery__in=_open_deliveries(),
+        status__in=[Status.FAILED, Status.PENDING],
+        next_attempt_at__lt=now - _OVERDUE_AFTER,
+    ).count()
+    if late:
+        logger.error("watchdog: %d real-time retries are over %s late", late, _OVERDUE_AFTER)
+    return late
+
+
+def api_items_resume(delivery: Delivery) -> int:
+    """On resume: everything the delivery still owes is due now."""
+    return DeliveryItem.objects.filter(
+        delivery=delivery, status__in=[Status.PENDING, Status.FAILED]
+    ).update(next_attempt_at=timezone.now())

@@ -1,0 +1,83 @@
+"""How many requests one endpoint gets at once, across every worker: its budget.
+
+A slow or dead endpoint may hold at most ``max_in_flight`` of the workers' threads; a send
+that finds the budget spent does not wait for it (that is what stalls a shared queue behind
+one slow endpoint), it gives its thread back and is tried again a moment later.
+
+With Redis (production) the budget is a sorted set of tokens per delivery, each expiring on
+its own, so a worker that dies holding one cannot leak it for longer than a request can last.
+On the embedded demo (no Redis, one machine) it is a semaphore per process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from functools import cache
+
+from django.conf import settings
+
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[1], 3600)
+  return 1
+end
+return 0
+"""
+
+
+class Budget:
+    def acquire(self, delivery_id: int, limit: int, hold_seconds: float) -> str | None:
+        """A token if one of ``limit`` slots is free, else ``None``."""
+        raise NotImplementedError
+
+    def release(self, delivery_id: int, token: str) -> None:
+        raise NotImplementedError
+
+
+class RedisBudget(Budget):
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+        self._acquire = self._redis.register_script(_ACQUIRE)
+
+    def acquire(self, delivery_id: int, limit: int, hold_seconds: float) -> str | None:
+        now = time.time()
+        token = uuid.uuid4().hex
+        key = f"rokt:budget:{delivery_id}"
+        granted = self._acquire(keys=[key], args=[now, limit, now + hold_seconds, token])
+        return token if granted else None
+
+    def release(self, delivery_id: int, token: str) -> None:
+        self._redis.zrem(f"rokt:budget:{delivery_id}", token)
+
+
+class LocalBudget(Budget):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[int, set[str]] = {}
+
+    def acquire(self, delivery_id: int, limit: int, hold_seconds: float) -> str | None:
+        with self._lock:
+            held = self._held.setdefault(delivery_id, set())
+            if len(held) >= limit:
+                return None
+            token = uuid.uuid4().hex
+            held.add(token)
+            return token
+
+    def release(self, delivery_id: int, token: str) -> None:
+        with self._lock:
+            self._held.get(delivery_id, set()).discard(token)
+
+
+@cache
+def budget() -> Budget:
+    url = settings.CELERY_BROKER_URL
+    if url.startswith(("redis://", "rediss://")):
+        return RedisBudget(url)
+    return LocalBudget()

@@ -1,0 +1,49 @@
+"""Replaying real-time deliveries: one referral, everything not delivered, or a time range.
+
+A replay makes the items due again and queues them; each keeps its ``webhook-id``, so a
+receiver that already has a record can tell a replay from a new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils import timezone
+
+from deliveries.models import Delivery, DeliveryItem
+
+Status = DeliveryItem.Status
+
+
+def _replay(items) -> int:
+    ids = list(items.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    DeliveryItem.objects.filter(pk__in=ids).exclude(status=Status.SENDING).update(
+        status=Status.PENDING, next_attempt_at=timezone.now(), lease_until=None
+    )
+    from deliveries.api_runs import api_items_enqueue
+
+    transaction.on_commit(lambda: api_items_enqueue(ids))
+    return len(ids)
+
+
+def replay_referral(delivery: Delivery, referral_id: int) -> int:
+    return _replay(DeliveryItem.objects.filter(delivery=delivery, referral_id=referral_id))
+
+
+def replay_not_delivered(delivery: Delivery) -> int:
+    return _replay(
+        DeliveryItem.objects.filter(delivery=delivery, status__in=[Status.FAILED, Status.REJECTED])
+    )
+
+
+def replay_range(delivery: Delivery, start: dt.datetime, end: dt.datetime) -> int:
+    if end <= start:
+        raise ValueError("The end of the range must be after its start.")
+    return _replay(
+        DeliveryItem.objects.filter(
+            delivery=delivery, referral__created_at__gte=start, referral__created_at__lt=end
+        ).exclude(status=Status.FILE)
+    )

@@ -1,0 +1,288 @@
+"""Real-time API delivery against a real HTTP receiver on loopback: each format and auth as a
+CRM expects, signatures that verify with the public library, and the outcome rules."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import xml.etree.ElementTree as ET
+from urllib.parse import parse_qsl
+
+import pytest
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from deliveries.api_dispatch import api_items_due
+from deliveries.api_runs import api_item_send
+from deliveries.models import Attempt, Delivery, DeliveryItem
+from deliveries.replays import replay_not_delivered, replay_referral
+from deliveries.services import delivery_rotate_signing_secret, delivery_test_connection
+from tests.factories import make_api_delivery, make_referral
+
+pytestmark = pytest.mark.django_db
+COLUMNS = [{"source": "external_id", "output": "Id"}, {"source": "email", "output": "Email"},
+           {"source": "first_name", "output": "First"}]  # fmt: skip
+NASTY = 'Zoë "the <b>" & \\ \n O\'Neil ✓'
+
+
+@pytest.fixture(autouse=True)
+def _loopback_allowed(settings):
+    settings.DELIVERY_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+
+
+def send(delivery, referral) -> tuple[str, DeliveryItem]:
+    item = DeliveryItem.objects.get(delivery=delivery, referral=referral)
+    outcome = api_item_send(item.pk)
+    item.refresh_from_db()
+    return outcome, item
+
+
+def verify(delivery, request) -> dict:
+    headers = {k.lower(): v for k, v in request.headers}
+    Webhook(delivery.signing_secret).verify(request.body, headers, json_parse=False)  # or raises
+    return headers
+
+
+@pytest.mark.parametrize("fmt", ["json", "form", "xml", "query"])
+def test_each_body_format_from_the_column_list(client_a, http_receiver, fmt):
+    method = "GET" if fmt == "query" else "POST"
+    delivery = make_api_delivery(client_a, http_receiver.url(), body_format=fmt,
+                                 http_method=method, columns=COLUMNS)  # fmt: skip
+    person = make_referral(client_a, first_name=NASTY)
+    outcome, item = send(delivery, person)
+    assert outcome == "delivered" and item.status == "delivered"
+    [request] = http_receiver.requests
+    assert request.method == method
+    expected = {"Id": person.external_id, "Email": person.email, "First": NASTY}
+    if fmt == "json":
+        assert request.header("content-type") == "application/json"
+        assert json.loads(request.body) == expected
+    elif fmt == "form":
+        assert request.header("content-type") == "application/x-www-form-urlencoded"
+        assert dict(parse_qsl(request.body.decode())) == expected
+    elif fmt == "xml":
+        root = ET.fromstring(request.body)  # noqa: S314 - our own test receiver's input
+        assert root.tag == "referral"
+        assert {child.tag: child.text for child in root} == expected
+    else:
+        assert request.body == b""
+        assert dict(parse_qsl(request.query)) == expected
+    verify(delivery, request)
+
+
+def test_a_template_with_placeholders_escapes_each_value_for_json(client_a, http_receiver):
+    from customfields.models import CustomField
+
+    CustomField.objects.create(client=client_a, name="Shout", kind="case", source="last_name",
+                               case="upper")  # fmt: skip
+    template = (
+        '{"lead": {"mail": "{{{Email}}}", "name": "{{{first_name}}} {{{Shout}}}", '
+        '"note": "{{{extra.note}}}"}}'
+    )
+    delivery = make_api_delivery(client_a, http_receiver.url(), body_template=template)
+    person = make_referral(client_a, first_name=NASTY, last_name="smith", extra={"note": 'a"b'})
+    assert send(delivery, person)[0] == "delivered"
+    body = json.loads(http_receiver.requests[0].body)
+    assert body == {"lead": {"mail": person.email, "name": f"{NASTY} SMITH", "note": 'a"b'}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "settings_", "check"),
+    [
+        ("basic", {"auth_username": "crm-user", "auth_secret": "pässword"},
+         lambda r: base64.b64decode(r.header("authorization").split()[1]).decode()
+         == "crm-user:pässword"),
+        ("bearer", {"auth_secret": "tok-123"},
+         lambda r: r.header("authorization") == "Bearer tok-123"),
+        ("api_key_header", {"auth_secret": "key-123", "auth_key_name": "X-Api-Key"},
+         lambda r: r.header("x-api-key") == "key-123"),
+        ("api_key_query", {"auth_secret": "key-123", "auth_key_name": "api_key"},
+         lambda r: dict(parse_qsl(r.query))["api_key"] == "key-123"),
+    ],
+)  # fmt: skip
+def test_each_auth_kind_arrives_and_is_redacted_in_the_log(
+    client_a, http_receiver, kind, settings_, check
+):
+    delivery = make_api_delivery(client_a, http_receiver.url(), auth_kind=kind, **settings_)
+    assert send(delivery, make_referral(client_a))[0] == "delivered"
+    assert check(http_receiver.requests[0])
+    attempt = Attempt.objects.get(delivery=delivery)
+    logged = json.dumps(attempt.request_headers) + attempt.url
+    assert settings_["auth_secret"] not in logged
+    assert "[redacted]" in logged
+
+
+def test_the_webhook_id_is_stable_across_retries_and_signatures_verify(client_a, http_receiver):
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    person = make_referral(client_a)
+    http_receiver.status(503)
+    outcome, item = send(delivery, person)
+    assert outcome == "failed" and item.status == "failed"
+    assert dt.timedelta(seconds=3) < item.next_attempt_at - timezone.now() < dt.timedelta(seconds=7)
+    assert send(delivery, person)[0] == "not due"  # the retry waits for its time
+    DeliveryItem.objects.filter(pk=item.pk).update(next_attempt_at=timezone.now())
+    http_receiver.respond = lambda r: (200, [], b"{}")
+    assert send(delivery, person)[0] == "delivered"
+    first, second = http_receiver.requests
+    ids = {verify(delivery, first)["webhook-id"], verify(delivery, second)["webhook-id"]}
+    assert ids == {f"msg_{item.pk}"}
+    assert [a.number for a in Attempt.objects.filter(delivery=delivery).order_by("id")] == [1, 2]
+
+
+def test_rotation_sends_both_signatures_and_each_verifies(client_a, http_receiver):
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    old = delivery.signing_secret
+    delivery_rotate_signing_secret(delivery)
+    assert send(delivery, make_referral(client_a))[0] == "delivered"
+    request = http_receiver.requests[0]
+    headers = {k.lower(): v for k, v in request.headers}
+    assert len(headers["webhook-signature"].split()) == 2
+    for secret in (old, delivery.signing_secret):
+        Webhook(secret).verify(request.body.decode(), headers)
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome", "retried"),
+    [
+        ((200, [], b"{}"), "delivered", False),
+        ((201, [], b"{}"), "delivered", False),
+        ((400, [], b'{"error": "bad email"}'), "rejected", False),
+        ((422, [], b"{}"), "rejected", False),
+        ((408, [], b""), "failed", True),
+        ((429, [], b""), "failed", True),
+        ((500, [], b""), "failed", True),
+        ((503, [], b""), "failed", True),
+    ],
+)
+def test_outcome_by_status(client_a, http_receiver, answer, outcome, retried):
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    http_receiver.respond = lambda r: answer
+    result, item = send(delivery, make_referral(client_a))
+    assert result == outcome
+    assert (item.next_attempt_at is not None) == retried
+    delivery.refresh_from_db()
+    assert not delivery.paused
+
+
+ACCEPTED = {"success_match": "contains", "success_match_value": '"accepted"'}
+
+
+@pytest.mark.parametrize(
+    ("match", "body", "outcome"),
+    [
+        (ACCEPTED, b'{"s": "accepted"}', "delivered"),
+        (ACCEPTED, b'{"s": "dup"}', "rejected"),
+        ({"success_match": "regex", "success_match_value": r"id=\d+"}, b"ok id=42", "delivered"),
+        ({"success_match": "regex", "success_match_value": r"id=\d+"}, b"ok", "rejected"),
+        ({"success_match": "json_path", "success_json_path": "$.result.status",
+          "success_match_value": "ok"}, b'{"result": {"status": "ok"}}', "delivered"),
+        ({"success_match": "json_path", "success_json_path": "$.result.status",
+          "success_match_value": "ok"}, b'{"result": {"status": "duplicate"}}', "rejected"),
+    ],
+)  # fmt: skip
+def test_a_body_rule_says_whether_the_crm_took_the_record(
+    client_a, http_receiver, match, body, outcome
+):
+    delivery = make_api_delivery(client_a, http_receiver.url(), **match)
+    http_receiver.respond = lambda r: (200, [], body)
+    result, item = send(delivery, make_referral(client_a))
+    assert result == outcome
+    if outcome == "rejected":
+        assert item.reason and item.next_attempt_at is None  # kept with its reason, not retried
+
+
+def test_retry_after_is_honoured(client_a, http_receiver):
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    http_receiver.status(429, headers=[("Retry-After", "120")])
+    _, item = send(delivery, make_referral(client_a))
+    assert item.next_attempt_at - timezone.now() > dt.timedelta(seconds=115)
+
+
+def test_410_pauses_the_delivery_and_items_wait_for_the_resume(client_a, http_receiver):
+    from deliveries.file_runs import delivery_resume
+
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    http_receiver.status(410)
+    first = make_referral(client_a)
+    assert send(delivery, first)[0] == "failed"
+    delivery.refresh_from_db()
+    assert delivery.paused and "410" in delivery.paused_reason
+    later = make_referral(client_a)  # arrives while paused: kept
+    assert send(delivery, later)[0] == "delivery paused"
+    http_receiver.respond = lambda r: (200, [], b"{}")
+    delivery_resume(delivery)
+    due = api_items_due()
+    assert set(due) == set(
+        DeliveryItem.objects.filter(delivery=delivery).values_list("pk", flat=True)
+    )
+    assert {api_item_send(pk) for pk in due} == {"delivered"}
+
+
+def test_redirects_are_not_followed(client_a, http_receiver):
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    http_receiver.redirect("http://127.0.0.1:1/elsewhere")
+    outcome, item = send(delivery, make_referral(client_a))
+    assert outcome == "failed" and "redirect" in item.reason and "not followed" in item.reason
+    assert len(http_receiver.requests) == 1
+
+
+PRIVATE = ["http://127.0.0.1:{port}/hook", "http://localhost:{port}/hook",
+           "http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/"]  # fmt: skip
+
+
+@pytest.mark.parametrize("url", PRIVATE)
+def test_private_targets_are_refused_and_pause_the_delivery(client_a, http_receiver, settings, url):
+    settings.DELIVERY_ALLOWED_NETWORKS = []
+    port = http_receiver.url().split(":")[2].split("/")[0]
+    delivery = make_api_delivery(client_a, url.format(port=port))
+    assert send(delivery, make_referral(client_a))[0] == "failed"
+    assert http_receiver.requests == []
+    attempt = Attempt.objects.get(delivery=delivery)
+    assert attempt.error_class == "ssrf_refused"
+    delivery.refresh_from_db()
+    assert delivery.paused
+
+
+def test_continuous_failure_pauses_after_the_configured_time(client_a, http_receiver):
+    delivery = make_api_delivery(client_a, http_receiver.url(), pause_after_minutes=30)
+    http_receiver.status(500)
+    send(delivery, make_referral(client_a))
+    delivery.refresh_from_db()
+    assert delivery.failing_since and not delivery.paused
+    Delivery.objects.filter(pk=delivery.pk).update(
+        failing_since=timezone.now() - dt.timedelta(minutes=31)
+    )
+    send(delivery, make_referral(client_a))
+    delivery.refresh_from_db()
+    assert delivery.paused and "failing for 30 min" in delivery.paused_reason
+
+
+def test_orphaned_and_lost_items_are_found_by_the_tick(client_a, http_receiver):
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    orphan = DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
+    lost = DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
+    fresh = DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
+    past = timezone.now() - dt.timedelta(minutes=5)
+    DeliveryItem.objects.filter(pk=orphan.pk).update(status="sending", lease_until=past)
+    DeliveryItem.objects.filter(pk=lost.pk).update(created_at=past)
+    due = api_items_due()
+    assert set(due) == {orphan.pk, lost.pk}  # the fresh one's message is still on its way
+    assert fresh.pk not in due
+
+
+def test_replays_and_the_test_referral(client_a, http_receiver):
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    person = make_referral(client_a)
+    http_receiver.status(400)
+    assert send(delivery, person)[0] == "rejected"
+    http_receiver.respond = lambda r: (200, [], b"{}")
+    assert replay_not_delivered(delivery) == 1
+    assert send(delivery, person)[0] == "delivered"
+    assert replay_referral(delivery, person.pk) == 1
+    assert send(delivery, person)[0] == "delivered"
+    ids = {r.header("webhook-id") for r in http_receiver.requests}
+    assert len(http_receiver.requests) == 3 and len(ids) == 1  # a replay keeps its id
+    message = delivery_test_connection(delivery)
+    assert message.startswith("Test referral sent: 200")
+    assert Attempt.objects.filter(delivery=delivery, test=True).count() == 1
