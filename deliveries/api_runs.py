@@ -190,7 +190,7 @@ def retry_delay(attempts: int, retry_after: float | None) -> float:
         base = _FIRST_DELAYS[attempts - 1]
     else:
         base = min(_FIRST_DELAYS[-1] * 2 ** (attempts - len(_FIRST_DELAYS)), _MAX_DELAY)
-    delay = base * random.uniform(0.8, 1.2) * settings.DELIVERY_RETRY_SCALE_PERCENT / 100
+    delay = base * random.uniform(0.8, 1.2) * settings.DELIVERY_RETRY_SCALE
     return max(delay, retry_after or 0.0)
 
 

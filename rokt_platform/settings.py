@@ -7,6 +7,7 @@ production.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import secrets
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from rokt_platform.env import env_bool, env_int, env_list, env_str, env_url
+from rokt_platform.env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ROKT_VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
@@ -43,6 +44,17 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("DEBUG", False)
 # Fernet keys for secrets at rest (deliveries.secrets); empty: one derived from SECRET_KEY.
 ENCRYPTION_KEYS = env_list("ROKT_ENCRYPTION_KEYS", [])
+for _key in ENCRYPTION_KEYS:
+    try:
+        _valid_key = len(base64.urlsafe_b64decode(_key.encode())) == 32
+    except ValueError:
+        _valid_key = False
+    if not _valid_key:
+        raise ImproperlyConfigured(
+            "ROKT_ENCRYPTION_KEYS holds a value that is not a Fernet key (32 url-safe base64 "
+            "bytes; make one with `python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`)."
+        )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -204,9 +216,9 @@ for _network in DELIVERY_ALLOWED_NETWORKS:
         ) from None
 # How often beat fires due API retries and re-sends items whose message or worker was lost.
 DELIVERY_API_TICK_SECONDS = env_int("DELIVERY_API_TICK_SECONDS", 2, minimum=1)
-# Scales every retry delay of real-time deliveries (5 s, 30 s, 2 min, 10 min, ...) in percent:
-# 100 in production; the end-to-end tests shrink it to see many retries in seconds.
-DELIVERY_RETRY_SCALE_PERCENT = env_int("DELIVERY_RETRY_SCALE_PERCENT", 100, minimum=1)
+# Scales every retry delay of real-time deliveries (5 s, 30 s, 2 min, 10 min, ...): 1 in
+# production; the end-to-end tests shrink it to see many retries in seconds.
+DELIVERY_RETRY_SCALE = env_float("DELIVERY_RETRY_SCALE", 1.0, minimum=0.0001)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "rokt-platform@localhost")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

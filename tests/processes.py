@@ -68,3 +68,54 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class Cluster:
+    """A Celery worker and a beat, restartable, sharing the test database and the real Redis.
+
+    ``state`` returns lines describing the database, shown with the logs when a wait fails.
+    """
+
+    def __init__(
+        self, tmp_path: Path, *, queues: str, worker_args: tuple[str, ...] = ("--concurrency", "2"),
+        env: dict[str, str] | None = None, state: Callable[[], list[str]] = list,
+    ) -> None:  # fmt: skip
+        from django.conf import settings
+
+        self.tmp_path = tmp_path
+        self.queues = queues
+        self.worker_args = worker_args
+        self.state = state
+        # The same SECRET_KEY as this process: the deliveries' secrets are encrypted with it.
+        self.env = {"DATABASE_URL": child_database_url(), "ROKT_VAR_DIR": str(tmp_path),
+                    "SECRET_KEY": settings.SECRET_KEY, **(env or {})}  # fmt: skip
+        self.worker: subprocess.Popen | None = None
+        self.beat: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start_worker(self) -> None:
+        self.starts += 1
+        self.worker = start(
+            [str(BIN / "celery"), "-A", "rokt_platform", "worker", "--queues", self.queues,
+             *self.worker_args, "--hostname", f"w{self.starts}@%h", "--without-mingle",
+             "--without-gossip"],
+            env=self.env, log=self.tmp_path / f"worker-{self.starts}.log",
+        )  # fmt: skip
+
+    def start_beat(self) -> None:
+        self.beat = start(
+            [str(BIN / "celery"), "-A", "rokt_platform", "beat", "--schedule",
+             str(self.tmp_path / "beat-schedule")],
+            env=self.env, log=self.tmp_path / "beat.log",
+        )  # fmt: skip
+
+    def logs(self) -> str:
+        return "\n".join(self.state()) + "\n" + "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted(self.tmp_path.glob("*.log"))
+        )
+
+    def stop(self) -> None:
+        for process in (self.worker, self.beat):
+            if process is not None:
+                stop(process)

@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-from django.conf import settings
 
 from customfields.sources import STANDARD_FIELDS
 from deliveries.models import Batch, DeliveryItem
@@ -18,65 +17,29 @@ from referrals.services import referrals_ingest
 from rokt_platform.celery import app
 from tests.delivery_helpers import arrived, clear, csv_rows, sftp_delivery
 from tests.factories import make_client, referral_record
-from tests.processes import BIN, child_database_url, start, stop, wait_for
+from tests.processes import Cluster, stop, wait_for
 from tests.servers.throttle import ThrottledProxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-class Cluster:
-    """A worker and a beat, restartable, sharing the test database and the real Redis."""
+def _state() -> list[str]:
+    from deliveries.models import Delivery
 
-    def __init__(self, tmp_path) -> None:
-        self.tmp_path = tmp_path
-        # The same SECRET_KEY as this process: the delivery's password is encrypted with it.
-        self.env = {"DATABASE_URL": child_database_url(), "ROKT_VAR_DIR": str(tmp_path),
-                    "DELIVERY_TICK_SECONDS": "1", "SECRET_KEY": settings.SECRET_KEY}  # fmt: skip
-        self.worker = None
-        self.beat = None
-        self.starts = 0
-
-    def start_worker(self) -> None:
-        self.starts += 1
-        self.worker = start(
-            [str(BIN / "celery"), "-A", "rokt_platform", "worker", "--queues",
-             "deliveries_files,housekeeping", "--concurrency", "2", "--hostname",
-             f"files-{self.starts}@%h", "--without-mingle", "--without-gossip"],
-            env=self.env, log=self.tmp_path / f"worker-{self.starts}.log",
-        )  # fmt: skip
-
-    def start_beat(self) -> None:
-        self.beat = start(
-            [str(BIN / "celery"), "-A", "rokt_platform", "beat", "--schedule",
-             str(self.tmp_path / "beat-schedule")],
-            env=self.env, log=self.tmp_path / "beat.log",
-        )  # fmt: skip
-
-    def logs(self) -> str:
-        from deliveries.models import Delivery
-
-        state = [
-            f"delivery {d.pk}: paused={d.paused_reason!r} failing={d.last_error!r}"
-            for d in Delivery.objects.all()
-        ] + [
-            f"batch {b.number}: {b.status} attempts={b.attempts} rows={b.rows} error={b.error!r}"
-            for b in Batch.objects.order_by("number")
-        ]
-        return "\n".join(state) + "\n" + "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-            for p in sorted(self.tmp_path.glob("*.log"))
-        )
-
-    def stop(self) -> None:
-        for process in (self.worker, self.beat):
-            if process is not None:
-                stop(process)
+    return [
+        f"delivery {d.pk}: paused={d.paused_reason!r} failing={d.last_error!r}"
+        for d in Delivery.objects.all()
+    ] + [
+        f"batch {b.number}: {b.status} attempts={b.attempts} rows={b.rows} error={b.error!r}"
+        for b in Batch.objects.order_by("number")
+    ]
 
 
 @pytest.fixture
 def cluster(transactional_db, tmp_path):
     app.control.purge()
-    running = Cluster(tmp_path)
+    running = Cluster(tmp_path, queues="deliveries_files,housekeeping", state=_state,
+                      env={"DELIVERY_TICK_SECONDS": "1"})  # fmt: skip
     yield running
     running.stop()
 

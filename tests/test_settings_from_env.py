@@ -19,6 +19,10 @@ BAD_VALUES = [
     ("SECRET_KEY", "short", "SECRET_KEY is shorter than 32 characters"),
     ("DB_CONN_MAX_AGE", "forever", "DB_CONN_MAX_AGE='forever' is not a whole number"),
     ("INGEST_MAX_RECORDS", "0", "INGEST_MAX_RECORDS=0 is below its minimum of 1"),
+    ("DELIVERY_RETRY_SCALE", "fast", "DELIVERY_RETRY_SCALE='fast' is not a number"),
+    ("DELIVERY_RETRY_SCALE", "nan", "DELIVERY_RETRY_SCALE=nan is below its minimum"),
+    ("DELIVERY_ALLOWED_NETWORKS", "10.0.0.0/8,intranet", "'intranet' is not a network"),
+    ("ROKT_ENCRYPTION_KEYS", "not-a-fernet-key", "ROKT_ENCRYPTION_KEYS holds a value"),
 ]
 
 
@@ -30,7 +34,8 @@ def _check(env_overrides: dict[str, str], tmp_path) -> subprocess.CompletedProce
     )  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "value", "message"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+@pytest.mark.parametrize(("name", "value", "message"), BAD_VALUES,
+                         ids=[f"{b[0]}={b[1]}" for b in BAD_VALUES])  # fmt: skip
 def test_a_bad_value_fails_at_start_naming_the_variable(name, value, message, tmp_path):
     result = _check({name: value}, tmp_path)
     assert result.returncode != 0

@@ -148,8 +148,9 @@ def ssrf_check(
         if str(ip) not in found:
             found.append(str(ip))
     if not vetted:
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         raise SsrfRefused(
-            f"{host}:{port}: refused to connect to {', '.join(refused)}: not a public address,"
+            f"{where}: refused to connect to {', '.join(refused)}: not a public address,"
             " and in none of the endpoint's allowed networks"
         )
     return vetted

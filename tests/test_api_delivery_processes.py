@@ -1,0 +1,136 @@
+"""Real-time delivery through a real worker (threads pool) and beat on the real Redis: a
+receiver that fails half the time, a worker SIGKILLed mid-burst, and one slow endpoint that
+must not hold up another."""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from collections import Counter, defaultdict
+
+import pytest
+
+from deliveries.models import DeliveryItem
+from referrals.services import referrals_ingest
+from rokt_platform.celery import app
+from tests.factories import make_api_delivery, make_client, referral_record
+from tests.processes import Cluster, stop, wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def _state() -> list[str]:
+    counts = Counter(DeliveryItem.objects.values_list("delivery_id", "status"))
+    return [f"delivery {d} {s}: {n}" for (d, s), n in sorted(counts.items())]
+
+
+@pytest.fixture
+def cluster(transactional_db, tmp_path, settings):
+    settings.DELIVERY_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    app.control.purge()
+    running = Cluster(
+        tmp_path, queues="deliveries_api,housekeeping",
+        worker_args=("--pool", "threads", "--concurrency", "16"), state=_state,
+        env={"DELIVERY_ALLOWED_NETWORKS": "127.0.0.0/8", "DELIVERY_API_TICK_SECONDS": "1",
+             "DELIVERY_RETRY_SCALE": "0.001"},
+    )  # fmt: skip
+    yield running
+    running.stop()
+
+
+def ingest(client, count: int) -> list[int]:
+    outcomes = referrals_ingest(records=[referral_record(client) for _ in range(count)])
+    assert {o.status for o in outcomes} == {"created"}
+    return [o.id for o in outcomes]
+
+
+def delivered(delivery) -> bool:
+    return not DeliveryItem.objects.filter(delivery=delivery).exclude(status="delivered").exists()
+
+
+def test_a_receiver_failing_half_the_time_gets_every_referral(cluster, http_receiver):
+    client = make_client("alpha")
+    delivery = make_api_delivery(client, http_receiver.url())
+    answers: dict[str, list[int]] = defaultdict(list)
+    lock = threading.Lock()
+    chance = random.Random(7)
+
+    def respond(request):
+        with lock:
+            status = 500 if chance.random() < 0.5 else 200
+            answers[request.header("webhook-id")].append(status)
+        return status, [], b"{}"
+
+    http_receiver.respond = respond
+    cluster.start_beat()
+    cluster.start_worker()
+    ids = ingest(client, 40)
+    wait_for(lambda: delivered(delivery), timeout=120, what="every referral delivered",
+             logs=cluster.logs)  # fmt: skip
+    items = DeliveryItem.objects.filter(delivery=delivery)
+    assert sorted(items.values_list("referral_id", flat=True)) == sorted(ids)
+    expected_ids = {f"msg_{pk}" for pk in items.values_list("pk", flat=True)}
+    assert set(answers) == expected_ids  # nothing but these, each with its own id
+    # Each referral was accepted exactly once; every other request was a retry of a failure.
+    assert all(statuses.count(200) == 1 and statuses[-1] == 200 for statuses in answers.values())
+    assert sum(len(s) for s in answers.values()) > len(ids)  # retries really happened
+
+
+def test_a_worker_killed_mid_burst_loses_nothing(cluster, http_receiver):
+    client = make_client("alpha")
+    delivery = make_api_delivery(client, http_receiver.url(), connect_timeout=1,
+                                 total_timeout=2)  # fmt: skip
+    http_receiver.slow(0.05)
+    cluster.start_beat()
+    cluster.start_worker()
+    ids = ingest(client, 200)
+    wait_for(lambda: len(http_receiver.requests) >= 30, timeout=60,
+             what="the burst to be under way", logs=cluster.logs)  # fmt: skip
+    stop(cluster.worker, signal.SIGKILL)
+    assert not delivered(delivery)
+    cluster.start_worker()
+    wait_for(lambda: delivered(delivery), timeout=120, what="every referral delivered",
+             logs=cluster.logs)  # fmt: skip
+    per_id = Counter(r.header("webhook-id") for r in http_receiver.requests)
+    items = DeliveryItem.objects.filter(delivery=delivery)
+    assert set(per_id) == {f"msg_{pk}" for pk in items.values_list("pk", flat=True)}
+    assert len(per_id) == len(ids)
+    # A request cut by the kill may be repeated, always under its own webhook-id.
+    assert sum(per_id.values()) - len(ids) <= 16
+
+
+def test_a_slow_endpoint_does_not_hold_up_another(cluster, http_receiver):
+    from tests.servers.http_receiver import HttpReceiver
+
+    slow_receiver = HttpReceiver()
+    try:
+        slow_receiver.slow(2.0)
+        client = make_client("alpha")
+        slow = make_api_delivery(client, slow_receiver.url(), max_in_flight=4)
+        fast = make_api_delivery(make_client("bravo"), http_receiver.url())
+        cluster.start_beat()
+        cluster.start_worker()
+        bravo = fast.client
+        sent_at: dict[int, float] = {}
+        # 4 s of traffic at 25/s, 40% of it to the slow endpoint: five times what its budget
+        # of 4 requests per 2 s can carry.
+        for _ in range(10):
+            ingest(client, 4)
+            for pk in ingest(bravo, 6):
+                sent_at[pk] = time.monotonic()
+            time.sleep(0.4)
+        wait_for(lambda: delivered(fast), timeout=60, what="the fast endpoint's referrals",
+                 logs=cluster.logs)  # fmt: skip
+        arrival = {}
+        by_msg = {f"msg_{i.pk}": i.referral_id for i in DeliveryItem.objects.filter(delivery=fast)}
+        for request in http_receiver.requests:
+            arrival.setdefault(by_msg[request.header("webhook-id")], request.received_at)
+        delays = sorted(arrival[pk] - sent_at[pk] for pk in sent_at)
+        assert delays[-1] < 3.0, f"slowest fast referral took {delays[-1]:.2f}s"
+        # ...and the slow endpoint gets everything in the end.
+        wait_for(lambda: delivered(slow), timeout=120, what="the slow endpoint's referrals",
+                 logs=cluster.logs)  # fmt: skip
+    finally:
+        slow_receiver.close()
