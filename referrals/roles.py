@@ -28,6 +28,7 @@ _CLIENT_USER_PERMISSIONS = (
     "customfields.view_customfield",
     "deliveries.view_delivery",
     "deliveries.view_batch",
+    "deliveries.view_attempt",
 )
 
 

@@ -36,6 +36,10 @@ def form(client_obj, sshd, **overrides) -> dict:
         "name_time_zone": "client", "header": "on", "delimiter": ",", "quoting": "minimal",
         "marker": "none", "schedule_kind": "daily", "schedule_minute": "0",
         "schedule_time": "06:00",
+        # The real-time settings' defaults, as the add page shows them and a browser posts them.
+        "http_method": "POST", "body_format": "json", "auth_kind": "none",
+        "connect_timeout": "5", "total_timeout": "15", "accepted_statuses": "2xx",
+        "success_match": "none", "max_in_flight": "8", "pause_after_minutes": "1440",
     }  # fmt: skip
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
@@ -218,3 +222,54 @@ def test_api_manages_deliveries_with_write_only_secrets(manager_api, api_a, clie
     assert sshd.password not in mine.content.decode() and "username" not in mine.json()
     assert api_a.patch(url, {"name": "Mine"}, format="json").status_code == 403
     assert api_a.post(f"{url}run/").status_code == 403
+
+
+def test_a_manager_sets_up_a_real_time_delivery_in_the_admin(
+    client, manager, user_a, client_a, http_receiver, settings
+):
+    settings.DELIVERY_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    client.force_login(manager)
+    data = {
+        "client": client_a.pk, "name": "CRM", "kind": "api", "active": "on",
+        "all_campaigns": "on", "starts_at_0": "2026-01-01", "starts_at_1": "00:00:00",
+        "url": http_receiver.url(), "http_method": "POST", "body_format": "json",
+        "columns_text": "external_id -> Id\nemail -> Email",
+        "headers_text": "X-Source: rokt", "auth_kind": "bearer", "auth_secret": SECRET,
+        "connect_timeout": "5", "total_timeout": "15", "accepted_statuses": "2xx",
+        "success_match": "none", "max_in_flight": "8", "pause_after_minutes": "1440",
+        # File settings keep their defaults on the add page, as a browser posts them.
+        "remote_dir": ".", "tls_mode": "explicit", "file_name_template":
+        "{{{client}}}_{{{batch}}}.csv", "name_time_zone": "client", "delimiter": ",",
+        "quoting": "minimal", "marker": "none", "schedule_kind": "daily", "schedule_minute": "0",
+    }  # fmt: skip
+    response = client.post(ADD, data, follow=True)
+    assert response.status_code == 200, response.context["adminform"].form.errors
+    delivery = Delivery.objects.get(name="CRM")
+    page = response.content.decode()
+    assert delivery.signing_secret.startswith("whsec_")
+    assert delivery.signing_secret in page  # shown this once, for the receiver
+    assert SECRET not in page
+    change = client.get(f"/admin/deliveries/delivery/{delivery.pk}/change/").content.decode()
+    assert delivery.signing_secret not in change and SECRET not in change  # never again
+
+    page = client.post(f"/admin/deliveries/delivery/{delivery.pk}/test/", follow=True)
+    assert "Test referral sent: 200" in page.content.decode()
+    [request] = http_receiver.requests
+    assert request.header("authorization") == f"Bearer {SECRET}"
+    assert request.header("x-source") == "rokt"
+    attempts = client.get("/admin/deliveries/attempt/").content.decode()
+    assert SECRET not in attempts
+    detail = client.get(f"/admin/deliveries/attempt/{delivery.attempts.get().pk}/change/")
+    assert SECRET not in detail.content.decode() and "[redacted]" in detail.content.decode()
+
+    old = delivery.signing_secret
+    rotated = client.post(f"/admin/deliveries/delivery/{delivery.pk}/rotate-secret/", follow=True)
+    delivery.refresh_from_db()
+    assert delivery.previous_signing_secret == old and delivery.signing_secret != old
+    assert delivery.signing_secret in rotated.content.decode()
+
+    client.force_login(user_a)  # the client user sees the attempts, never a secret
+    own = client.get(f"/admin/deliveries/attempt/{delivery.attempts.get().pk}/change/")
+    assert own.status_code == 200 and SECRET not in own.content.decode()
+    page = client.get(f"/admin/deliveries/delivery/{delivery.pk}/change/").content.decode()
+    assert delivery.signing_secret not in page and old not in page and SECRET not in page

@@ -20,7 +20,7 @@ def test_migrate_creates_both_roles_with_their_permissions():
     client_perms = {p.codename for p in client_users.permissions.all()}
     assert client_perms == {
         "view_client", "view_campaign", "view_referral", "export_referral", "view_customfield",
-        "view_delivery", "view_batch",
+        "view_delivery", "view_batch", "view_attempt",
     }
 
 
