@@ -9,7 +9,7 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -28,7 +28,7 @@ from deliveries.forms import SECRETS, DeliveryForm
 from deliveries.models import Attempt, Batch, Delivery, WorkerHeartbeat
 from deliveries.replays import replay_not_delivered, replay_range, replay_referral
 from deliveries.schedules import schedule_describe
-from deliveries.selectors import api_health
+from deliveries.selectors import OWED, api_health
 from deliveries.services import (
     ConnectionTestFailed,
     DeliveryInvalid,
@@ -60,7 +60,7 @@ class DeliveryAdmin(TenantScopedAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(pending_count=Count("items", filter=Q(items__batch__isnull=True)))
+            .annotate(pending_count=Count("items", filter=OWED))
             .order_by("client__name", "name", "pk")  # an aggregate drops Meta.ordering
         )
 

@@ -12,7 +12,10 @@ from django.utils import timezone
 from deliveries.models import Attempt, Batch, Delivery, DeliveryItem, WorkerHeartbeat
 from referrals.tenancy import scope_to_user
 
-SECRETS = ("password", "private_key", "passphrase")  # never needed to show health
+SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret",
+           "previous_signing_secret")  # never needed to show health  # fmt: skip
+# What a delivery still owes: file items not yet in a batch, real-time items not yet answered.
+OWED = Q(items__batch__isnull=True) & Q(items__status__in=["file", "pending", "sending", "failed"])
 
 
 def worker_heartbeat_age_seconds() -> float | None:
@@ -44,7 +47,7 @@ def deliveries_health(*, client=None) -> list:
         .defer(*SECRETS)
         .select_related("client")
         .annotate(
-            pending=Count("items", filter=Q(items__batch__isnull=True)),
+            pending=Count("items", filter=OWED),
             last_batch_number=Subquery(last.values("number")[:1]),
             last_batch_status=Subquery(last.values("status")[:1]),
             last_batch_finished=Subquery(last.values("finished_at")[:1]),
@@ -57,23 +60,29 @@ def deliveries_health(*, client=None) -> list:
 
 
 def delivered_per_day(*, client=None, days: int = 30) -> dict:
-    """Referrals delivered per day (rows of batches sent that day), by the day's date in the
-    client's zone (UTC for all clients)."""
-
+    """Referrals delivered per day, in files (rows of batches sent that day) and in real time
+    (items delivered that day), by the day's date in the client's zone (UTC for all)."""
     zone = client.zone if client else zoneinfo.ZoneInfo("UTC")
     today = timezone.now().astimezone(zone).date()
     first = today - dt.timedelta(days=days - 1)
     since = dt.datetime.combine(first, dt.time.min, tzinfo=zone)
     sent = Batch.objects.filter(status=Batch.Status.SENT, finished_at__gte=since)
+    live = DeliveryItem.objects.filter(status="delivered", delivered_at__gte=since)
     if client is not None:
         sent = sent.filter(delivery__client=client)
-    grouped = (
+        live = live.filter(delivery__client=client)
+    totals: dict = {}
+    files = (
         sent.annotate(day=TruncDate("finished_at", tzinfo=zone))
-        .values("day")
-        .annotate(rows=Sum("rows"))
-        .order_by()
-    )
-    return {row["day"]: row["rows"] or 0 for row in grouped}
+        .values("day").annotate(n=Sum("rows")).order_by()
+    )  # fmt: skip
+    real_time = (
+        live.annotate(day=TruncDate("delivered_at", tzinfo=zone))
+        .values("day").annotate(n=Count("id")).order_by()
+    )  # fmt: skip
+    for row in [*files, *real_time]:
+        totals[row["day"]] = totals.get(row["day"], 0) + (row["n"] or 0)
+    return totals
 
 
 def recent_batches(*, client, limit: int = 10) -> list:

@@ -47,7 +47,7 @@ def response_chart(page: str) -> tuple[str, str]:
     """(stored, delivered) totals the chart's heading shows."""
     import re
 
-    found = re.search(r"stored</span> \((\d+)\) and .*?delivered in files</span> \((\d+)\)", page)
+    found = re.search(r"stored</span> \((\d+)\) and .*?delivered</span> \((\d+)\)", page)
     assert found, "no chart heading"
     return found.group(1), found.group(2)
 
@@ -85,3 +85,23 @@ def test_deliveries_show_at_home_and_on_the_dashboard(client, manager, user_a, u
     page = client.get("/admin/").content.decode()
     assert "Nightly drop" in page and "failing since" in page
     assert response_chart(page) == ("3", "3")
+
+
+def test_real_time_deliveries_count_in_the_chart_and_what_is_owed(client, user_a, client_a):
+    from django.utils import timezone
+
+    from deliveries.models import DeliveryItem
+    from tests.factories import make_api_delivery
+
+    delivery = make_api_delivery(client_a, "https://crm.example.com/hook")
+    for _ in range(3):
+        make_referral(client_a)
+    delivered = DeliveryItem.objects.filter(delivery=delivery)[:2]
+    DeliveryItem.objects.filter(pk__in=[i.pk for i in delivered]).update(
+        status="delivered", delivered_at=timezone.now()
+    )
+    client.force_login(user_a)
+    response = client.get("/admin/")
+    assert response_chart(response.content.decode()) == ("3", "2")
+    [health] = response.context["deliveries"]
+    assert health.pending == 1  # one referral still owed in real time
