@@ -9,7 +9,8 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -48,7 +49,7 @@ class DeliveryAdmin(TenantScopedAdmin):
     change_form_template = "admin/deliveries/delivery/change_form.html"
     list_display = (
         "name", "client", "kind", "state", "schedule", "next_run", "last_success_at",
-        "pending", "last_batch",
+        "pending", "success_24h", "last_batch",
     )  # fmt: skip
     list_filter = (ClientListFilter, "kind", "active")
     search_fields = ("name", "client__name", "host")
@@ -60,7 +61,11 @@ class DeliveryAdmin(TenantScopedAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(pending_count=Count("items", filter=OWED))
+            .annotate(
+                pending_count=Count("items", filter=OWED),
+                attempts_24h=_attempts_24h(),
+                delivered_24h=_attempts_24h(outcome="delivered"),
+            )
             .order_by("client__name", "name", "pk")  # an aggregate drops Meta.ordering
         )
 
@@ -153,6 +158,14 @@ class DeliveryAdmin(TenantScopedAdmin):
     @admin.display(description="Pending", ordering="pending_count")
     def pending(self, obj: Delivery) -> int:
         return obj.pending_count
+
+    @admin.display(description="24 h delivered")
+    def success_24h(self, obj: Delivery) -> str:
+        if obj.kind != Delivery.Kind.API:
+            return "-"
+        if not obj.attempts_24h:
+            return "no attempt"
+        return f"{100 * obj.delivered_24h / obj.attempts_24h:.0f}% of {obj.attempts_24h}"
 
     @admin.display(description="Last batch")
     def last_batch(self, obj: Delivery):
@@ -360,6 +373,16 @@ class DeliveryAdmin(TenantScopedAdmin):
             context["health"] = api_health(obj) if obj.kind == Delivery.Kind.API else None
             context["can_act"] = self.has_change_permission(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _attempts_24h(**filters):
+    """A subquery: the delivery's real attempts of the last 24 hours (no join, no fan-out)."""
+    since = timezone.now() - dt.timedelta(days=1)
+    attempts = Attempt.objects.filter(
+        delivery=OuterRef("pk"), test=False, started_at__gte=since, **filters
+    )
+    counted = attempts.order_by().values("delivery").annotate(n=Count("id")).values("n")
+    return Coalesce(Subquery(counted), 0)
 
 
 class RedeliverForm(forms.Form):

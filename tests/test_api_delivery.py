@@ -286,3 +286,17 @@ def test_replays_and_the_test_referral(client_a, http_receiver):
     message = delivery_test_connection(delivery)
     assert message.startswith("Test referral sent: 200")
     assert Attempt.objects.filter(delivery=delivery, test=True).count() == 1
+
+
+def test_the_delivery_list_shows_health_at_a_glance(client, manager, client_a, http_receiver):
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    send(delivery, make_referral(client_a))
+    http_receiver.status(500)
+    send(delivery, make_referral(client_a))
+    make_referral(client_a)  # owed, not yet sent
+    client.force_login(manager)
+    page = client.get("/admin/deliveries/delivery/").content.decode()
+    assert "50% of 2" in page  # 24 h delivered
+    assert "failing since" in page
+    row = page[page.index(delivery.name):]
+    assert '<td class="field-pending">2</td>' in row  # the failed one and the unsent one
