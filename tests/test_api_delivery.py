@@ -300,3 +300,36 @@ def test_the_delivery_list_shows_health_at_a_glance(client, manager, client_a, h
     assert "failing since" in page
     row = page[page.index(delivery.name):]
     assert '<td class="field-pending">2</td>' in row  # the failed one and the unsent one
+
+
+def test_the_api_creates_lists_attempts_and_replays(manager_api, api_a, client_a, http_receiver):
+    payload = {"client": client_a.slug, "name": "CRM", "kind": "api", "url": http_receiver.url(),
+               "columns": COLUMNS, "auth_kind": "bearer", "auth_secret": "tok-1"}  # fmt: skip
+    created = manager_api.post("/api/v1/deliveries/", payload, format="json")
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert body["signing_secret"].startswith("whsec_")  # shown once, on creation
+    assert "tok-1" not in created.content.decode() and body["auth_secret_set"] is True
+    url = f"/api/v1/deliveries/{body['id']}/"
+    again = manager_api.get(url).json()
+    assert "signing_secret" not in again and "auth_secret" not in again
+
+    delivery = Delivery.objects.get(pk=body["id"])
+    person = make_referral(client_a)
+    http_receiver.status(400)
+    assert send(delivery, person)[0] == "rejected"
+    attempts = manager_api.get(f"{url}attempts/?referral={person.pk}").json()["results"]
+    assert [(a["status_code"], a["outcome"]) for a in attempts] == [(400, "rejected")]
+    assert "tok-1" not in json.dumps(attempts)
+    mine = api_a.get(f"{url}attempts/")  # the client user sees their attempts
+    assert mine.status_code == 200 and len(mine.json()["results"]) == 1
+    assert api_a.post(f"{url}replay/", {"not_delivered": True}, format="json").status_code == 403
+
+    bad = manager_api.post(f"{url}replay/", {"not_delivered": True, "referral": 1}, format="json")
+    assert bad.status_code == 400
+    replayed = manager_api.post(f"{url}replay/", {"not_delivered": True}, format="json")
+    assert replayed.json() == {"replayed": 1}
+    http_receiver.respond = lambda r: (200, [], b"{}")
+    assert send(delivery, person)[0] == "delivered"
+    tested = manager_api.post(f"{url}test/").json()
+    assert tested["ok"] is True, tested
