@@ -269,9 +269,17 @@ def _reset(delivery) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE deliveries_deliveryitem SET batch_id = NULL "
-                       "WHERE delivery_id = %s", [delivery.pk])  # fmt: skip
+        # A frozen batch's referrals went from the ledger into its entries: put them back.
+        cursor.execute(
+            "INSERT INTO deliveries_deliveryitem (delivery_id, referral_id, created_at, status, "
+            "attempts, reason) SELECT b.delivery_id, e.referral_id, now(), 'file', 0, '' "
+            "FROM deliveries_batchentry e JOIN deliveries_batch b ON b.id = e.batch_id "
+            "WHERE b.delivery_id = %s AND b.kind = 'new'", [delivery.pk],
+        )  # fmt: skip
+        cursor.execute("DELETE FROM deliveries_batchentry WHERE batch_id IN (SELECT id FROM "
+                       "deliveries_batch WHERE delivery_id = %s)", [delivery.pk])  # fmt: skip
         cursor.execute("DELETE FROM deliveries_batch WHERE delivery_id = %s", [delivery.pk])
+        cursor.execute("VACUUM ANALYZE deliveries_batchentry")
         cursor.execute("VACUUM ANALYZE deliveries_deliveryitem")
         cursor.execute("VACUUM ANALYZE deliveries_batch")
 
@@ -361,7 +369,7 @@ def _nothing_new(args, delivery) -> dict:
     from django.test.utils import CaptureQueriesContext
 
     from deliveries.file_runs import file_delivery_run
-    from deliveries.models import DeliveryItem
+    from deliveries.models import BatchEntry, DeliveryItem
 
     def runs() -> tuple[list[float], int]:
         timings = []
@@ -375,8 +383,8 @@ def _nothing_new(args, delivery) -> dict:
         return timings, len(queries)
 
     after_batch, queries = runs()
-    pending = DeliveryItem.objects.filter(delivery=delivery, batch__isnull=True).count()
-    sent = DeliveryItem.objects.filter(delivery=delivery, batch__status="sent").count()
+    pending = DeliveryItem.objects.filter(delivery=delivery, status="file").count()
+    sent = BatchEntry.objects.filter(batch__delivery=delivery, batch__status="sent").count()
     if pending or sent != args.rows:
         raise RuntimeError(f"expected {args.rows} sent items and none pending: {sent}, {pending}")
     with connection.cursor() as cursor:

@@ -27,7 +27,7 @@ from deliveries.alerts import delivery_failed, delivery_succeeded
 from deliveries.claims import delivery_claim
 from deliveries.filenames import batch_file_names
 from deliveries.filewriter import WrittenFile, batch_write
-from deliveries.models import Batch, Delivery, DeliveryItem
+from deliveries.models import Batch, BatchEntry, Delivery, DeliveryItem
 from deliveries.secrets import SecretUnreadable
 from deliveries.transports.base import FileTarget, TransportError
 
@@ -96,38 +96,73 @@ def _unsent(delivery: Delivery):
 def batch_freeze(delivery: Delivery, *, now: dt.datetime | None = None) -> Batch | None:
     """Move everything the delivery owes into a new numbered batch, in one transaction.
 
-    Items committed after the UPDATE's snapshot stay pending for the next batch: nothing is
-    skipped and nothing is taken twice. ``None`` when nothing is pending and the delivery does
-    not send empty files.
+    The owed ledger rows are deleted and their referrals inserted as the batch's entries in
+    one statement: rows committed after its snapshot stay owed, for the next batch, so
+    nothing is skipped and nothing is taken twice. ``None`` when nothing is owed and the
+    delivery does not send empty files.
     """
-    pending = DeliveryItem.objects.filter(delivery=delivery, batch__isnull=True)
-    if not delivery.send_empty and not pending.exists():
+    owed = DeliveryItem.objects.filter(delivery=delivery, status=DeliveryItem.Status.FILE)
+    if not delivery.send_empty and not owed.exists():
         return None
     with transaction.atomic():
         batch = Batch.objects.create(
             delivery=delivery, number=_next_number(delivery), run_at=now or timezone.now()
         )
-        rows = pending.update(batch=batch)
+        rows = _move_owed_into(batch, delivery)
         if rows == 0 and not delivery.send_empty:
             transaction.set_rollback(True)
             return None
         batch.rows = rows
         batch.save(update_fields=["rows"])
     if rows >= _ANALYZE_AFTER_ROWS:
-        _analyze_ledger()
+        _analyze(BatchEntry, DeliveryItem)
     return batch
 
 
-# A batch this large changes the ledger's statistics enough that the planner, still believing
+_MOVE = """
+WITH moved AS (
+    DELETE FROM deliveries_deliveryitem
+    WHERE delivery_id = %(delivery)s AND status = 'file'
+    RETURNING referral_id
+)
+INSERT INTO deliveries_batchentry (batch_id, referral_id)
+SELECT %(batch)s, referral_id FROM moved
+"""
+
+
+def _move_owed_into(batch: Batch, delivery: Delivery) -> int:
+    params = {"delivery": delivery.pk, "batch": batch.pk}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_MOVE, params)
+            return cursor.rowcount
+        # SQLite has one writer at a time: nothing commits between these two statements.
+        cursor.execute(
+            "INSERT INTO deliveries_batchentry (batch_id, referral_id) "
+            "SELECT %(batch)s, referral_id FROM deliveries_deliveryitem "
+            "WHERE delivery_id = %(delivery)s AND status = 'file'", params,
+        )  # fmt: skip
+        rows = cursor.rowcount
+        cursor.execute(
+            "DELETE FROM deliveries_deliveryitem WHERE delivery_id = %(delivery)s "
+            "AND status = 'file'", params,
+        )  # fmt: skip
+        if cursor.rowcount != rows:
+            raise RuntimeError("the ledger changed while a batch was frozen")
+        return rows
+
+
+# A batch this large changes the tables' statistics enough that the planner, still believing
 # the new batch id matches nothing, picks a plan that sorts the batch on disk (seconds per
-# million rows) and the next "anything pending?" check scans instead of using its index.
+# million rows) and the next "anything owed?" check scans instead of using its index.
 _ANALYZE_AFTER_ROWS = 10_000
 
 
-def _analyze_ledger() -> None:
+def _analyze(*models) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE deliveries_deliveryitem")
+            for model in models:
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
 
 
 def batch_redeliver(
@@ -149,14 +184,15 @@ def batch_redeliver(
             delivery=delivery, number=_next_number(delivery), kind=Batch.Kind.REDELIVERY,
             run_at=timezone.now(), range_start=start, range_end=end, requested_by=requested_by,
         )  # fmt: skip
-        created = DeliveryItem.objects.bulk_create(
-            DeliveryItem(delivery=delivery, referral_id=pk, batch=batch, redelivery=True)
-            for pk in referrals.values_list("pk", flat=True).iterator(chunk_size=5000)
-        )
+        created = BatchEntry.objects.bulk_create(
+            (BatchEntry(batch=batch, referral_id=pk)
+             for pk in referrals.values_list("pk", flat=True).iterator(chunk_size=5000)),
+            batch_size=5000,
+        )  # fmt: skip
         batch.rows = len(created)
         batch.save(update_fields=["rows"])
     if batch.rows >= _ANALYZE_AFTER_ROWS:
-        _analyze_ledger()
+        _analyze(BatchEntry)
     return batch
 
 

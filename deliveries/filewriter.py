@@ -147,7 +147,7 @@ def _batch_rows(delivery, batch, compiled: CompiledColumns) -> Iterator[bytes]:
 def _rows_copy(delivery, batch, compiled: CompiledColumns) -> Iterator[bytes]:
     # Only an integer goes into the SQL: COPY takes no parameters.
     batch_id = int(batch.pk)
-    where = f"r.id IN (SELECT i.referral_id FROM deliveries_deliveryitem i WHERE i.batch_id = {batch_id})"  # noqa: E501, S608
+    where = f"r.id IN (SELECT e.referral_id FROM deliveries_batchentry e WHERE e.batch_id = {batch_id})"  # noqa: E501, S608
     query = compiled.select_sql(where=where, order_by="r.id")
     options = [f"FORMAT csv, DELIMITER {_sql_char(delivery.delimiter)}"]
     if delivery.quoting == "all" and compiled.headers:
@@ -160,7 +160,7 @@ def _rows_copy(delivery, batch, compiled: CompiledColumns) -> Iterator[bytes]:
 
 
 def _rows_python(delivery, batch, compiled: CompiledColumns) -> Iterator[bytes]:
-    queryset = Referral.objects.filter(id__in=batch.items.values("referral_id")).order_by("id")
+    queryset = Referral.objects.filter(id__in=batch.entries.values("referral_id")).order_by("id")
     buffer = io.StringIO()
     writer = _writer(buffer, delivery)
     for values in compiled.rows(queryset):

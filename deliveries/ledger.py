@@ -21,8 +21,8 @@ _SQLITE_CHUNK = 900
 
 _MATCH = """
 INSERT INTO deliveries_deliveryitem
-    (delivery_id, referral_id, redelivery, created_at, status, attempts, reason)
-SELECT d.id, r.id, {false}, %s, CASE WHEN d.kind = 'api' THEN 'pending' ELSE 'file' END, 0, ''
+    (delivery_id, referral_id, created_at, status, attempts, reason)
+SELECT d.id, r.id, %s, CASE WHEN d.kind = 'api' THEN 'pending' ELSE 'file' END, 0, ''
 FROM referrals_referral r
 JOIN deliveries_delivery d ON d.client_id = r.client_id
 WHERE r.id {ids}
@@ -45,14 +45,14 @@ def ledger_record(referral_ids: Sequence[int]) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                _MATCH.format(false="FALSE", ids="= ANY(%s)"), [now, list(referral_ids)]
+                _MATCH.format(ids="= ANY(%s)"), [now, list(referral_ids)]
             )
             rows = cursor.fetchall()
         else:
             for start in range(0, len(referral_ids), _SQLITE_CHUNK):
                 chunk = list(referral_ids[start : start + _SQLITE_CHUNK])
                 placeholders = ", ".join(["%s"] * len(chunk))
-                cursor.execute(_MATCH.format(false="0", ids=f"IN ({placeholders})"), [now, *chunk])
+                cursor.execute(_MATCH.format(ids=f"IN ({placeholders})"), [now, *chunk])
                 rows += cursor.fetchall()
     api_items = [item_id for item_id, status in rows if status == "pending"]
     if api_items:

@@ -1,8 +1,9 @@
 """Deliveries, the per-delivery ledger of what each one owes, and file batches.
 
 The ledger (``DeliveryItem``) is written in the same transaction that stores a referral: one
-row per delivery whose scope the referral matches. A file run freezes the pending rows of its
-delivery into a ``Batch``; a batch is then sent, and resent, as it is, under the same name.
+row per delivery whose scope the referral matches. A file run freezes what its delivery owes
+into a ``Batch`` (its ``BatchEntry`` rows); a batch is then sent, and resent, as it is, under
+the same name.
 """
 
 from __future__ import annotations
@@ -262,15 +263,17 @@ class Batch(models.Model):
 
 
 class DeliveryItem(models.Model):
-    """One referral a delivery owes (the ledger), and the batch that carried it, if any.
+    """One referral a delivery owes (the ledger), written with the referral
+    (``deliveries.ledger``).
 
-    Written with the referral (``deliveries.ledger``). Items of redelivery batches are extra
-    rows marked ``redelivery``: a referral is owed once per delivery, and may be redelivered
-    any number of times.
+    Real-time items stay, their status the state machine of the referral's delivery. File
+    items ("file") are what a file delivery has not yet put in a batch: freezing a batch moves
+    them into narrow ``BatchEntry`` rows (a DELETE and an INSERT of two ids each, far cheaper
+    than rewriting a million wide rows and their indexes).
     """
 
     class Status(models.TextChoices):
-        FILE = "file", "In a file delivery (see its batch)"
+        FILE = "file", "Owed to a file delivery"
         PENDING = "pending", "Pending"
         SENDING = "sending", "Sending"
         DELIVERED = "delivered", "Delivered"
@@ -279,15 +282,7 @@ class DeliveryItem(models.Model):
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="items")
     referral = models.ForeignKey(Referral, on_delete=models.CASCADE, related_name="+")
-    # No index of its own: "item_batch" (batch, referral) serves every lookup by batch, and one
-    # index fewer makes freezing a large batch (one UPDATE of every row) much cheaper.
-    batch = models.ForeignKey(
-        Batch, null=True, blank=True, on_delete=models.RESTRICT, related_name="items",
-        db_index=False,
-    )  # fmt: skip
-    redelivery = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
-    # Real-time API deliveries: each item's own state machine (files go by batch).
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.FILE)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -298,15 +293,12 @@ class DeliveryItem(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["delivery", "referral"],
-                condition=Q(redelivery=False),
-                name="one_item_per_referral_and_delivery",
+                fields=["delivery", "referral"], name="one_item_per_referral_and_delivery"
             ),
         ]
         indexes = [
-            # What a delivery still owes: found without reading what it has sent.
-            models.Index(fields=["delivery"], condition=Q(batch__isnull=True), name="item_pending"),
-            models.Index(fields=["batch", "referral"], name="item_batch"),
+            # What a file delivery owes: found without reading anything else.
+            models.Index(fields=["delivery"], condition=Q(status="file"), name="item_owed_file"),
             # What the API retry tick looks at: only items still in flight.
             models.Index(
                 fields=["status", "next_attempt_at"],
@@ -317,6 +309,26 @@ class DeliveryItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delivery_id}:{self.referral_id}"
+
+
+class BatchEntry(models.Model):
+    """A referral in a frozen batch. Written only with its batch, in the batch's transaction,
+    a million at a time: no foreign key checks (they cost seconds per million rows)."""
+
+    batch = models.ForeignKey(
+        Batch, on_delete=models.CASCADE, related_name="entries", db_constraint=False,
+        db_index=False,
+    )  # fmt: skip
+    referral = models.ForeignKey(
+        Referral, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False,
+        db_index=False,
+    )  # fmt: skip
+
+    class Meta:
+        indexes = [models.Index(fields=["batch", "referral"], name="batch_entry")]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}:{self.referral_id}"
 
 
 class Attempt(models.Model):

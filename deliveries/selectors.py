@@ -15,7 +15,7 @@ from referrals.tenancy import scope_to_user
 SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret",
            "previous_signing_secret")  # never needed to show health  # fmt: skip
 # What a delivery still owes: file items not yet in a batch, real-time items not yet answered.
-OWED = Q(items__batch__isnull=True) & Q(items__status__in=["file", "pending", "sending", "failed"])
+OWED = Q(items__status__in=["file", "pending", "sending", "failed"])
 
 
 def worker_heartbeat_age_seconds() -> float | None:

@@ -19,7 +19,7 @@ from tests.factories import make_file_delivery, make_referral, referral_record
 
 def owed(delivery) -> set[int]:
     return set(
-        DeliveryItem.objects.filter(delivery=delivery, batch__isnull=True).values_list(
+        DeliveryItem.objects.filter(delivery=delivery, status="file").values_list(
             "referral_id", flat=True
         )
     )
@@ -80,12 +80,12 @@ def test_freezing_moves_what_is_owed_into_numbered_batches(client_a):
     first = {make_referral(client_a).pk for _ in range(3)}
     batch_one = batch_freeze(delivery)
     assert (batch_one.number, batch_one.rows, batch_one.kind) == (1, 3, "new")
-    assert set(batch_one.items.values_list("referral_id", flat=True)) == first
+    assert set(batch_one.entries.values_list("referral_id", flat=True)) == first
     assert batch_freeze(delivery) is None
     later = make_referral(client_a).pk
     batch_two = batch_freeze(delivery)
     assert (batch_two.number, batch_two.rows) == (2, 1)
-    assert list(batch_two.items.values_list("referral_id", flat=True)) == [later]
+    assert list(batch_two.entries.values_list("referral_id", flat=True)) == [later]
     assert owed(delivery) == set()
 
 
@@ -106,7 +106,7 @@ def test_redelivery_takes_the_range_again_in_scope(client_a):
     make_referral(client_a)  # after the range
     batch = batch_redeliver(delivery, start, end, requested_by="manager")
     assert batch.kind == Batch.Kind.REDELIVERY and batch.number == 2 and batch.rows == 2
-    assert sorted(batch.items.values_list("referral_id", flat=True)) == sorted(inside)
+    assert sorted(batch.entries.values_list("referral_id", flat=True)) == sorted(inside)
     # The referral after the range is still owed once, by the ledger, not by the redelivery.
     assert len(owed(delivery)) == 1
     with pytest.raises(ValueError, match="after its start"):
@@ -139,8 +139,8 @@ def test_a_referral_committing_during_a_freeze_goes_to_the_next_batch(client_a):
     release.set()
     writer.join(10)
     second = batch_freeze(delivery)
-    first_ids = set(first.items.values_list("referral_id", flat=True))
-    second_ids = set(second.items.values_list("referral_id", flat=True))
+    first_ids = set(first.entries.values_list("referral_id", flat=True))
+    second_ids = set(second.entries.values_list("referral_id", flat=True))
     assert late[0] not in first_ids
     assert second_ids == {late[0]}
     assert not first_ids & second_ids

@@ -100,7 +100,7 @@ def test_every_referral_arrives_exactly_once_through_kills_and_outages(cluster, 
         run_file_delivery.delay(delivery.pk, True)  # "send now" after the outage
 
         def all_sent() -> bool:
-            pending = DeliveryItem.objects.filter(delivery=delivery, batch__isnull=True)
+            pending = DeliveryItem.objects.filter(delivery=delivery, status="file")
             unsent = Batch.objects.filter(delivery=delivery).exclude(status="sent")
             if pending.exists() and not unsent.exists():
                 run_file_delivery.delay(delivery.pk, True)  # what arrived after the last run

@@ -19,7 +19,7 @@ def test_seed_demo_creates_a_client_campaigns_referrals_and_working_logins(clien
     from deliveries.models import Delivery
 
     example = Delivery.objects.get(client=demo)
-    assert example.paused and example.items.filter(batch__isnull=True).count() == 1000
+    assert example.paused and example.items.filter(status="file").count() == 1000
 
     logins = dict(re.findall(r"username '(\w+)', password '([^']+)'", out.getvalue()))
     assert set(logins) == {"manager", "acme"}

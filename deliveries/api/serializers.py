@@ -90,9 +90,7 @@ class DeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
         return bool(obj.passphrase)
 
     def get_pending(self, obj) -> int:
-        if obj.kind == "api":
-            return obj.items.filter(status__in=["pending", "sending", "failed"]).count()
-        return obj.items.filter(batch__isnull=True).count()
+        return obj.items.filter(status__in=["file", "pending", "sending", "failed"]).count()
 
     def validate_kind(self, value: str) -> str:
         if value.strip().lower() == "ftp":
