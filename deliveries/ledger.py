@@ -60,4 +60,6 @@ def ledger_record(referral_ids: Sequence[int]) -> None:
 
         # The outbox's fast path: queued once the referral is really stored. If the message is
         # lost (broker down, worker killed), the retry tick finds the item pending and sends it.
-        transaction.on_commit(lambda: api_items_enqueue(api_items))
+        # robust: a broker that is down must not turn a stored referral into an error for the
+        # collector; the tick sends the items instead.
+        transaction.on_commit(lambda: api_items_enqueue(api_items), robust=True)

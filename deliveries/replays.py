@@ -25,7 +25,7 @@ def _replay(items) -> int:
     )
     from deliveries.api_runs import api_items_enqueue
 
-    transaction.on_commit(lambda: api_items_enqueue(ids))
+    transaction.on_commit(lambda: api_items_enqueue(ids), robust=True)
     return len(ids)
 
 

@@ -333,3 +333,22 @@ def test_the_api_creates_lists_attempts_and_replays(manager_api, api_a, client_a
     assert send(delivery, person)[0] == "delivered"
     tested = manager_api.post(f"{url}test/").json()
     assert tested["ok"] is True, tested
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_that_is_down_never_fails_ingestion(client_a, http_receiver, monkeypatch):
+    """The referral is stored and owed; the retry tick sends what the broker did not take."""
+    from deliveries import api_runs
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    monkeypatch.setattr(api_runs, "api_items_enqueue", broker_down)
+    person = make_referral(client_a)  # commits; the enqueue fails after the commit
+    item = DeliveryItem.objects.get(delivery=delivery, referral=person)
+    assert item.status == "pending"
+    DeliveryItem.objects.filter(pk=item.pk).update(
+        created_at=timezone.now() - dt.timedelta(minutes=2)
+    )
+    assert api_items_due() == [item.pk]
