@@ -341,9 +341,13 @@ class Attempt(models.Model):
         FAILED = "failed", "Failed"
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    # No database constraint: it would make PostgreSQL check this table for every ledger row
+    # a batch freeze deletes (seconds per million); attempts point at real-time items only,
+    # which are never deleted but with their delivery (Django cascades).
     item = models.ForeignKey(
-        DeliveryItem, null=True, blank=True, on_delete=models.CASCADE, related_name="attempt_log"
-    )
+        DeliveryItem, null=True, blank=True, on_delete=models.CASCADE, related_name="attempt_log",
+        db_constraint=False,
+    )  # fmt: skip
     referral_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     number = models.PositiveIntegerField(default=1)
     test = models.BooleanField(default=False, help_text="A 'send test referral' request.")
