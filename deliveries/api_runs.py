@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+import re2
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -106,8 +107,7 @@ def api_item_send(item_id: int) -> str:
             return "claimed elsewhere"
         item.attempts += 1
         referral = Referral.objects.select_related("client", "campaign").get(pk=item.referral_id)
-        built = build_request(delivery, referral, msg_id=f"msg_{item.pk}")
-        response = http.send(_http_request(delivery, built), allowed_networks=allowed_networks())
+        built, response = _build_and_send(delivery, referral, msg_id=f"msg_{item.pk}")
     finally:
         budget().release(delivery.pk, token)
     result = classify(delivery, response)
@@ -129,10 +129,32 @@ def api_test_send(delivery: Delivery) -> Attempt:
             "external_id": "test-referral", "email": "test.referral@example.com",
             "first_name": "Test", "last_name": "Referral", "gender": "F", "country": "GB",
         })  # fmt: skip
-    built = build_request(delivery, referral, msg_id=f"msg_test_{delivery.pk}_{int(time.time())}")
-    response = http.send(_http_request(delivery, built), allowed_networks=allowed_networks())
+    built, response = _build_and_send(
+        delivery, referral, msg_id=f"msg_test_{delivery.pk}_{int(time.time())}"
+    )
     result = classify(delivery, response)
     return _attempt(delivery, None, built, response, result, number=1, test=True)
+
+
+def _build_and_send(delivery: Delivery, referral, *, msg_id: str):
+    """The request and its answer; a request that cannot be built (a setting saved before a
+    check existed, say) is an answer too, recorded like any failure, never an exception that
+    would leave the item claimed. No message repeats the URL or a header: they may hold keys."""
+    try:
+        built = build_request(delivery, referral, msg_id=msg_id)
+        return built, http.send(_http_request(delivery, built), allowed_networks=allowed_networks())
+    except Exception as exc:
+        logger.error("delivery %s: the request could not be built (%s)", delivery.pk,
+                     type(exc).__name__)  # fmt: skip
+        unbuilt = Built(delivery.http_method, "(not built)", [], b"", set(), set())
+        return unbuilt, http.HttpResponse(
+            None, [], b"", 0.0, "build", f"the request could not be built: {type(exc).__name__}"
+        )
+
+
+# Custom headers whose name says they carry a credential are redacted in the attempt log, as
+# the auth headers are: client users read that log.
+_SECRET_HEADER = re2.compile(r"(?i)(key|token|secret|auth|pass|session|cookie|credential)")
 
 
 def build_request(delivery: Delivery, referral, *, msg_id: str) -> Built:
@@ -162,7 +184,9 @@ def build_request(delivery: Delivery, referral, *, msg_id: str) -> Built:
         secrets=signing_secrets(delivery),
     )  # fmt: skip
     headers.append(("User-Agent", "rokt-referral-platform"))
-    secret_headers = {name.lower() for name, _ in auth_headers}
+    secret_headers = {name.lower() for name, _ in auth_headers} | {
+        h["name"].lower() for h in delivery.headers if _SECRET_HEADER.search(h["name"])
+    }
     secret_params = {name for name, _ in auth_params}
     return Built(delivery.http_method, url, headers, payload.body, secret_headers, secret_params)
 

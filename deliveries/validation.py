@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from urllib.parse import urlsplit
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from customfields.engine import Column, CycleError, UnknownReference, compile_columns
 from deliveries.filenames import FileNameError, file_name_check
@@ -134,12 +136,9 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 def _api(delivery, errors) -> None:
-    url = delivery.url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        errors["url"].append("Give the full address, starting with https:// (or http://).")
-    elif parts.username or parts.password:
-        errors["url"].append("Put credentials in the authentication settings, not in the URL.")
+    problem = _url_problem(delivery.url.strip())
+    if problem:
+        errors["url"].append(problem)
     if delivery.http_method not in ("POST", "PUT", "GET"):
         errors["http_method"].append("Choose POST, PUT or GET.")
     if (delivery.http_method == "GET") != (delivery.body_format == "query"):
@@ -186,6 +185,23 @@ def _api(delivery, errors) -> None:
         errors["max_in_flight"].append("Between 1 and 200 requests at once.")
     if delivery.pause_after_minutes < 1:
         errors["pause_after_minutes"].append("At least 1 minute.")
+
+
+def _url_problem(url: str) -> str | None:
+    """Checked as the sender will read it (urllib3), so a saved address is one it can use."""
+    try:
+        parts = parse_url(url)
+    except LocationParseError:
+        return "This address cannot be read: check the host name and the port (1 to 65535)."
+    if parts.scheme not in ("http", "https") or not parts.host:
+        return "Give the full address, starting with https:// (or http://)."
+    if parts.auth:
+        return "Put credentials in the authentication settings, not in the URL."
+    if parts.port is not None and not 1 <= parts.port <= 65535:
+        return "A port is 1 to 65535."
+    if any(c.isspace() for c in url):
+        return "An address has no spaces (encode them as %20)."
+    return None
 
 
 def _api_headers(headers, errors) -> None:

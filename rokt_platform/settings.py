@@ -159,6 +159,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 LOGIN_URL = "admin:login"
 SESSION_COOKIE_HTTPONLY = True
+# Messages live in the session, not in a cookie: one of them shows a new signing secret once.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 # Behind TLS in production set SESSION_COOKIE_SECURE=1; the loopback demo runs on plain HTTP.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

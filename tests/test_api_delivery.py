@@ -352,3 +352,34 @@ def test_a_broker_that_is_down_never_fails_ingestion(client_a, http_receiver, mo
         created_at=timezone.now() - dt.timedelta(minutes=2)
     )
     assert api_items_due() == [item.pk]
+
+
+def test_an_address_the_sender_cannot_read_is_refused_when_saved(client_a):
+    from deliveries.services import DeliveryInvalid
+
+    for url in ["https://crm.example.com:99999/hook", "https://crm example.com/hook",
+                "ftp://crm.example.com/", "https://user:pw@crm.example.com/"]:  # fmt: skip
+        with pytest.raises(DeliveryInvalid) as caught:
+            make_api_delivery(client_a, url)
+        assert "url" in caught.value.errors, url
+
+
+def test_a_request_that_cannot_be_built_is_a_recorded_failure(client_a, http_receiver):
+    delivery = make_api_delivery(client_a, http_receiver.url(), auth_kind="api_key_query",
+                                 auth_key_name="apikey", auth_secret="key-qz9")  # fmt: skip
+    # Saved before a check existed, or by hand: the sender must still record, never crash.
+    Delivery.objects.filter(pk=delivery.pk).update(url="http://127.0.0.1:99999/hook")
+    outcome, item = send(delivery, make_referral(client_a))
+    assert outcome == "failed" and item.status == "failed" and item.next_attempt_at
+    attempt = Attempt.objects.get(delivery=delivery)
+    assert attempt.error_class == "protocol" and "key-qz9" not in attempt.url + attempt.reason
+
+
+def test_credential_like_custom_headers_are_redacted_in_the_log(client_a, http_receiver):
+    delivery = make_api_delivery(client_a, http_receiver.url(), headers=[
+        {"name": "X-Api-Key", "value": "key-qz9"}, {"name": "X-Source", "value": "rokt"},
+    ])  # fmt: skip
+    send(delivery, make_referral(client_a))
+    assert http_receiver.requests[0].header("x-api-key") == "key-qz9"
+    logged = dict(Attempt.objects.get(delivery=delivery).request_headers)
+    assert logged["X-Api-Key"] == "[redacted]" and logged["X-Source"] == "rokt"

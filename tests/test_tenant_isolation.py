@@ -14,8 +14,10 @@ user A (a client user of client A) must get there:
   marker they must see: that proves the URL really reaches B's data, so A's 404 or empty list
   is isolation and not a broken URL.
 
-A delivery's secrets (password, private key, passphrase) are write-only: no response to anyone,
-A's own and the account manager's included, ever holds one.
+A delivery's secrets (password, private key, passphrase; a real-time delivery's token and its
+signing secrets, current and previous) are write-only: no response to anyone, A's own and the
+account manager's included, ever holds one. An attempt's log shows the Authorization header
+as ``[redacted]``.
 
 ``WRITE_CASES`` holds requests that try to change data; each must be refused and leave the
 database exactly as it was.
@@ -27,8 +29,10 @@ exports) adds its rows to the tables, and its app to ``TENANT_APPS``.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -48,7 +52,16 @@ from rest_framework.authtoken.models import Token
 from customfields.api import urls as customfield_api_urls
 from customfields.models import CustomField
 from deliveries.api import urls as delivery_api_urls
-from deliveries.models import Batch, Delivery, DeliveryItem, WorkerHeartbeat
+from deliveries.api_runs import signing_secrets
+from deliveries.models import (
+    Attempt,
+    Batch,
+    BatchEntry,
+    Delivery,
+    DeliveryItem,
+    WorkerHeartbeat,
+)
+from deliveries.validation import delivery_errors
 from referrals.api import urls as api_urls
 from referrals.models import Campaign, Client, ClientMembership, ExportAudit, Referral
 from referrals.roles import client_user_create
@@ -91,11 +104,26 @@ class Markers:
     paused_reason: str
     batch_file: str
     batch_error: str
+    # A real-time API delivery, and one logged attempt of it.
+    api_delivery_name: str
+    api_host: str
+    api_header: str
+    body_template: str
+    item_reason: str
+    attempt_url: str
+    request_body: str
+    response_header: str
+    response_body: str
+    attempt_reason: str
+    error_class: str
     # A delivery's secrets: write-only, so no response to anyone (the account manager and the
     # client's own users included) ever holds them.
     password: str
     private_key: str
     passphrase: str
+    auth_secret: str
+    signing_secret: str
+    previous_signing_secret: str
 
     @classmethod
     def for_tag(cls, tag: str) -> Markers:
@@ -122,9 +150,26 @@ class Markers:
             paused_reason=f"{tag}pausedwhy-qz9",
             batch_file=f"{tag}batchfile-qz9.csv",
             batch_error=f"{tag}batcherror-qz9",
+            api_delivery_name=f"{tag}apidelivery-qz9",
+            # .invalid again: a test referral the manager sends fails at once (DNS).
+            api_host=f"{tag}crm-qz9.invalid",
+            api_header=f"{tag}headervalue-qz9",
+            body_template=f"{tag}template-qz9",
+            item_reason=f"{tag}itemreason-qz9",
+            attempt_url=f"{tag}attempturl-qz9",
+            request_body=f"{tag}requestbody-qz9",
+            response_header=f"{tag}responseheader-qz9",
+            response_body=f"{tag}responsebody-qz9",
+            attempt_reason=f"{tag}attemptreason-qz9",
+            # Made up (real ones are "dns", "timeout", ...): the list's filter offers the values
+            # it finds, which must be A's only.
+            error_class=f"{tag}errclass-qz9",
             password=f"{tag}secretpassword-qz9",
             private_key=f"{tag}secretkey-qz9",
             passphrase=f"{tag}secretpassphrase-qz9",
+            auth_secret=f"{tag}secretbearer-qz9",
+            signing_secret=_whsec(f"{tag}SigningSecretQz9"),
+            previous_signing_secret=_whsec(f"{tag}PreviousSecretQz9"),
         )
 
     def values(self) -> tuple[str, ...]:
@@ -134,7 +179,17 @@ class Markers:
         return tuple(getattr(self, name) for name in SECRET_FIELDS)
 
 
-SECRET_FIELDS = ("password", "private_key", "passphrase")
+FILE_SECRET_FIELDS = ("password", "private_key", "passphrase")
+API_SECRET_FIELDS = ("auth_secret", "signing_secret", "previous_signing_secret")
+SECRET_FIELDS = (*FILE_SECRET_FIELDS, *API_SECRET_FIELDS)
+
+
+def _whsec(text: str) -> str:
+    """A valid Standard Webhooks secret (``whsec_`` + base64 of 32 bytes) that reads ``text``:
+    letters and digits are base64 characters, padded with ``A`` (zero bits) to 43 + ``=``."""
+    encoded = text.ljust(43, "A") + "="
+    assert len(base64.b64decode(encoded, validate=True)) == 32
+    return f"whsec_{encoded}"
 
 
 # Both tenants also hold a "twin" referral with the same external id, email and names, as when
@@ -155,6 +210,8 @@ class Tenant:
     export_audit: ExportAudit
     delivery: Delivery
     batch: Batch
+    api_delivery: Delivery
+    attempt: Attempt
 
 
 @dataclass
@@ -180,6 +237,16 @@ def _tenant(client: Client, user, tag: str) -> Tenant:
         schedule_time=datetime.time(6, 0),
         starts_at=timezone.now() - datetime.timedelta(minutes=1),
     )  # fmt: skip
+    api_delivery = Delivery.objects.create(
+        client=client, name=m.api_delivery_name, kind="api", url=f"https://{m.api_host}/hook",
+        body_template='{"email": "{{{email}}}", "note": "' + m.body_template + '"}',
+        headers=[{"name": "X-Partner-Note", "value": m.api_header}], auth_kind="bearer",
+        auth_secret=m.auth_secret, signing_secret=m.signing_secret,
+        previous_signing_secret=m.previous_signing_secret,
+        previous_secret_until=timezone.now() + datetime.timedelta(hours=1),
+        connect_timeout=1.0, total_timeout=2.0,
+        starts_at=timezone.now() - datetime.timedelta(minutes=1),
+    )  # fmt: skip
     campaign = {"campaign": m.campaign_external_id, "campaign_name": m.campaign_name}
     referral = make_referral(
         client,
@@ -203,8 +270,26 @@ def _tenant(client: Client, user, tag: str) -> Tenant:
         error=m.batch_error, attempts=1,
         next_attempt_at=timezone.now() + datetime.timedelta(hours=1),
     )  # fmt: skip
+    # The ledger owes the API delivery both referrals: the first was tried once, and refused.
+    item = DeliveryItem.objects.get(delivery=api_delivery, referral=referral)
+    DeliveryItem.objects.filter(pk=item.pk).update(
+        status="rejected", attempts=1, reason=m.item_reason)  # fmt: skip
+    attempt = Attempt.objects.create(
+        delivery=api_delivery, item=item, referral_id=referral.pk, number=1, method="POST",
+        url=f"https://{m.api_host}/hook?trace={m.attempt_url}",
+        # As api_runs logs it: the bearer token redacted, the signature (no secret) kept.
+        request_headers=[
+            ["X-Partner-Note", m.api_header], ["Content-Type", "application/json"],
+            ["Authorization", "[redacted]"], ["webhook-id", f"msg_{item.pk}"],
+            ["webhook-timestamp", "1700000000"], ["webhook-signature", "v1,c2lnbmF0dXJl"],
+        ],
+        request_body=json.dumps({"email": m.email, "note": m.request_body}),
+        status_code=422, response_headers=[["X-Receiver-Trace", m.response_header]],
+        response_body=json.dumps({"error": m.response_body}), latency_ms=12.5,
+        error_class=m.error_class, outcome="rejected", reason=f"HTTP 422: {m.attempt_reason}",
+    )  # fmt: skip
     return Tenant(client, referral.campaign, referral, twin, user, m, custom_field, audit,
-                  delivery, batch)  # fmt: skip
+                  delivery, batch, api_delivery, attempt)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -331,13 +416,17 @@ def view_on_site(of: str):
     return build
 
 
-def delivery_page(view: str, model: str = "delivery", of: str | None = None, **params: Any):
-    """``admin:deliveries_<model>_<view>``, of the delivery (``model="delivery"``) or batch
-    (``model="batch"``) of tenant ``of`` (``"a"``/``"b"``) or of none; ``view="object"`` is the
+def delivery_page(
+    view: str, model: str = "delivery", of: str | None = None, obj: str | None = None,
+    **params: Any,
+):  # fmt: skip
+    """``admin:deliveries_<model>_<view>``, of the delivery (``model="delivery"``), batch
+    (``"batch"``) or attempt (``"attempt"``) of tenant ``of`` (``"a"``/``"b"``) or of none;
+    ``obj`` names another object of the tenant (``"api_delivery"``). ``view="object"`` is the
     bare ``<id>/`` URL, which redirects."""
 
     def build(w: World) -> str:
-        args = [] if of is None else [ref(f"{of}.{model}.pk")(w)]
+        args = [] if of is None else [ref(f"{of}.{obj or model}.pk")(w)]
         name = "change" if view == "object" else view
         path = reverse(f"admin:deliveries_{model}_{name}", args=args)
         return _url(w, path.removesuffix("change/") if view == "object" else path, params)
@@ -345,15 +434,18 @@ def delivery_page(view: str, model: str = "delivery", of: str | None = None, **p
     return build
 
 
+def _delivery_pk(w: World, of: str) -> Any:
+    """The file delivery of tenant ``"a"``/``"b"``, another delivery by path
+    (``"b.api_delivery"``), or a raw id (``TOO_BIG``)."""
+    if of in ("a", "b"):
+        return ref(f"{of}.delivery.pk")(w)
+    return ref(f"{of}.pk")(w) if "." in of else of
+
+
 def delivery_action(name: str, of: str):
-    """A button of the delivery page (``admin:deliveries_<name>``), of the delivery of ``of``;
-    ``of`` may also be a raw id (``TOO_BIG``)."""
-
-    def build(w: World) -> str:
-        pk = ref(f"{of}.delivery.pk")(w) if of in ("a", "b") else of
-        return reverse(f"admin:deliveries_{name}", args=[pk])
-
-    return build
+    """A button of the delivery page (``admin:deliveries_<name>``), of the delivery ``of``
+    names (see ``_delivery_pk``)."""
+    return lambda w: reverse(f"admin:deliveries_{name}", args=[_delivery_pk(w, of)])
 
 
 def heartbeat_page(view: str, with_object: bool = False):
@@ -378,10 +470,11 @@ def api_detail(of: str, suffix: str = "/"):
 
 
 def delivery_api(of: str | None = None, suffix: str = "", **params: Any):
-    """``/api/v1/deliveries/``, or the delivery of tenant ``of`` and a ``suffix`` (``run/``)."""
+    """``/api/v1/deliveries/``, or the delivery ``of`` names (see ``_delivery_pk``) and a
+    ``suffix`` (``run/``)."""
 
     def build(w: World) -> str:
-        path = DL_API if of is None else f"{DL_API}{ref(f'{of}.delivery.pk')(w)}/{suffix}"
+        path = DL_API if of is None else f"{DL_API}{_delivery_pk(w, of)}/{suffix}"
         return _url(w, path, params)
 
     return build
@@ -694,6 +787,45 @@ ADMIN_CASES = [
     Case("delivery-redeliver-of-b", delivery_action("redeliver", "b"), NOT_FOUND,
          staff=Staff(sees="delivery_name")),
     Case("delivery-redeliver-own", delivery_action("redeliver", "a"), FORBIDDEN),
+    # Real-time API deliveries: A reads where its referrals go and its recent attempts; the
+    # manager also sees the headers (no secret either way).
+    Case("delivery-list-kind-api", delivery_page("changelist", kind="api"),
+         a_sees="api_delivery_name", staff=Staff(sees="api_delivery_name")),
+    Case("delivery-list-filter-client-b-kind-api",
+         delivery_page("changelist", client=ref("b.client.pk"), kind="api", _facets="True"),
+         staff=Staff(sees="api_delivery_name")),
+    Case("delivery-change-own-api", delivery_page("change", of="a", obj="api_delivery"),
+         a_sees="api_host"),
+    Case("delivery-change-own-api-template", delivery_page("change", of="a", obj="api_delivery"),
+         a_sees="body_template"),
+    Case("delivery-change-own-api-attempts", delivery_page("change", of="a", obj="api_delivery"),
+         a_sees="attempt_reason"),
+    Case("delivery-change-of-b-api", delivery_page("change", of="b", obj="api_delivery"),
+         NOT_FOUND, staff=Staff(sees="api_header")),
+    Case("delivery-change-of-b-api-attempts",
+         delivery_page("change", of="b", obj="api_delivery"), NOT_FOUND,
+         staff=Staff(sees="attempt_reason")),
+    Case("delivery-history-of-b-api", delivery_page("history", of="b", obj="api_delivery"),
+         NOT_FOUND, staff=Staff(sees="api_delivery_name")),
+    Case("delivery-delete-of-b-api", delivery_page("delete", of="b", obj="api_delivery"),
+         NOT_FOUND, staff=Staff(sees="api_delivery_name")),
+    Case("delivery-bare-id-of-b-api", delivery_page("object", of="b", obj="api_delivery"),
+         NOT_FOUND, staff=Staff(sees="api_host"), follow=True),
+    Case("delivery-redeliver-of-b-api", delivery_action("redeliver", "b.api_delivery"),
+         NOT_FOUND, staff=Staff(sees="api_delivery_name")),
+    Case("delivery-redeliver-own-api", delivery_action("redeliver", "a.api_delivery"),
+         FORBIDDEN),
+    # Its buttons are POST-only (in WRITE_CASES): a GET is refused before any lookup.
+    Case("delivery-test-get-of-b-api", delivery_action("test", "b.api_delivery"), 405,
+         staff=Staff(status=405)),
+    Case("delivery-replay-failed-get-of-b", delivery_action("replay_failed", "b.api_delivery"),
+         405, staff=Staff(status=405)),
+    Case("delivery-replay-referral-get-of-b",
+         delivery_action("replay_referral", "b.api_delivery"), 405, staff=Staff(status=405)),
+    Case("delivery-rotate-secret-get-of-b", delivery_action("rotate_secret", "b.api_delivery"),
+         405, staff=Staff(status=405)),
+    Case("delivery-rotate-secret-get-own", delivery_action("rotate_secret", "a.api_delivery"),
+         405),
     # Batches: the log of what was sent, A's only.
     Case("batch-list", delivery_page("changelist", "batch"),
          a_sees="batch_file", staff=Staff(sees="batch_file")),
@@ -741,9 +873,87 @@ ADMIN_CASES = [
     Case("autocomplete-deliveryitem.delivery",
          autocomplete("deliveries", "deliveryitem", "delivery", "delivery-qz9"),
          a_sees="delivery_name", staff=Staff(sees="delivery_name")),
-    Case("autocomplete-deliveryitem.batch",
-         autocomplete("deliveries", "deliveryitem", "batch", "delivery-qz9"),
+    # A frozen batch's entries point at the batch and its referrals.
+    Case("autocomplete-batchentry.batch",
+         autocomplete("deliveries", "batchentry", "batch", "delivery-qz9"),
          a_sees="delivery_name", staff=Staff(sees="delivery_name")),
+    Case("autocomplete-batchentry.batch-b-name",
+         autocomplete("deliveries", "batchentry", "batch", ref("b.markers.delivery_name")),
+         staff=Staff(sees="delivery_name")),
+    Case("autocomplete-batchentry.referral",
+         autocomplete("deliveries", "batchentry", "referral", ref("b.markers.email")),
+         staff=Staff(sees="referral_external_id")),
+    # Attempts of real-time deliveries: what was sent and what came back, A's only.
+    Case("attempt-list", delivery_page("changelist", "attempt"),
+         a_sees="api_delivery_name", staff=Staff(sees="api_delivery_name")),
+    Case("attempt-list-facets", delivery_page("changelist", "attempt", _facets="True"),
+         a_sees="api_delivery_name", staff=Staff(sees="api_delivery_name")),
+    Case("attempt-list-error-class-filter",
+         delivery_page("changelist", "attempt", error_class=ref("a.markers.error_class")),
+         a_sees="error_class", staff=Staff(sees="error_class")),
+    Case("attempt-list-error-class-of-b",
+         delivery_page("changelist", "attempt", error_class=ref("b.markers.error_class"),
+                       _facets="True"),
+         staff=Staff(sees="api_delivery_name")),
+    Case("attempt-list-filter-outcome",
+         delivery_page("changelist", "attempt", outcome__exact="rejected", _facets="True"),
+         a_sees="api_delivery_name", staff=Staff(sees="api_delivery_name")),
+    # The delivery page links its attempts so: B's delivery's are no list of A's.
+    Case("attempt-list-lookup-delivery-b",
+         delivery_page("changelist", "attempt", delivery__id__exact=ref("b.api_delivery.pk")),
+         staff=Staff(sees="api_delivery_name")),
+    Case("attempt-list-lookup-delivery-own",
+         delivery_page("changelist", "attempt", delivery__id__exact=ref("a.api_delivery.pk")),
+         a_sees="api_delivery_name"),
+    # No client filter on attempts, for anyone: Django refuses the lookup (400).
+    Case("attempt-list-lookup-client-b",
+         delivery_page("changelist", "attempt", delivery__client__id__exact=ref("b.client.pk")),
+         400, staff=Staff(status=400)),
+    Case("attempt-list-lookup-referral-b",
+         delivery_page("changelist", "attempt", referral_id=ref("b.referral.pk")),
+         staff=Staff(sees="api_delivery_name")),
+    Case("attempt-search-b-referral-id",
+         delivery_page("changelist", "attempt", q=ref("b.referral.pk")),
+         staff=Staff(sees="api_delivery_name")),
+    Case("attempt-search-own-referral-id",
+         delivery_page("changelist", "attempt", q=ref("a.referral.pk")),
+         a_sees="api_delivery_name"),
+    # Terms that are no referral id: an empty list, never an error page.
+    Case("attempt-search-not-a-number", delivery_page("changelist", "attempt", q="qz9"),
+         staff=Staff()),
+    Case("attempt-search-superscript",
+         delivery_page("changelist", "attempt", q=SUPERSCRIPT_TWO), staff=Staff()),
+    Case("attempt-search-too-big", delivery_page("changelist", "attempt", q=TOO_BIG),
+         staff=Staff()),
+    Case("attempt-change-own", delivery_page("change", "attempt", "a"), a_sees="response_body"),
+    Case("attempt-change-own-request", delivery_page("change", "attempt", "a"),
+         a_sees="request_body"),
+    Case("attempt-change-of-b", delivery_page("change", "attempt", "b"), NOT_FOUND,
+         staff=Staff(sees="response_body")),
+    Case("attempt-change-of-b-request", delivery_page("change", "attempt", "b"), NOT_FOUND,
+         staff=Staff(sees="request_body")),
+    Case("attempt-change-of-b-popup",
+         delivery_page("change", "attempt", "b", _popup=1, _to_field="id"), NOT_FOUND,
+         staff=Staff(sees="attempt_reason")),
+    Case("attempt-history-own", delivery_page("history", "attempt", "a"), a_sees="api_host"),
+    Case("attempt-history-of-b", delivery_page("history", "attempt", "b"), NOT_FOUND,
+         staff=Staff(sees="api_host")),
+    Case("attempt-delete-own", delivery_page("delete", "attempt", "a"), FORBIDDEN),
+    Case("attempt-delete-of-b", delivery_page("delete", "attempt", "b"), NOT_FOUND,
+         staff=Staff(status=FORBIDDEN)),
+    Case("attempt-bare-id-of-b", delivery_page("object", "attempt", "b"), NOT_FOUND,
+         staff=Staff(sees="response_header"), follow=True),
+    Case("attempt-add", delivery_page("add", "attempt"), FORBIDDEN,
+         staff=Staff(status=FORBIDDEN)),
+    Case("autocomplete-attempt.delivery",
+         autocomplete("deliveries", "attempt", "delivery", "apidelivery-qz9"),
+         a_sees="api_delivery_name", staff=Staff(sees="api_delivery_name")),
+    Case("autocomplete-attempt.delivery-b-name",
+         autocomplete("deliveries", "attempt", "delivery", ref("b.markers.api_delivery_name")),
+         staff=Staff(sees="api_delivery_name")),
+    # Ledger rows have no admin, so no autocomplete answers for them.
+    Case("autocomplete-attempt.item", autocomplete("deliveries", "attempt", "item", "qz9"),
+         FORBIDDEN, staff=Staff(status=FORBIDDEN)),
     # Worker heartbeats: the platform's health, for account managers only.
     Case("workerheartbeat-list", heartbeat_page("changelist"), FORBIDDEN, staff=Staff()),
     Case("workerheartbeat-add", heartbeat_page("add"), FORBIDDEN, staff=Staff(status=FORBIDDEN)),
@@ -806,6 +1016,36 @@ API_CASES = [
     Case("api-delivery-batches-own", delivery_api("a", "batches/"), a_sees="batch_error"),
     Case("api-delivery-run-get-of-b", delivery_api("b", "run/"), 405, staff=Staff(status=405)),
     Case("api-delivery-test-get-of-b", delivery_api("b", "test/"), 405,
+         staff=Staff(status=405)),
+    # Real-time API deliveries: A gets where its referrals go, the manager also the headers.
+    Case("api-deliveries-kind-api", delivery_api(kind="api"),
+         a_sees="api_host", staff=Staff(sees="api_header")),
+    Case("api-deliveries-client-b-kind-api", delivery_api(client=ref("b.client.slug"), kind="api"),
+         staff=Staff(sees="body_template")),
+    Case("api-delivery-own-api", delivery_api("a.api_delivery"), a_sees="api_host"),
+    Case("api-delivery-of-b-api", delivery_api("b.api_delivery"), NOT_FOUND,
+         staff=Staff(sees="api_header")),
+    # Attempts: A's own delivery's, in full (headers redacted when written); B's are 404.
+    Case("api-delivery-attempts-own", delivery_api("a.api_delivery", "attempts/"),
+         a_sees="response_body"),
+    Case("api-delivery-attempts-own-request", delivery_api("a.api_delivery", "attempts/"),
+         a_sees="request_body"),
+    Case("api-delivery-attempts-own-referral",
+         delivery_api("a.api_delivery", "attempts/", referral=ref("a.referral.pk")),
+         a_sees="attempt_reason"),
+    Case("api-delivery-attempts-of-b", delivery_api("b.api_delivery", "attempts/"), NOT_FOUND,
+         staff=Staff(sees="response_body")),
+    Case("api-delivery-attempts-of-b-referral",
+         delivery_api("b.api_delivery", "attempts/", referral=ref("b.referral.pk")), NOT_FOUND,
+         staff=Staff(sees="response_header")),
+    # B's referral id on A's own delivery: an empty page, not B's attempts.
+    Case("api-delivery-attempts-own-referral-of-b",
+         delivery_api("a.api_delivery", "attempts/", referral=ref("b.referral.pk"))),
+    Case("api-delivery-attempts-own-referral-superscript",
+         delivery_api("a.api_delivery", "attempts/", referral=SUPERSCRIPT_TWO)),
+    Case("api-delivery-attempts-of-b-file", delivery_api("b", "attempts/"), NOT_FOUND,
+         staff=Staff()),
+    Case("api-delivery-replay-get-of-b", delivery_api("b.api_delivery", "replay/"), 405,
          staff=Staff(status=405)),
 ]
 # fmt: on
@@ -947,6 +1187,11 @@ DELIVERY_FORM = {
 DELIVERY_API = {"client": ref("a.client.slug"), "name": RENAME, "kind": "sftp",
                 "host": "renamed-qz9.invalid", "username": RENAME, "password": RENAME,
                 "host_key": "SHA256:renamed", "schedule_kind": "daily", "schedule_time": "07:00"}
+DELIVERY_API_REALTIME = {
+    "client": ref("a.client.slug"), "name": RENAME, "kind": "api",
+    "url": "https://renamed-qz9.invalid/hook", "auth_kind": "bearer", "auth_secret": RENAME,
+}  # fmt: skip
+NEW_SIGNING_SECRET = _whsec("RenamedSigningQz9")
 REDELIVER_FORM = {"start": days_from_today(-2), "end": days_from_today(2)}
 PIN = {"pin": "SHA256:renamed"}
 
@@ -1094,6 +1339,74 @@ WRITE_CASES = [
     Write("api-delivery-test-own", "post", delivery_api("a", "test/"), {}, FORBIDDEN, api=True),
     Write("api-delivery-test-of-b", "post", delivery_api("b", "test/"), {}, FORBIDDEN,
           api=True),
+    # Real-time API deliveries: no test referral, no replay, no new signing secret.
+    Write("delivery-change-own-api", "post", delivery_page("change", of="a", obj="api_delivery"),
+          {**DELIVERY_FORM, "kind": "api", "url": "https://renamed-qz9.invalid/hook"},
+          FORBIDDEN),
+    Write("delivery-change-of-b-api", "post",
+          delivery_page("change", of="b", obj="api_delivery"),
+          {**DELIVERY_FORM, "kind": "api", "signing_secret": NEW_SIGNING_SECRET}, NOT_FOUND),
+    Write("delivery-delete-of-b-api", "post",
+          delivery_page("delete", of="b", obj="api_delivery"), CONFIRM, NOT_FOUND),
+    Write("delivery-test-own-api", "post", delivery_action("test", "a.api_delivery"), {},
+          FORBIDDEN),
+    Write("delivery-test-of-b-api", "post", delivery_action("test", "b.api_delivery"), {},
+          NOT_FOUND),
+    Write("delivery-replay-failed-own", "post",
+          delivery_action("replay_failed", "a.api_delivery"), {}, FORBIDDEN),
+    Write("delivery-replay-failed-of-b", "post",
+          delivery_action("replay_failed", "b.api_delivery"), {}, NOT_FOUND),
+    Write("delivery-replay-referral-own", "post",
+          delivery_action("replay_referral", "a.api_delivery"),
+          {"referral": ref("a.referral.pk")}, FORBIDDEN),
+    Write("delivery-replay-referral-own-with-b-referral", "post",
+          delivery_action("replay_referral", "a.api_delivery"),
+          {"referral": ref("b.referral.pk")}, FORBIDDEN),
+    Write("delivery-replay-referral-of-b", "post",
+          delivery_action("replay_referral", "b.api_delivery"),
+          {"referral": ref("b.referral.pk")}, NOT_FOUND),
+    Write("delivery-replay-referral-too-big", "post", delivery_action("replay_referral", TOO_BIG),
+          {"referral": ref("b.referral.pk")}, NOT_FOUND),
+    Write("delivery-rotate-secret-own", "post",
+          delivery_action("rotate_secret", "a.api_delivery"), {}, FORBIDDEN),
+    Write("delivery-rotate-secret-of-b", "post",
+          delivery_action("rotate_secret", "b.api_delivery"), {}, NOT_FOUND),
+    Write("delivery-redeliver-own-api", "post", delivery_action("redeliver", "a.api_delivery"),
+          REDELIVER_FORM, FORBIDDEN),
+    Write("delivery-redeliver-of-b-api", "post", delivery_action("redeliver", "b.api_delivery"),
+          REDELIVER_FORM, NOT_FOUND),
+    Write("delivery-pause-selected-api", "post", delivery_page("changelist"),
+          selected("pause", "api_delivery"), OK),
+    Write("attempt-change-of-b", "post", delivery_page("change", "attempt", "b"),
+          {"reason": RENAME}, NOT_FOUND),
+    Write("attempt-delete-own", "post", delivery_page("delete", "attempt", "a"), CONFIRM,
+          FORBIDDEN),
+    Write("attempt-delete-of-b", "post", delivery_page("delete", "attempt", "b"), CONFIRM,
+          NOT_FOUND),
+    Write("attempt-delete-selected", "post", delivery_page("changelist", "attempt"),
+          delete_selected("attempt"), OK),
+    Write("api-delivery-create-api", "post", delivery_api(), DELIVERY_API_REALTIME, FORBIDDEN,
+          api=True),
+    Write("api-delivery-patch-own-api", "patch", delivery_api("a.api_delivery"),
+          {"signing_secret": NEW_SIGNING_SECRET}, FORBIDDEN, api=True),
+    Write("api-delivery-patch-of-b-api", "patch", delivery_api("b.api_delivery"),
+          {"auth_secret": RENAME, "url": "https://renamed-qz9.invalid/hook"}, FORBIDDEN,
+          api=True),
+    Write("api-delivery-test-own-api", "post", delivery_api("a.api_delivery", "test/"), {},
+          FORBIDDEN, api=True),
+    Write("api-delivery-test-of-b-api", "post", delivery_api("b.api_delivery", "test/"), {},
+          FORBIDDEN, api=True),
+    Write("api-delivery-replay-own", "post", delivery_api("a.api_delivery", "replay/"),
+          {"not_delivered": True}, FORBIDDEN, api=True),
+    Write("api-delivery-replay-own-referral", "post", delivery_api("a.api_delivery", "replay/"),
+          {"referral": ref("a.referral.pk")}, FORBIDDEN, api=True),
+    Write("api-delivery-replay-own-range", "post", delivery_api("a.api_delivery", "replay/"),
+          {"start": moment_in_days(-2), "end": moment_in_days(2)}, FORBIDDEN, api=True),
+    Write("api-delivery-replay-of-b", "post", delivery_api("b.api_delivery", "replay/"),
+          {"referral": ref("b.referral.pk")}, FORBIDDEN, api=True),
+    Write("api-delivery-replay-of-b-not-delivered", "post",
+          delivery_api("b.api_delivery", "replay/"), {"not_delivered": True}, FORBIDDEN,
+          api=True),
 ]
 # fmt: on
 
@@ -1102,6 +1415,17 @@ DELIVERY_COLUMNS = (
     "pk", "client", "name", "kind", "active", "paused_at", "paused_reason", "host", "port",
     "username", "password", "private_key", "passphrase", "remote_dir", "host_key",
     "certificate_fingerprint", "schedule_kind", "schedule_time", "next_run_at", "last_error",
+    "url", "http_method", "body_format", "body_template", "headers", "auth_kind",
+    "auth_username", "auth_secret", "auth_key_name", "signing_secret",
+    "previous_signing_secret", "previous_secret_until", "updated_at",
+)  # fmt: skip
+ITEM_COLUMNS = (
+    "pk", "delivery", "referral", "status", "attempts", "next_attempt_at", "lease_until",
+    "reason", "delivered_at",
+)  # fmt: skip
+ATTEMPT_COLUMNS = (
+    "pk", "delivery", "item", "referral_id", "number", "test", "url", "request_headers",
+    "request_body", "status_code", "response_body", "outcome", "reason",
 )  # fmt: skip
 BATCH_COLUMNS = (
     "pk", "delivery", "number", "kind", "status", "rows", "files", "error", "attempts",
@@ -1130,9 +1454,9 @@ def _snapshot() -> dict[str, list]:
             Delivery.campaigns.through.objects.values_list("delivery", "campaign")
         ),
         "batches": sorted(Batch.objects.values_list(*BATCH_COLUMNS)),
-        "delivery_items": sorted(
-            DeliveryItem.objects.values_list("pk", "delivery", "referral", "batch", "redelivery")
-        ),
+        "delivery_items": sorted(DeliveryItem.objects.values_list(*ITEM_COLUMNS)),
+        "batch_entries": sorted(BatchEntry.objects.values_list("pk", "batch", "referral")),
+        "attempts": sorted(Attempt.objects.values_list(*ATTEMPT_COLUMNS)),
     }
 
 
@@ -1233,6 +1557,128 @@ def test_manager_runs_what_client_users_are_refused_and_never_sees_a_secret(
           "apimade-qz9")  # fmt: skip
 
 
+def test_manager_runs_realtime_actions_and_never_sees_a_stored_secret(
+    world: World, client, django_capture_on_commit_callbacks
+):
+    """The real-time writes of WRITE_CASES work for the account manager on B's API delivery
+    (a test referral, replays, a new signing secret), and no response shows a stored secret:
+    a new signing secret is shown once, where it is made, and never again. A test referral
+    really goes out (to a name that does not resolve) and its logged request holds the token
+    as ``[redacted]`` only."""
+    client.force_login(world.manager)
+    api = api_client_for(world.manager)
+    delivery, m = world.b.api_delivery, world.b.markers
+    stored = [*world.a.markers.secrets(), *m.secrets()]
+    shown_once: list[str] = []  # secrets made by a rotation or a create, shown that once
+
+    def check(step: str, response, status: int, says: str | None = None) -> str:
+        body = _body(response)
+        assert response.status_code == status, (step, body[:500])
+        shown = [secret for secret in [*stored, *shown_once] if secret.lower() in body]
+        assert not shown, f"a delivery secret reached the manager ({step}): {shown}"
+        if says:
+            assert says.lower() in body, (step, body[:2000])
+        return body
+
+    def button(name: str, **data: Any):
+        return client.post(reverse(f"admin:deliveries_{name}", args=[delivery.pk]), data,
+                           follow=True)  # fmt: skip
+
+    def item() -> DeliveryItem:
+        return DeliveryItem.objects.get(delivery=delivery, referral=world.b.referral)
+
+    change = reverse("admin:deliveries_delivery_change", args=[delivery.pk])
+    check("change page", client.get(change), OK, m.api_header)
+    check("change page attempts", client.get(change), OK, m.attempt_reason)
+    # A test referral: the same request as live delivery, sent, logged, failing on DNS.
+    before = set(delivery.attempts.values_list("pk", flat=True))
+    check("test", button("test"), OK, "connection test failed")
+    [test_attempt] = delivery.attempts.exclude(pk__in=before)
+    assert test_attempt.test and test_attempt.error_class == "dns", test_attempt.reason
+    headers = dict(test_attempt.request_headers)
+    assert headers["Authorization"] == "[redacted]"
+    assert headers["X-Partner-Note"] == m.api_header
+    assert headers["webhook-signature"].count("v1,") == 2  # signed with both secrets
+    logged = json.dumps([getattr(test_attempt, f) for f in ATTEMPT_COLUMNS[3:]]).lower()
+    assert not [s for s in stored if s.lower() in logged], logged
+    attempt_page = reverse("admin:deliveries_attempt_change", args=[test_attempt.pk])
+    check("test attempt page", client.get(attempt_page), OK, "[redacted]")
+    # Replays: queued on commit; a referral of another client is not this delivery's.
+    with django_capture_on_commit_callbacks() as queued:
+        check("replay failed", button("replay_failed"), OK, "1 referral(s) not delivered")
+    assert len(queued) == 1 and item().status == "pending"
+    with django_capture_on_commit_callbacks() as queued:
+        check("replay referral of a", button("replay_referral", referral=world.a.referral.pk),
+              OK, "not one this delivery sends")  # fmt: skip
+        check("replay referral", button("replay_referral", referral=world.b.referral.pk), OK,
+              "is being sent again")  # fmt: skip
+    assert len(queued) == 1
+    redeliver = {key: value(world) for key, value in REDELIVER_FORM.items()}
+    with django_capture_on_commit_callbacks() as queued:
+        check("replay range", button("redeliver", **redeliver), OK, "2 referral(s) of the range")
+    assert len(queued) == 1 and not delivery.batches.exists()
+    # A new signing secret: shown on the page that made it, the old one signs on for a day.
+    body = check("rotate", button("rotate_secret"), OK, "shown this once")
+    delivery.refresh_from_db()
+    assert delivery.previous_signing_secret == m.signing_secret
+    assert delivery.signing_secret.lower() in body
+    shown_once.append(delivery.signing_secret)
+    check("change page after rotation", client.get(change), OK, m.api_delivery_name)
+
+    detail = f"{DL_API}{delivery.pk}/"
+    data = api.get(detail).json()
+    assert data["auth_secret_set"] is True and "signing_secret" not in data
+    check("api detail", api.get(detail), OK, m.api_header)
+    check("api attempts", api.get(f"{detail}attempts/"), OK, m.response_body)
+    check("api attempts of referral", api.get(f"{detail}attempts/",
+          {"referral": world.b.referral.pk}), OK, m.request_body)  # fmt: skip
+    body = check("api attempts of a's referral", api.get(f"{detail}attempts/",
+                 {"referral": world.a.referral.pk}), OK)  # fmt: skip
+    assert json.loads(body)["count"] == 0
+    check("api test", api.post(f"{detail}test/"), OK, '"ok":false')
+    with django_capture_on_commit_callbacks() as queued:
+        check("api replay", api.post(f"{detail}replay/", {"referral": world.b.referral.pk},
+              format="json"), OK, '"replayed":1')  # fmt: skip
+        check("api replay of a's referral", api.post(f"{detail}replay/", {
+            "referral": world.a.referral.pk}, format="json"), OK, '"replayed":0')  # fmt: skip
+        check("api replay not delivered", api.post(f"{detail}replay/", {"not_delivered": True},
+              format="json"), OK, '"replayed":0')  # fmt: skip
+    assert len(queued) == 1
+    created = {key: value(world) if callable(value) else value
+               for key, value in DELIVERY_API_REALTIME.items()}  # fmt: skip
+    created.update(client=world.b.client.slug, name="apimade-qz9", auth_secret="bravoapitoken-qz9")
+    stored.append("bravoapitoken-qz9")
+    response = api.post(DL_API, created, format="json")
+    secret = response.json().get("signing_secret", "")
+    assert response.status_code == 201 and secret.startswith("whsec_"), response.json()
+    shown_once.append(secret)
+    made = Delivery.objects.get(client=world.b.client, name="apimade-qz9")
+    assert (made.signing_secret, made.auth_secret) == (secret, "bravoapitoken-qz9")
+    check("api created detail", api.get(f"{DL_API}{made.pk}/"), OK, "renamed-qz9.invalid")
+    check("api list", api.get(DL_API, {"kind": "api"}), OK, "apimade-qz9")
+    check("delivery list", client.get(reverse("admin:deliveries_delivery_changelist")), OK,
+          "apimade-qz9")  # fmt: skip
+    check("attempt list", client.get(reverse("admin:deliveries_attempt_changelist")), OK,
+          m.api_delivery_name)  # fmt: skip
+
+
+def test_a_url_the_sender_cannot_parse_puts_no_secret_in_a_log(world: World, caplog):
+    """An API key sent in the query string is redacted from the attempt log; an address the
+    HTTP client refuses to parse must not bring it back in an error message."""
+    from django.test import Client as TestClient
+
+    m = world.b.markers
+    Delivery.objects.filter(pk=world.b.api_delivery.pk).update(
+        url=f"https://{m.api_host}:99999/hook", auth_kind="api_key_query", auth_key_name="apikey"
+    )
+    http = TestClient(raise_request_exception=False)
+    http.force_login(world.manager)
+    url = reverse("admin:deliveries_test", args=[world.b.api_delivery.pk])
+    response = http.post(url, follow=True)
+    _assert_no_secret(world, f"{url} (response or log)", _body(response) + caplog.text.lower())
+    assert response.status_code == OK, _body(response)[:500]
+
+
 def test_failing_deliveries_banner_is_for_account_managers_only(world: World, client):
     """Every admin page lists failing and paused deliveries to account managers; a client user
     gets no banner at all (B's failing delivery least of all), and sees their own state in
@@ -1322,12 +1768,21 @@ def test_markers_are_unique_to_their_tenant(world: World):
     assert set(b_rows.values_list("campaign__name", flat=True)) == {world.b.markers.campaign_name}
     assert world.b.referral.extra == {"note": world.b.markers.extra_value}
     # The secrets are stored encrypted, as any saved through the admin or the API.
-    columns = ", ".join(SECRET_FIELDS)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {Delivery._meta.db_table} WHERE id = %s",
-                       [world.b.delivery.pk])  # fmt: skip
-        stored = cursor.fetchone()
-    assert all(value.startswith("fernet:") for value in stored)
-    assert [getattr(world.b.delivery, name) for name in SECRET_FIELDS] == list(
-        world.b.markers.secrets()
-    )
+    for delivery, fields in ((world.b.delivery, FILE_SECRET_FIELDS),
+                             (world.b.api_delivery, API_SECRET_FIELDS)):  # fmt: skip
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {', '.join(fields)} FROM {Delivery._meta.db_table} "
+                           "WHERE id = %s", [delivery.pk])  # fmt: skip
+            stored = cursor.fetchone()
+        assert all(value.startswith("fernet:") for value in stored), fields
+        delivery.refresh_from_db()
+        assert [getattr(delivery, name) for name in fields] == [
+            getattr(world.b.markers, name) for name in fields
+        ]
+    # The real-time delivery is one the platform would accept and send, signed with both of
+    # its secrets (the previous one's overlap lasts): the manager's test referral is real.
+    assert not delivery_errors(world.b.api_delivery)
+    assert signing_secrets(world.b.api_delivery) == [
+        world.b.markers.signing_secret,
+        world.b.markers.previous_signing_secret,
+    ]

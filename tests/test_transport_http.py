@@ -265,11 +265,14 @@ def test_connection_closed_without_answer_is_protocol(receiver):
     assert f"127.0.0.1:{receiver.port}" in response.error
 
 
-def test_requests_no_endpoint_could_take_are_programming_errors():
+def test_requests_no_endpoint_could_take_are_refused_without_repeating_the_url():
     with pytest.raises(ValueError, match="method"):
         send(HttpRequest("DELETE", "https://example.com/", []))
-    with pytest.raises(ValueError, match="URL"):
-        send(HttpRequest("POST", "ftp://example.com/", []))
+    # The address may carry an API key in its query: the answer never repeats it.
+    for url in ("ftp://example.com/?key=k-qz9", "https://example.com:99999/?key=k-qz9"):
+        response = send(HttpRequest("POST", url, []))
+        assert (response.status, response.error_class) == (None, "protocol")
+        assert "k-qz9" not in response.error
 
 
 # SSRF guard

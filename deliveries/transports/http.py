@@ -37,6 +37,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
+    LocationParseError,
     NameResolutionError,
     NewConnectionError,
     ReadTimeoutError,
@@ -98,9 +99,13 @@ def send(request: HttpRequest, *, allowed_networks: Sequence[Network] = ()) -> H
     """
     if request.method not in METHODS:
         raise ValueError(f"unsupported method {request.method!r}")
-    url = parse_url(request.url)
+    # The URL may carry an API key in its query: no message ever repeats it.
+    try:
+        url = parse_url(request.url)
+    except LocationParseError:
+        return HttpResponse(None, [], b"", 0.0, "protocol", "the address cannot be parsed")
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"not an http(s) URL: {request.url!r}")
+        return HttpResponse(None, [], b"", 0.0, "protocol", "not an http(s) address")
     port = url.port or (443 if url.scheme == "https" else 80)
     where = f"{url.host}:{port}"
     timeout = Timeout(
