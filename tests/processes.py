@@ -102,6 +102,18 @@ class Cluster:
             env=self.env, log=self.tmp_path / f"worker-{self.starts}.log",
         )  # fmt: skip
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until the worker consumes: it answers a heartbeat (it must consume housekeeping)."""
+        from deliveries.models import WorkerHeartbeat
+        from deliveries.tasks import heartbeat
+
+        hostname = f"w{self.starts}@"
+        heartbeat.delay()
+        wait_for(
+            lambda: WorkerHeartbeat.objects.filter(hostname__startswith=hostname).exists(),
+            timeout=timeout, what=f"worker {hostname} to start", logs=self.logs,
+        )  # fmt: skip
+
     def start_beat(self) -> None:
         self.beat = start(
             [str(BIN / "celery"), "-A", "rokt_platform", "beat", "--schedule",

@@ -110,15 +110,18 @@ def test_a_slow_endpoint_does_not_hold_up_another(cluster, http_receiver):
         client = make_client("alpha")
         slow = make_api_delivery(client, slow_receiver.url(), max_in_flight=4)
         fast = make_api_delivery(make_client("bravo"), http_receiver.url())
+        # 8 threads: the slow endpoint's traffic alone would need 20 (10/s for 2 s each).
+        cluster.worker_args = ("--pool", "threads", "--concurrency", "8")
         cluster.start_beat()
         cluster.start_worker()
+        cluster.wait_ready()  # latency counts from here, not from the worker's start-up
         bravo = fast.client
         sent_at: dict[int, float] = {}
-        # 4 s of traffic at 25/s, 40% of it to the slow endpoint: five times what its budget
-        # of 4 requests per 2 s can carry.
-        for _ in range(10):
+        # 6 s of traffic at 20/s, half of it to the slow endpoint: five times what its budget
+        # of 4 requests per 2 s can carry, and more than all the worker's threads could.
+        for _ in range(15):
             ingest(client, 4)
-            for pk in ingest(bravo, 6):
+            for pk in ingest(bravo, 4):
                 sent_at[pk] = time.monotonic()
             time.sleep(0.4)
         wait_for(lambda: delivered(fast), timeout=60, what="the fast endpoint's referrals",
