@@ -19,14 +19,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from deliveries.file_runs import (
-    batch_redeliver,
-    batch_resend,
-    delivery_pause,
-    delivery_resume,
-)
+from deliveries.file_runs import batch_redeliver, batch_resend
 from deliveries.forms import SECRETS, DeliveryForm
 from deliveries.models import Attempt, Batch, Delivery, WorkerHeartbeat
+from deliveries.pausing import delivery_pause, delivery_resume
 from deliveries.replays import replay_not_delivered, replay_range, replay_referral
 from deliveries.schedules import schedule_describe
 from deliveries.selectors import OWED, api_health

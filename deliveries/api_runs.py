@@ -27,11 +27,11 @@ from django.utils import timezone
 from customfields.engine import Column, compile_columns
 from deliveries.alerts import delivery_failed, delivery_succeeded
 from deliveries.budget import budget
-from deliveries.file_runs import delivery_pause
 from deliveries.filewriter import delivery_columns
 from deliveries.http_auth import auth_apply, redact_headers, redact_url
 from deliveries.models import Attempt, Delivery, DeliveryItem
 from deliveries.outcomes import Outcome, classify
+from deliveries.pausing import delivery_pause
 from deliveries.payloads import payload_from_columns, payload_from_template, template_placeholders
 from deliveries.signing import webhook_headers
 from deliveries.transports import http

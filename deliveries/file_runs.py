@@ -20,7 +20,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 from deliveries.alerts import delivery_failed, delivery_succeeded
@@ -28,6 +28,7 @@ from deliveries.claims import delivery_claim
 from deliveries.filenames import batch_file_names
 from deliveries.filewriter import WrittenFile, batch_write
 from deliveries.models import Batch, BatchEntry, Delivery, DeliveryItem
+from deliveries.pausing import delivery_pause
 from deliveries.secrets import SecretUnreadable
 from deliveries.transports.base import FileTarget, TransportError
 
@@ -296,22 +297,6 @@ def _record_failure(delivery: Delivery, batch: Batch, error: str, *, permanent: 
 def batch_backoff(attempts: int) -> dt.timedelta:
     minutes = _BACKOFF_MINUTES[min(attempts, len(_BACKOFF_MINUTES)) - 1]
     return dt.timedelta(minutes=minutes * random.uniform(0.8, 1.2))
-
-
-def delivery_pause(delivery: Delivery, reason: str) -> None:
-    now = timezone.now()
-    Delivery.objects.filter(pk=delivery.pk).update(paused_at=now, paused_reason=reason[:2000])
-    delivery.paused_at, delivery.paused_reason = now, reason[:2000]
-
-
-def delivery_resume(delivery: Delivery) -> None:
-    """Unpause; unsent batches go at the next run, at once rather than after their back-off."""
-    from deliveries.api_dispatch import api_items_resume
-
-    Delivery.objects.filter(pk=delivery.pk).update(paused_at=None, paused_reason="")
-    delivery.batches.filter(~Q(status=Batch.Status.SENT)).update(next_attempt_at=None)
-    api_items_resume(delivery)
-    delivery.paused_at, delivery.paused_reason = None, ""
 
 
 def delivery_target(delivery: Delivery) -> FileTarget:

@@ -200,7 +200,7 @@ def test_retry_after_is_honoured(client_a, http_receiver):
 
 
 def test_410_pauses_the_delivery_and_items_wait_for_the_resume(client_a, http_receiver):
-    from deliveries.file_runs import delivery_resume
+    from deliveries.pausing import delivery_resume
 
     delivery = make_api_delivery(client_a, http_receiver.url())
     http_receiver.status(410)

@@ -13,8 +13,9 @@ from django.core import mail
 from django.utils import timezone
 
 from customfields.models import CustomField
-from deliveries.file_runs import batch_redeliver, batch_resend, delivery_resume, file_delivery_run
+from deliveries.file_runs import batch_redeliver, batch_resend, file_delivery_run
 from deliveries.models import Batch
+from deliveries.pausing import delivery_resume
 from tests.delivery_helpers import arrived, clear, csv_rows, ftps_delivery, sftp_delivery
 from tests.factories import make_referral
 
