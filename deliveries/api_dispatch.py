@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from deliveries.models import Delivery, DeliveryItem
@@ -42,8 +42,16 @@ def api_items_due(*, now: dt.datetime | None = None, limit: int = 2000) -> list[
         Q(status=Status.FAILED, next_attempt_at__lte=now)
         | Q(status=Status.PENDING, next_attempt_at__lte=now)
         | Q(status=Status.PENDING, next_attempt_at__isnull=True, created_at__lt=now - _LOST_AFTER)
+    ).filter(
+        # Not already queued for this attempt (a backlog would otherwise be queued again and
+        # again, a message per item per tick): queued before it fell due, or long ago.
+        Q(queued_at__isnull=True)
+        | Q(queued_at__lt=F("next_attempt_at"))
+        | Q(queued_at__lt=now - _LOST_AFTER)
     )
-    return list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+    ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+    DeliveryItem.objects.filter(pk__in=ids).update(queued_at=now)
+    return ids
 
 
 def api_retries_overdue(*, now: dt.datetime | None = None) -> int:

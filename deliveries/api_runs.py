@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 _FIRST_DELAYS = [5, 30, 120, 600]
 _MAX_DELAY = 6 * 3600
 RETRY_WINDOW = dt.timedelta(days=3)
-# A send waiting for its endpoint's budget tries again this soon.
+# A send that finds its endpoint's budget spent is due again this soon (sent by the tick).
 _BUDGET_WAIT = 0.5
 # Health columns are written at most this often on success (one hot row otherwise).
 _SUCCESS_STAMP_EVERY = dt.timedelta(seconds=5)
@@ -62,14 +62,11 @@ class Built:
     secret_params: set[str]
 
 
-def api_items_enqueue(item_ids: list[int], *, delay: float | None = None) -> None:
+def api_items_enqueue(item_ids: list[int]) -> None:
     from deliveries.tasks import send_api_item
 
     for item_id in item_ids:
-        if delay:
-            send_api_item.apply_async((item_id,), countdown=delay)
-        else:
-            send_api_item.delay(item_id)
+        send_api_item.delay(item_id)
 
 
 def api_item_send(item_id: int) -> str:
@@ -87,32 +84,47 @@ def api_item_send(item_id: int) -> str:
         return "delivery paused"
     if item.next_attempt_at and item.next_attempt_at > now:
         return "not due"
-    token = budget().acquire(
-        delivery.pk, delivery.max_in_flight, delivery.connect_timeout + delivery.total_timeout
-    )
-    if token is None:
-        # The endpoint has all the requests it may have: give the thread back, come back soon.
-        api_items_enqueue([item_id], delay=_BUDGET_WAIT)
-        return "waiting for budget"
-    try:
-        # Longer than any request can take: past it, the worker died and the item goes again.
-        lease = now + dt.timedelta(seconds=delivery.connect_timeout + delivery.total_timeout + 5)
-        claimed = DeliveryItem.objects.filter(
-            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-            pk=item_id, status__in=_OPEN,
-        ).update(
-            status=DeliveryItem.Status.SENDING, lease_until=lease, attempts=F("attempts") + 1
-        )  # fmt: skip
-        if not claimed:
-            return "claimed elsewhere"
-        item.attempts += 1
-        referral = Referral.objects.select_related("client", "campaign").get(pk=item.referral_id)
-        built, response = _build_and_send(delivery, referral, msg_id=f"msg_{item.pk}")
-    finally:
-        budget().release(delivery.pk, token)
+    # Longer than any request can take: past it, the worker died and the item goes again.
+    lease = now + dt.timedelta(seconds=delivery.connect_timeout + delivery.total_timeout + 5)
+    claimed = DeliveryItem.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+        pk=item_id,
+        status__in=_OPEN,
+    ).update(status=DeliveryItem.Status.SENDING, lease_until=lease, attempts=F("attempts") + 1)
+    if not claimed:
+        return "claimed elsewhere"
+    item.attempts += 1
+    referral = Referral.objects.select_related("client", "campaign").get(pk=item.referral_id)
+    built, unbuilt = _build(delivery, referral, msg_id=f"msg_{item.pk}")
+    if unbuilt is not None:
+        response = unbuilt
+    else:
+        # The endpoint's budget is held only around the request itself.
+        token = budget().acquire(
+            delivery.pk, delivery.max_in_flight, delivery.connect_timeout + delivery.total_timeout
+        )
+        if token is None:
+            _put_back(item)
+            return "waiting for budget"
+        try:
+            response = http.send(
+                _http_request(delivery, built), allowed_networks=allowed_networks()
+            )
+        finally:
+            budget().release(delivery.pk, token)
     result = classify(delivery, response)
     _record(delivery, item, built, response, result)
     return result.outcome
+
+
+def _put_back(item: DeliveryItem) -> None:
+    """The endpoint has all the requests it may have: undo the claim and leave the item in the
+    database, due a moment later, for the tick; the thread goes to another endpoint's work
+    (never a broker message with a countdown, which a slow endpoint would keep polling)."""
+    DeliveryItem.objects.filter(pk=item.pk, status=DeliveryItem.Status.SENDING).update(
+        status=item.status, attempts=F("attempts") - 1, lease_until=None, queued_at=None,
+        next_attempt_at=timezone.now() + dt.timedelta(seconds=_BUDGET_WAIT),
+    )  # fmt: skip
 
 
 def api_test_send(delivery: Delivery) -> Attempt:
@@ -136,13 +148,12 @@ def api_test_send(delivery: Delivery) -> Attempt:
     return _attempt(delivery, None, built, response, result, number=1, test=True)
 
 
-def _build_and_send(delivery: Delivery, referral, *, msg_id: str):
-    """The request and its answer; a request that cannot be built (a setting saved before a
-    check existed, say) is an answer too, recorded like any failure, never an exception that
+def _build(delivery: Delivery, referral, *, msg_id: str):
+    """The request, or (a request that cannot be built: a setting saved before a check
+    existed, say) an answer saying so, recorded like any failure, never an exception that
     would leave the item claimed. No message repeats the URL or a header: they may hold keys."""
     try:
-        built = build_request(delivery, referral, msg_id=msg_id)
-        return built, http.send(_http_request(delivery, built), allowed_networks=allowed_networks())
+        return build_request(delivery, referral, msg_id=msg_id), None
     except Exception as exc:
         logger.error("delivery %s: the request could not be built (%s)", delivery.pk,
                      type(exc).__name__)  # fmt: skip
@@ -150,6 +161,13 @@ def _build_and_send(delivery: Delivery, referral, *, msg_id: str):
         return unbuilt, http.HttpResponse(
             None, [], b"", 0.0, "build", f"the request could not be built: {type(exc).__name__}"
         )
+
+
+def _build_and_send(delivery: Delivery, referral, *, msg_id: str):
+    built, unbuilt = _build(delivery, referral, msg_id=msg_id)
+    if unbuilt is not None:
+        return built, unbuilt
+    return built, http.send(_http_request(delivery, built), allowed_networks=allowed_networks())
 
 
 # Custom headers whose name says they carry a credential are redacted in the attempt log, as

@@ -287,6 +287,8 @@ class DeliveryItem(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # When the tick last queued it: a backlog must not make every tick queue it again.
+    queued_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 

@@ -21,7 +21,8 @@ def _replay(items) -> int:
     if not ids:
         return 0
     DeliveryItem.objects.filter(pk__in=ids).exclude(status=Status.SENDING).update(
-        status=Status.PENDING, next_attempt_at=timezone.now(), lease_until=None
+        status=Status.PENDING, next_attempt_at=timezone.now(), lease_until=None,
+        queued_at=timezone.now(),
     )
     from deliveries.api_runs import api_items_enqueue
 

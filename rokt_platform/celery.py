@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import beat_init
+from celery.signals import beat_init, task_postrun, task_prerun
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rokt_platform.settings")
@@ -60,6 +60,10 @@ def _configure(app: Celery) -> None:
             "deliveries.files.*": {"queue": "deliveries_files"},
             "exports.*": {"queue": "exports"},
         },
+        # Celery's Django fix-up closes every database connection around every task unless
+        # this is set, so CONN_MAX_AGE never applied in workers: a new PostgreSQL backend per
+        # real-time send. Connections are instead checked like a web request's (below).
+        CELERY_DB_REUSE_MAX=10**9,
         task_serializer="json",
         accept_content=["json"],
         timezone="UTC",
@@ -84,6 +88,15 @@ def _configure(app: Celery) -> None:
 
 
 _configure(app)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _recycle_database_connections(**kwargs) -> None:
+    """What Django does around each request: drop connections past CONN_MAX_AGE or broken."""
+    from django.db import close_old_connections
+
+    close_old_connections()
 app.autodiscover_tasks()
 
 

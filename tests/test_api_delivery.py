@@ -383,3 +383,33 @@ def test_credential_like_custom_headers_are_redacted_in_the_log(client_a, http_r
     assert http_receiver.requests[0].header("x-api-key") == "key-qz9"
     logged = dict(Attempt.objects.get(delivery=delivery).request_headers)
     assert logged["X-Api-Key"] == "[redacted]" and logged["X-Source"] == "rokt"
+
+
+def test_the_tick_queues_an_item_once_per_attempt_not_once_per_tick(client_a, http_receiver):
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    lost = DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
+    DeliveryItem.objects.filter(pk=lost.pk).update(
+        created_at=timezone.now() - dt.timedelta(minutes=2)
+    )
+    assert api_items_due() == [lost.pk]
+    assert api_items_due() == []  # already queued: a backlog must not multiply messages
+    later = timezone.now() + dt.timedelta(minutes=2)
+    assert api_items_due(now=later) == [lost.pk]  # still not sent a minute on: queued again
+
+
+def test_a_spent_budget_puts_the_item_back_for_the_tick(client_a, http_receiver, monkeypatch):
+    from deliveries import api_runs
+
+    class Spent:
+        def acquire(self, *args):
+            return None
+
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    person = make_referral(client_a)
+    monkeypatch.setattr(api_runs, "budget", Spent)
+    outcome, item = send(delivery, person)
+    assert outcome == "waiting for budget" and http_receiver.requests == []
+    assert (item.status, item.attempts, item.lease_until) == ("pending", 0, None)
+    assert item.next_attempt_at > timezone.now()  # due a moment later...
+    soon = timezone.now() + dt.timedelta(seconds=1)
+    assert api_items_due(now=soon) == [item.pk]  # ...when the tick sends it
