@@ -92,10 +92,13 @@ _configure(app)
 
 @task_prerun.connect
 @task_postrun.connect
-def _recycle_database_connections(**kwargs) -> None:
-    """What Django does around each request: drop connections past CONN_MAX_AGE or broken."""
+def _recycle_database_connections(sender=None, **kwargs) -> None:
+    """What Django does around each request: drop connections past CONN_MAX_AGE or broken.
+    Not for a task run eagerly: it runs inside its caller's transaction and connection."""
     from django.db import close_old_connections
 
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
     close_old_connections()
 app.autodiscover_tasks()
 
