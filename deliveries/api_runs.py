@@ -84,6 +84,11 @@ def api_item_send(item_id: int) -> str:
         return "delivery paused"
     if item.next_attempt_at and item.next_attempt_at > now:
         return "not due"
+    if not budget().room(delivery.pk, delivery.max_in_flight):
+        # Behind a slow endpoint: leave the item unclaimed, due a moment later, before any
+        # work is spent on it.
+        _defer(item)
+        return "waiting for budget"
     # Longer than any request can take: past it, the worker died and the item goes again.
     lease = now + dt.timedelta(seconds=delivery.connect_timeout + delivery.total_timeout + 5)
     claimed = DeliveryItem.objects.filter(
@@ -115,6 +120,12 @@ def api_item_send(item_id: int) -> str:
     result = classify(delivery, response)
     _record(delivery, item, built, response, result)
     return result.outcome
+
+
+def _defer(item: DeliveryItem) -> None:
+    DeliveryItem.objects.filter(pk=item.pk, status__in=_OPEN).update(
+        queued_at=None, next_attempt_at=timezone.now() + dt.timedelta(seconds=_BUDGET_WAIT)
+    )
 
 
 def _put_back(item: DeliveryItem) -> None:

@@ -37,6 +37,10 @@ class Budget:
     def release(self, delivery_id: int, token: str) -> None:
         raise NotImplementedError
 
+    def room(self, delivery_id: int, limit: int) -> bool:
+        """Whether a slot looks free now (no token taken: a cheap check before real work)."""
+        raise NotImplementedError
+
 
 class RedisBudget(Budget):
     def __init__(self, url: str) -> None:
@@ -54,6 +58,10 @@ class RedisBudget(Budget):
 
     def release(self, delivery_id: int, token: str) -> None:
         self._redis.zrem(f"rokt:budget:{delivery_id}", token)
+
+    def room(self, delivery_id: int, limit: int) -> bool:
+        key = f"rokt:budget:{delivery_id}"
+        return self._redis.zcount(key, time.time(), "+inf") < limit
 
 
 class LocalBudget(Budget):
@@ -73,6 +81,10 @@ class LocalBudget(Budget):
     def release(self, delivery_id: int, token: str) -> None:
         with self._lock:
             self._held.get(delivery_id, set()).discard(token)
+
+    def room(self, delivery_id: int, limit: int) -> bool:
+        with self._lock:
+            return len(self._held.get(delivery_id, ())) < limit
 
 
 @cache

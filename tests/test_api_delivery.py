@@ -401,6 +401,11 @@ def test_a_spent_budget_puts_the_item_back_for_the_tick(client_a, http_receiver,
     from deliveries import api_runs
 
     class Spent:
+        """Looked free, then taken by another send in between (the race the claim covers)."""
+
+        def room(self, *args):
+            return True
+
         def acquire(self, *args):
             return None
 
@@ -413,3 +418,24 @@ def test_a_spent_budget_puts_the_item_back_for_the_tick(client_a, http_receiver,
     assert item.next_attempt_at > timezone.now()  # due a moment later...
     soon = timezone.now() + dt.timedelta(seconds=1)
     assert api_items_due(now=soon) == [item.pk]  # ...when the tick sends it
+
+
+def test_a_full_budget_defers_the_item_before_any_work(client_a, http_receiver, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from deliveries import api_runs
+
+    class Full:
+        def room(self, *args):
+            return False
+
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    item = DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
+    monkeypatch.setattr(api_runs, "budget", Full)
+    with CaptureQueriesContext(connection) as queries:
+        assert api_item_send(item.pk) == "waiting for budget"
+    assert len(queries) == 2  # read the item, defer it: no claim, no referral, no request
+    item.refresh_from_db()
+    assert (item.status, item.attempts) == ("pending", 0)
+    assert item.next_attempt_at > timezone.now()
