@@ -17,6 +17,8 @@ from pathlib import Path
 
 from _data import ROOT  # noqa: F401  (puts the project on sys.path)
 
+from tests.servers.throttle import TcpProxy
+
 
 @contextlib.contextmanager
 def servers() -> Iterator[tuple[object, object]]:
@@ -75,7 +77,7 @@ def curl_put(vsftpd, local: Path, name: str) -> None:
     ], check=True)  # fmt: skip
 
 
-class DelayProxy:
+class DelayProxy(TcpProxy):
     """A loopback TCP proxy that delays every chunk by ``delay`` seconds each way, and nothing
     else: a reader thread stamps each chunk with its due time and queues it, a sender thread
     forwards it when that time comes. The reader never waits on the sender, so the bytes in
@@ -84,49 +86,17 @@ class DelayProxy:
     CHUNK = 256 * 1024
 
     def __init__(self, host: str, port: int, *, delay: float) -> None:
-        self.target = (host, port)
         self.delay = delay
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._closed = threading.Event()
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(host, port)
 
-    def close(self) -> None:
-        self._closed.set()
-        self._listener.close()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def __enter__(self) -> DelayProxy:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            for sock in (client, server):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.settimeout(None)
-                self._sockets.append(sock)
-            for source, sink in ((client, server), (server, client)):
-                queue: deque[tuple[float, bytes]] = deque()
-                ready = threading.Condition()
-                threading.Thread(target=self._read, args=(source, queue, ready),
-                                 daemon=True).start()  # fmt: skip
-                threading.Thread(target=self._send, args=(sink, queue, ready),
-                                 daemon=True).start()  # fmt: skip
+    def _connect(self, client: socket.socket, server: socket.socket) -> None:
+        for source, sink in ((client, server), (server, client)):
+            queue: deque[tuple[float, bytes]] = deque()
+            ready = threading.Condition()
+            threading.Thread(target=self._read, args=(source, queue, ready),
+                             daemon=True).start()  # fmt: skip
+            threading.Thread(target=self._send, args=(sink, queue, ready),
+                             daemon=True).start()  # fmt: skip
 
     def _read(self, source: socket.socket, queue: deque, ready: threading.Condition) -> None:
         data = b""

@@ -463,10 +463,6 @@ class BatchAdmin(TenantScopedAdmin):
                 delivery_send_now(delivery)
         self.message_user(request, f"{queryset.count()} batch(es) will be resent.")
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        # Only the resend action "changes" a batch; its fields are the log and stay read-only.
-        return super().has_change_permission(request, obj)
-
 
 class AttemptAdmin(TenantScopedAdmin):
     """Every HTTP attempt: what was sent (secrets redacted) and what came back."""

@@ -1,6 +1,5 @@
-"""A TCP proxy on loopback that slows a connection down: a rate limit on the upload direction
-and an added one-way delay both ways. Makes "mid-upload" last long enough to act in, and
-stands in for a distant server in benchmarks."""
+"""TCP proxies on loopback: the plumbing they share, and one that slows the upload direction
+down, so that "mid-upload" lasts long enough to act in."""
 
 from __future__ import annotations
 
@@ -10,13 +9,12 @@ import threading
 import time
 
 
-class ThrottledProxy:
-    def __init__(
-        self, host: str, port: int, *, upload_rate: float | None = None, delay: float = 0.0
-    ) -> None:
+class TcpProxy:
+    """Accepts on a free loopback port, connects each client to ``target``; a subclass moves
+    the bytes (``_connect``)."""
+
+    def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
-        self.upload_rate = upload_rate  # bytes per second, client to server
-        self.delay = delay  # seconds added to each chunk, each way
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._closed = threading.Event()
@@ -29,6 +27,12 @@ class ThrottledProxy:
         for sock in self._sockets:
             with contextlib.suppress(OSError):
                 sock.close()
+
+    def __enter__(self) -> TcpProxy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _accept(self) -> None:
         while not self._closed.is_set():
@@ -45,9 +49,21 @@ class ThrottledProxy:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sock.settimeout(None)
                 self._sockets.append(sock)
-            threading.Thread(target=self._pipe, args=(client, server, self.upload_rate),
-                             daemon=True).start()  # fmt: skip
-            threading.Thread(target=self._pipe, args=(server, client, None), daemon=True).start()
+            self._connect(client, server)
+
+    def _connect(self, client: socket.socket, server: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class ThrottledProxy(TcpProxy):
+    def __init__(self, host: str, port: int, *, upload_rate: float) -> None:
+        self.upload_rate = upload_rate  # bytes per second, client to server
+        super().__init__(host, port)
+
+    def _connect(self, client: socket.socket, server: socket.socket) -> None:
+        threading.Thread(target=self._pipe, args=(client, server, self.upload_rate),
+                         daemon=True).start()  # fmt: skip
+        threading.Thread(target=self._pipe, args=(server, client, None), daemon=True).start()
 
     def _pipe(self, source: socket.socket, sink: socket.socket, rate: float | None) -> None:
         try:
@@ -55,8 +71,6 @@ class ThrottledProxy:
                 data = source.recv(65536 if rate is None else 16384)
                 if not data:
                     break
-                if self.delay:
-                    time.sleep(self.delay)
                 if rate:
                     time.sleep(len(data) / rate)
                 sink.sendall(data)
