@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -357,3 +358,47 @@ def test_an_upload_cut_by_a_server_stop_fails_and_leaves_no_final_file(server, l
     assert not raised.value.permanent
     assert f"uploading batch.csv to 127.0.0.1:{server.port}" in str(raised.value)
     assert not (server.upload_dir / "batch.csv").exists()
+
+
+class _DropsDuringLogin(paramiko.ServerInterface):
+    """A server that goes away while the client logs in (a restart, a crash)."""
+
+    def __init__(self, transport: paramiko.Transport) -> None:
+        self.transport = transport
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "password"
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        self.transport.close()
+        return paramiko.AUTH_FAILED
+
+
+def test_a_connection_lost_while_logging_in_is_retried_not_refused():
+    """paramiko calls it a failed login; it is an outage, and the delivery must not pause."""
+    host_key = paramiko.Ed25519Key.from_private_key(io.StringIO(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ).decode()
+    ))  # fmt: skip
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        sock, _ = listener.accept()
+        server = paramiko.Transport(sock)
+        server.add_server_key(host_key)
+        server.start_server(server=_DropsDuringLogin(server))
+
+    threading.Thread(target=serve, daemon=True).start()
+    pin = f"{host_key.get_name()} {host_key.get_base64()}"
+    target = sftp.FileTarget(host="127.0.0.1", port=port, username="u", password="p",
+                             host_key=pin, timeout=5)  # fmt: skip
+    try:
+        with pytest.raises(TransportError) as caught:
+            sftp.connect(target)
+        assert not caught.value.permanent
+        assert "closed while logging in" in str(caught.value)
+    finally:
+        listener.close()

@@ -330,6 +330,10 @@ def _authenticate(
             if not transport.is_authenticated() and target.password:
                 transport.auth_password(target.username, target.password)
         except paramiko.AuthenticationException as error:
+            if not transport.is_active():
+                # paramiko reports a connection lost during login as a failed login
+                # ("transport shut down or saw EOF"): the server went away, retrying can help.
+                raise TransportError(f"{where}: the connection closed while logging in") from None
             raise PermanentTransportError(
                 f"authentication refused by {where} for user {target.username!r}: {error}"
             ) from None
