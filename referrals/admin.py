@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
-from django.urls import path
 from django.utils import timezone
 from rangefilter.filters import DateRangeFilterBuilder
 
 from customfields.admin import CustomFieldInline
-from referrals.admin_export import export_download_view, export_status_view, export_view
+from referrals.admin_export import ReferralExportMixin
 from referrals.admin_tenancy import (
     CampaignListFilter,
     CappedCountPaginator,
@@ -70,7 +67,7 @@ class CampaignAdmin(TenantScopedAdmin):
 
 
 @admin.register(Referral)
-class ReferralAdmin(TenantScopedAdmin):
+class ReferralAdmin(ReferralExportMixin, TenantScopedAdmin):
     """Read-only; fast at millions of rows: one query for the page (no query per row), a
     capped count, and case-insensitive exact search on indexed columns."""
 
@@ -119,24 +116,7 @@ class ReferralAdmin(TenantScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Referral._meta.fields]
 
-    def get_urls(self):
-        def view(function):
-            return self.admin_site.admin_view(partial(function, self))
-
-        return [
-            path("export/", view(export_view), name="referrals_referral_export"),
-            path("export/<int:audit_id>/", view(export_status_view),
-                 name="referrals_referral_export_status"),
-            path("export/<int:audit_id>/download/", view(export_download_view),
-                 name="referrals_referral_export_download"),
-            *super().get_urls(),
-        ]  # fmt: skip
-
     def changelist_view(self, request, extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "has_export_permission": request.user.has_perm("referrals.export_referral"),
-        }
         # Staff looking at one client read and type dates in that client's time zone.
         chosen = id_from_param(request.GET.get("client", ""))
         if not is_client_user(request.user) and chosen is not None:

@@ -1,9 +1,19 @@
-"""The export page of Customer Data > Referrals: a form, then a streamed download."""
+"""The export page of Customer Data > Referrals: django-import-export's Export button, URL,
+page and form, with the platform's export underneath.
+
+django-import-export builds the whole file in memory (3.5 GB for 1M referrals), so its
+``export_data`` never runs here: a valid form becomes an ``ExportRequest`` for
+``referrals.exports``, which streams the file or hands it to a worker (a progress page, then a
+download).
+"""
 
 from __future__ import annotations
 
+from functools import partial
+
 from django import forms
 from django.contrib.admin.widgets import AdminDateWidget
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.http import (
     FileResponse,
@@ -11,12 +21,18 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     JsonResponse,
+    QueryDict,
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import path
+from import_export.admin import ExportMixin
+from import_export.formats.base_formats import CSV, JSON, XLSX
+from import_export.forms import ExportForm
 
 from deliveries.models import Delivery
+from referrals.admin_tenancy import id_from_param
 from referrals.exports import (
     COLUMN_SETS,
     DELIVERY_COLUMN_SET,
@@ -31,7 +47,12 @@ from referrals.models import Campaign, Client, ExportAudit
 from referrals.tenancy import is_client_user, scope_to_user, user_client
 
 
-class ExportForm(forms.Form):
+class ReferralExportForm(ExportForm):
+    """import-export's export form (its ``resource`` and ``format`` fields) with the platform's
+    choices. ``format`` is keyed by file extension, the keys of ``referrals.exports.FORMATS``."""
+
+    # A selection of rows is not something referrals.exports takes: the filters say what goes.
+    export_items = None
     client = forms.ModelChoiceField(queryset=Client.objects.none())
     time_field = forms.ChoiceField(
         label="Dates are when the referral was", choices=TIME_FIELDS.items(), initial="created_at"
@@ -43,15 +64,20 @@ class ExportForm(forms.Form):
         help_text="None chosen: every campaign.",
     )  # fmt: skip
     column_set = forms.ChoiceField(label="Columns", choices=COLUMN_SETS.items())
-    format = forms.ChoiceField(choices=[(key, key.upper()) for key in FORMATS])
+    field_order = ["client", "time_field", "start", "end", "campaigns", "column_set", "format"]
 
-    def __init__(self, *args, user, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        clients = scope_to_user(Client.objects.all(), user, client_path="pk")
-        self.fields["client"].queryset = clients
+    def __init__(self, formats, resources, *, user, **kwargs) -> None:
+        super().__init__(formats, resources, **kwargs)
+        # import-export numbers the formats and starts with a blank; a name keeps the posted
+        # value readable and CSV chosen by default.
+        self.fields["format"].choices = [
+            (f().get_extension(), f().get_title().upper()) for f in formats
+        ]
+        self.fields["client"].queryset = scope_to_user(Client.objects.all(), user, client_path="pk")
         own = user_client(user)
         if own is not None:  # a client user exports their own client, whatever is sent
-            self.fields["client"].initial = own.pk
+            self.initial["client"] = own.pk
+            self.fields["client"].disabled = True
             self.fields["client"].widget = forms.HiddenInput()
         self.fields["campaigns"].queryset = scope_to_user(
             Campaign.objects.select_related("client"), user, client_path="client"
@@ -95,31 +121,87 @@ def _delivery_column_sets(user) -> list[tuple[str, str]]:
     ]
 
 
-def export_view(model_admin, request: HttpRequest) -> HttpResponse:
-    if not request.user.has_perm("referrals.export_referral"):
-        raise PermissionDenied
-    form = ExportForm(request.POST or None, user=request.user)
-    if request.method == "POST" and form.is_valid():
-        audit, stream = export_start(form.export_request(), user=request.user)
-        if stream is None:  # large, or XLSX: a worker writes the file
-            return redirect("admin:referrals_referral_export_status", audit.pk)
-        response = StreamingHttpResponse(stream, content_type=FORMATS[audit.format][0])
-        response["Content-Disposition"] = f'attachment; filename="{audit.file_name}"'
-        return response
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "title": "Export referrals",
-        "opts": model_admin.model._meta,
-        "form": form,
-        "media": model_admin.media + form.media,
-    }
-    return TemplateResponse(request, "admin/referrals/referral/export.html", context)
+class ReferralExportMixin(ExportMixin):
+    """django-import-export's export on a referral admin: its Export button on the list, its
+    ``<app>_<model>_export`` URL and page, the form above; the file comes from
+    ``referrals.exports``, never from import-export's in-memory ``export_data``."""
+
+    export_form_class = ReferralExportForm
+    export_template_name = "admin/referrals/referral/export.html"
+    # Read by get_export_formats(); mapped onto referrals.exports.FORMATS by extension.
+    export_formats = [CSV, XLSX, JSON]
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        # import-export lets every admin user export unless IMPORT_EXPORT_EXPORT_PERMISSION_CODE
+        # is set; referrals are personal data, so "export_referral" is asked for regardless.
+        codename = get_permission_codename("export", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    def get_urls(self):
+        def view(function):
+            return self.admin_site.admin_view(partial(function, self))
+
+        return [
+            path("export/<int:audit_id>/", view(export_status_view),
+                 name="referrals_referral_export_status"),
+            path("export/<int:audit_id>/download/", view(export_download_view),
+                 name="referrals_referral_export_download"),
+            *super().get_urls(),  # import-export's "export/", then the admin's own
+        ]  # fmt: skip
+
+    def export_action(self, request: HttpRequest) -> HttpResponse:
+        """import-export's export view, minus its in-memory file: the list's queryset (a full
+        ChangeList) and the file are not built; a valid form streams or queues the export."""
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        form = self.get_export_form_class()(
+            self.get_export_formats(), self.get_export_resource_classes(request),
+            data=request.POST or None, initial=_initial_from_list_filters(request.GET),
+            user=request.user,
+        )  # fmt: skip
+        if request.method == "POST" and form.is_valid():
+            return _export_response(form.export_request(), request)
+        context = self.init_request_context_data(request, form)
+        context.update(title="Export referrals", media=self.media + form.media)
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, [self.export_template_name], context)
+
+    def get_export_data(self, file_format, request, queryset, **kwargs):
+        # import-export's own file, built whole in memory (3.5 GB at 1M rows): no path of this
+        # admin may reach it, whatever a setting or a later mixin turns on.
+        raise NotImplementedError("Referral exports go through referrals.exports.")
 
 
-def _own_export(request: HttpRequest, audit_id: int) -> ExportAudit:
+def _initial_from_list_filters(query: QueryDict) -> dict:
+    """The referral list's filters, which import-export's Export button carries in the query
+    string, as the form's starting values."""
+    initial = {}
+    if (client := id_from_param(query.get("client", ""))) is not None:
+        initial["client"] = client
+    if (campaign := id_from_param(query.get("campaign", ""))) is not None:
+        initial["campaigns"] = [campaign]
+    for time_field in TIME_FIELDS:
+        start = query.get(f"{time_field}__range__gte")
+        end = query.get(f"{time_field}__range__lte")
+        if start or end:
+            initial.update(time_field=time_field, start=start, end=end)
+            break
+    return initial
+
+
+def _export_response(export: ExportRequest, request: HttpRequest) -> HttpResponse:
+    audit, stream = export_start(export, user=request.user)
+    if stream is None:  # large, or XLSX: a worker writes the file
+        return redirect("admin:referrals_referral_export_status", audit.pk)
+    response = StreamingHttpResponse(stream, content_type=FORMATS[audit.format][0])
+    response["Content-Disposition"] = f'attachment; filename="{audit.file_name}"'
+    return response
+
+
+def _own_export(model_admin, request: HttpRequest, audit_id: int) -> ExportAudit:
     """An export its author may follow and download; staff with the permission see all.
     Anything else answers 404, like an id that does not exist."""
-    if not request.user.has_perm("referrals.export_referral"):
+    if not model_admin.has_export_permission(request):
         raise PermissionDenied
     exports = scope_to_user(ExportAudit.objects.all(), request.user, client_path="client")
     if is_client_user(request.user):
@@ -128,7 +210,7 @@ def _own_export(request: HttpRequest, audit_id: int) -> ExportAudit:
 
 
 def export_status_view(model_admin, request: HttpRequest, audit_id: int) -> HttpResponse:
-    audit = _own_export(request, audit_id)
+    audit = _own_export(model_admin, request, audit_id)
     if request.GET.get("format") == "json":
         return JsonResponse({
             "status": audit.status, "status_label": audit.get_status_display(),
@@ -144,7 +226,7 @@ def export_status_view(model_admin, request: HttpRequest, audit_id: int) -> Http
 
 
 def export_download_view(model_admin, request: HttpRequest, audit_id: int) -> HttpResponse:
-    audit = _own_export(request, audit_id)
+    audit = _own_export(model_admin, request, audit_id)
     if audit.status not in (ExportAudit.Status.DONE, ExportAudit.Status.EXPIRED):
         raise Http404("The export is not ready.")
     try:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 
+import import_export.forms
 import pytest
 from django.contrib.auth.models import Permission, User
+from import_export.signals import post_export
 
 from customfields.models import CustomField
 from referrals.models import ExportAudit
@@ -81,26 +85,40 @@ def test_formulae_are_neutralised_in_csv(client, manager, client_a):
     assert rows[0]["last_name"] == "'+1"
 
 
-def test_export_is_refused_without_the_permission(client, client_a):
+def test_export_is_refused_without_the_permission(client, manager, client_a, settings):
+    # import-export would let every admin user export without this setting; ours asks anyway.
+    assert not hasattr(settings, "IMPORT_EXPORT_EXPORT_PERMISSION_CODE")
+    client.force_login(manager)
+    export(client, client=client_a.pk)
+    audit = ExportAudit.objects.get()
     staff = User.objects.create_user("plain", password="x-long-password-1", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_referral"))
     client.force_login(staff)
-    assert client.get(URL).status_code == 403
+    for url in (URL, f"{URL}{audit.pk}/", f"{URL}{audit.pk}/download/"):
+        assert client.get(url).status_code == 403, url
     assert export(client, client=client_a.pk)[0] == 403
-    assert not ExportAudit.objects.exists()
+    assert ExportAudit.objects.count() == 1
 
 
 def test_a_client_user_exports_only_their_client(client, user_a, client_a, client_b):
     make_referral(client_a, external_id="mine")
     make_referral(client_b, external_id="theirs", campaign="b-camp")
     client.force_login(user_a)
-    status, body = export(client, client=client_a.pk)
+    _, body = export(client, client=client_a.pk)
     assert [r["external_id"] for r in csv_rows(body)] == ["mine"]
 
-    status, body = export(client, client=client_b.pk)  # a hand-made form
-    assert status == 200 and b"theirs" not in body and b"Select a valid choice" in body
+    # A hand-made form naming client B still exports client A: the field is forced.
+    _, body = export(client, client=client_b.pk)
+    assert [r["external_id"] for r in csv_rows(body)] == ["mine"]
+    assert {a.client for a in ExportAudit.objects.all()} == {client_a}
     b_campaign = client_b.campaigns.get()
-    status, body = export(client, client=client_a.pk, campaigns=[b_campaign.pk])
+    _, body = export(client, client=client_a.pk, campaigns=[b_campaign.pk])
     assert b"theirs" not in body and b"Select a valid choice" in body
+    # So does the list's query string that import-export's Export button carries.
+    page = client.get(f"{URL}?client={client_b.pk}&campaign={b_campaign.pk}")
+    assert page.status_code == 200
+    assert page.context["form"]["client"].value() == client_a.pk
+    assert b"b-camp" not in page.content
 
 
 def test_every_export_is_audited(client, manager, client_a):
@@ -117,13 +135,90 @@ def test_every_export_is_audited(client, manager, client_a):
 
 
 def test_the_referral_list_offers_export_to_those_who_may(client, manager, user_a):
-    client.force_login(manager)
-    listing = client.get("/admin/referrals/referral/").content.decode()
-    assert "/admin/referrals/referral/export/" in listing
+    for user in (manager, user_a):
+        client.force_login(user)
+        listing = client.get("/admin/referrals/referral/").content.decode()
+        assert re.search(f'href="{URL}[^"]*" class="export_link">Export<', listing), user
     plain = User.objects.create_user("plain", password="x-long-password-1", is_staff=True)
     plain.user_permissions.add(Permission.objects.get(codename="view_referral"))
     client.force_login(plain)
     assert "/export/" not in client.get("/admin/referrals/referral/").content.decode()
+
+
+def test_the_lists_export_button_is_import_exports_and_opens_its_form_with_the_filters(
+    client, manager, client_a
+):
+    campaign = make_referral(client_a).campaign
+    client.force_login(manager)
+    query = f"?client={client_a.pk}&campaign={campaign.pk}&opted_in_at__range__gte=2025-03-01"
+    listing = client.get(f"/admin/referrals/referral/{query}")
+    assert "admin/import_export/change_list_export.html" in [t.name for t in listing.templates]
+    link = re.search(r'<a href="([^"]+)" class="export_link">Export</a>', listing.content.decode())
+    url = html.unescape(link[1])
+    assert url.startswith(URL) and f"campaign={campaign.pk}" in url
+
+    page = client.get(url)
+    assert page.resolver_match.view_name == "admin:referrals_referral_export"
+    assert "admin/import_export/base.html" in [t.name for t in page.templates]
+    form = page.context["form"]
+    assert isinstance(form, import_export.forms.ExportForm)
+    values = [form[name].value() for name in ("client", "campaigns", "time_field", "start")]
+    assert values == [client_a.pk, [campaign.pk], "opted_in_at", "2025-03-01"]
+    assert form["format"].value() is None and b'<option value="csv">CSV</option>' in page.content
+
+
+def test_a_post_streams_the_rows_and_import_exports_in_memory_export_never_runs(
+    client, manager, client_a, client_b
+):
+    mine = {make_referral(client_a).external_id for _ in range(3)}
+    make_referral(client_b, campaign="b-camp")
+    sent = []
+
+    def on_post_export(**kwargs) -> None:
+        sent.append(kwargs)
+
+    post_export.connect(on_post_export)
+    client.force_login(manager)
+    try:
+        response = client.post(URL, {"client": client_a.pk, "time_field": "created_at",
+                                     "column_set": "standard", "format": "csv"})  # fmt: skip
+    finally:
+        post_export.disconnect(on_post_export)
+    # import-export's export answers a whole HttpResponse named "Referral-<date>.csv", then
+    # sends post_export; this one streams, under the platform's name, and sends nothing.
+    assert response.streaming and not sent
+    audit = ExportAudit.objects.get()
+    assert response["Content-Disposition"] == f'attachment; filename="{audit.file_name}"'
+    assert audit.file_name.startswith("referrals-alpha-")
+    rows = csv_rows(b"".join(response.streaming_content))
+    assert {r["external_id"] for r in rows} == mine
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "message"),
+    [
+        ({"client": ""}, "client", "This field is required."),
+        ({"client": "99999999"}, "client", "Select a valid choice."),
+        ({"start": "2025-13-01"}, "start", "Enter a valid date."),
+        ({"start": "2025-03-02", "end": "2025-03-01"}, "end", "The end is before the start."),
+        ({"format": "xls"}, "format", "Select a valid choice."),
+        ({"format": None}, "format", "This field is required."),
+        ({"time_field": "birth_date"}, "time_field", "Select a valid choice."),
+        ({"column_set": "delivery:x"}, "column_set", "Select a valid choice."),
+        ({"campaigns": ["x"]}, "campaigns", "is not a valid value."),
+    ],
+)
+def test_bad_input_shows_the_form_with_an_error_and_exports_nothing(
+    client, manager, client_a, form, field, message
+):
+    client.force_login(manager)
+    data = {"client": client_a.pk, "time_field": "created_at", "column_set": "standard",
+            "format": "csv", **form}  # fmt: skip
+    response = client.post(URL, {k: v for k, v in data.items() if v is not None})
+    assert response.status_code == 200
+    assert message in " ".join(response.context["form"].errors[field])
+    assert message in html.unescape(response.content.decode())
+    assert not ExportAudit.objects.exists()
 
 
 def test_a_streamed_csv_is_audited_with_its_row_count(client, manager, client_a):

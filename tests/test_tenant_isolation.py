@@ -668,6 +668,11 @@ ADMIN_CASES = [
     # Export: the form offers A's campaigns only; the audit is for account managers.
     Case("referral-export-form", admin_page("export", "referral"),
          a_sees="campaign_external_id", staff=Staff(sees="campaign_external_id")),
+    # import-export's Export button carries the list's filters to the form as its start.
+    Case("referral-export-form-b-filters",
+         admin_page("export", "referral", client=ref("b.client.pk"),
+                    campaign=ref("b.campaign.pk")),
+         a_sees="campaign_external_id", staff=Staff(sees="campaign_external_id")),
     Case("export-status-of-b", admin_page("export_status", "referral", "b.export_audit"),
          NOT_FOUND, staff=Staff(sees="client_name")),
     Case("export-download-of-b", admin_page("export_download", "referral", "b.export_audit"),
