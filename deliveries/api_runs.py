@@ -13,20 +13,31 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import random
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import re2
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from customfields.engine import Column, compile_columns
 from deliveries.alerts import delivery_failed, delivery_succeeded
+from deliveries.api_items import (
+    ClaimedItem,
+    ItemRecord,
+    OpenItem,
+    items_claim,
+    items_defer,
+    items_open,
+    items_put_back,
+    items_record,
+)
 from deliveries.budget import budget
+from deliveries.delivery_cache import delivery_for_send
 from deliveries.filewriter import delivery_columns
 from deliveries.http_auth import auth_apply, redact_headers, redact_url
 from deliveries.models import Attempt, Delivery, DeliveryItem
@@ -49,7 +60,16 @@ _BUDGET_WAIT = 0.5
 # Health columns are written at most this often on success (one hot row otherwise).
 _SUCCESS_STAMP_EVERY = dt.timedelta(seconds=5)
 _BODY_LOG_LIMIT = 64 * 1024
-_OPEN = (DeliveryItem.Status.PENDING, DeliveryItem.Status.FAILED)
+# The items of one transaction go out in chunks of this many, one task each.
+SEND_CHUNK = 50
+_SPREAD = 8
+# A chunk stops taking new requests after this long (its lease must cover it, and a worker
+# that dies mid-chunk leaves its items for the tick after that lease): the rest go back.
+_CHUNK_SECONDS = 5.0
+# A chunk's attempts are written together, but never more than this late: a worker killed
+# mid-chunk makes the tick resend what it sent and had not recorded, so this bounds the repeats
+# a crash can cause (a fast endpoint's whole chunk; a slow one's last request, as a single send).
+_RECORD_EVERY = 0.05
 
 
 @dataclass(frozen=True)
@@ -63,79 +83,134 @@ class Built:
 
 
 def api_items_enqueue(item_ids: list[int]) -> None:
-    from deliveries.tasks import send_api_item
+    """Queue items for sending: a lone item (one referral a call) as itself, waiting for no
+    batch; the many items of one transaction (a bulk ingestion, a replay) in chunks, each sent
+    by one task with a handful of statements instead of a task and a handful per item."""
+    from deliveries.tasks import send_api_item, send_api_items
 
-    for item_id in item_ids:
-        send_api_item.delay(item_id)
+    if len(item_ids) == 1:
+        send_api_item.delay(item_ids[0])
+        return
+    # Small transactions still spread over several chunks: a chunk's requests go one after
+    # another, and an endpoint may take ``max_in_flight`` at once (8 by default).
+    size = max(1, min(SEND_CHUNK, math.ceil(len(item_ids) / _SPREAD)))
+    for start in range(0, len(item_ids), size):
+        send_api_items.delay(item_ids[start : start + size])
 
 
 def api_item_send(item_id: int) -> str:
     """Attempt one item if it is due and its endpoint has room; the outcome, or why not."""
+    return api_items_send([item_id]).get(item_id, "not open")
+
+
+def api_items_send(item_ids: list[int]) -> dict[int, str]:
+    """Attempt the items that are open and due, each delivery's in turn under its budget; the
+    outcome of each item, or why it was not sent."""
     now = timezone.now()
-    item = (
-        DeliveryItem.objects.select_related("delivery", "delivery__client")
-        .filter(pk=item_id)
-        .first()
-    )
-    if item is None or item.status not in _OPEN:
-        return "not open"
-    delivery = item.delivery
-    if not delivery.active or delivery.paused:
-        return "delivery paused"
-    if item.next_attempt_at and item.next_attempt_at > now:
-        return "not due"
-    if not budget().room(delivery.pk, delivery.max_in_flight):
-        # Behind a slow endpoint: leave the item unclaimed, due a moment later, before any
-        # work is spent on it.
-        _defer(item)
-        return "waiting for budget"
-    # Longer than any request can take: past it, the worker died and the item goes again.
-    lease = now + dt.timedelta(seconds=delivery.connect_timeout + delivery.total_timeout + 5)
-    claimed = DeliveryItem.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-        pk=item_id,
-        status__in=_OPEN,
-    ).update(status=DeliveryItem.Status.SENDING, lease_until=lease, attempts=F("attempts") + 1)
-    if not claimed:
-        return "claimed elsewhere"
-    item.attempts += 1
-    referral = Referral.objects.select_related("client", "campaign").get(pk=item.referral_id)
-    built, unbuilt = _build(delivery, referral, msg_id=f"msg_{item.pk}")
-    if unbuilt is not None:
-        response = unbuilt
-    else:
-        # The endpoint's budget is held only around the request itself.
-        token = budget().acquire(
-            delivery.pk, delivery.max_in_flight, delivery.connect_timeout + delivery.total_timeout
-        )
-        if token is None:
-            _put_back(item)
-            return "waiting for budget"
-        try:
-            response = http.send(
-                _http_request(delivery, built), allowed_networks=allowed_networks()
-            )
-        finally:
-            budget().release(delivery.pk, token)
-    result = classify(delivery, response)
-    _record(delivery, item, built, response, result)
-    return result.outcome
+    outcomes: dict[int, str] = {}
+    groups: dict[int, list[OpenItem]] = defaultdict(list)
+    for item in items_open(item_ids):
+        if not item.delivery_open:
+            outcomes[item.id] = "delivery paused"
+        elif item.next_attempt_at and item.next_attempt_at > now:
+            outcomes[item.id] = "not due"
+        else:
+            groups[item.delivery_id].append(item)
+    for items in groups.values():
+        outcomes.update(_send_for_delivery(items, now))
+    return outcomes
 
 
-def _defer(item: DeliveryItem) -> None:
-    DeliveryItem.objects.filter(pk=item.pk, status__in=_OPEN).update(
-        queued_at=None, next_attempt_at=timezone.now() + dt.timedelta(seconds=_BUDGET_WAIT)
-    )
-
-
-def _put_back(item: DeliveryItem) -> None:
-    """The endpoint has all the requests it may have: undo the claim and leave the item in the
-    database, due a moment later, for the tick; the thread goes to another endpoint's work
-    (never a broker message with a countdown, which a slow endpoint would keep polling)."""
-    DeliveryItem.objects.filter(pk=item.pk, status=DeliveryItem.Status.SENDING).update(
-        status=item.status, attempts=F("attempts") - 1, lease_until=None, queued_at=None,
-        next_attempt_at=timezone.now() + dt.timedelta(seconds=_BUDGET_WAIT),
+def _send_for_delivery(items: list[OpenItem], now: dt.datetime) -> dict[int, str]:
+    """One delivery's items, one request after another on its kept-alive connection, each
+    request holding a token of the endpoint's budget only while it runs."""
+    first = items[0]
+    delivery = delivery_for_send(
+        first.delivery_id, first.delivery_updated_at,
+        last_success_at=first.last_success_at, failing_since=first.failing_since,
     )  # fmt: skip
+    ids = [item.id for item in items]
+    if not budget().room(delivery.pk, delivery.max_in_flight):
+        # Behind a slow endpoint: leave the items unclaimed, due a moment later, before any
+        # work is spent on them.
+        items_defer(ids, due=now + dt.timedelta(seconds=_BUDGET_WAIT))
+        return dict.fromkeys(ids, "waiting for budget")
+    hold = delivery.connect_timeout + delivery.total_timeout
+    # Longer than the chunk may run plus its last request: past it, the worker died and the
+    # items go again (sooner would send an item still in flight a second time).
+    lease = now + dt.timedelta(seconds=_CHUNK_SECONDS + hold + 5)
+    claimed = items_claim(ids, lease=lease, now=now)
+    outcomes = dict.fromkeys(ids, "claimed elsewhere")
+    if not claimed:
+        return outcomes
+    status_before = {item.id: item.status for item in items}
+    rows = _referral_rows(delivery, [item.referral_id for item in claimed])
+    records: list[ItemRecord] = []
+    results: list[Outcome] = []
+    started = recorded = time.monotonic()
+    try:
+        for position, item in enumerate(claimed):
+            if position and time.monotonic() - started > _CHUNK_SECONDS:
+                _put_back(claimed[position:], status_before, now, outcomes, "chunk ran long")
+                break
+            sent = _send_one(delivery, item, rows.get(item.referral_id))
+            if sent is None:
+                _put_back(claimed[position:], status_before, now, outcomes, "waiting for budget")
+                break
+            built, response = sent
+            result = classify(delivery, response)
+            records.append(_item_record(delivery, item, built, response, result))
+            results.append(result)
+            outcomes[item.id] = result.outcome
+            if time.monotonic() - recorded >= _RECORD_EVERY:
+                items_record(records)
+                records, recorded = [], time.monotonic()
+    finally:
+        # Whatever happened to the loop, what was sent is recorded.
+        items_record(records)
+    if results:
+        _health(delivery, next((r for r in results if r.pause), results[-1]), now)
+    return outcomes
+
+
+def _send_one(delivery: Delivery, item: ClaimedItem, row):
+    """The request for ``item`` and its answer; ``None`` if the endpoint's budget is spent."""
+    if row is None:  # the referral is gone (its client deleted meanwhile): nothing to build
+        return _unbuilt(delivery, LookupError("the referral no longer exists"))
+    try:
+        built = build_request(delivery, row=row, msg_id=f"msg_{item.id}")
+    except Exception as exc:
+        return _unbuilt(delivery, exc)
+    # The endpoint's budget is held only around the request itself.
+    token = budget().acquire(delivery.pk, delivery.max_in_flight,
+                             delivery.connect_timeout + delivery.total_timeout)  # fmt: skip
+    if token is None:
+        return None
+    try:
+        return built, http.send(_http_request(delivery, built), allowed_networks=allowed_networks())
+    finally:
+        budget().release(delivery.pk, token)
+
+
+def _put_back(rest: list[ClaimedItem], status_before: dict[int, str], now: dt.datetime,
+              outcomes: dict[int, str], why: str) -> None:  # fmt: skip
+    """Undo the claims of items that got no request: the endpoint has all the requests it
+    may have (due a moment later, for the tick: never a broker message with a countdown,
+    which a slow endpoint would keep polling), or the chunk has run long (due now)."""
+    wait = _BUDGET_WAIT if why == "waiting for budget" else 0.0
+    for status in set(status_before.values()):
+        ids = [item.id for item in rest if status_before[item.id] == status]
+        if ids:
+            items_put_back(ids, status=status, due=now + dt.timedelta(seconds=wait))
+    outcomes.update(dict.fromkeys((item.id for item in rest), why))
+
+
+def _referral_rows(delivery: Delivery, referral_ids: list[int]) -> dict[int, tuple]:
+    """The referrals as the values of exactly the lookups the delivery's body needs, in one
+    SELECT (no model instances)."""
+    compiled = _body_columns(delivery)
+    rows = Referral.objects.filter(pk__in=referral_ids).values_list("pk", *compiled.lookups)
+    return {pk: tuple(values) for pk, *values in rows}
 
 
 def api_test_send(delivery: Delivery) -> Attempt:
@@ -156,28 +231,26 @@ def api_test_send(delivery: Delivery) -> Attempt:
         delivery, referral, msg_id=f"msg_test_{delivery.pk}_{int(time.time())}"
     )
     result = classify(delivery, response)
-    return _attempt(delivery, None, built, response, result, number=1, test=True)
+    return _test_attempt(delivery, built, response, result)
 
 
-def _build(delivery: Delivery, referral, *, msg_id: str):
-    """The request, or (a request that cannot be built: a setting saved before a check
-    existed, say) an answer saying so, recorded like any failure, never an exception that
-    would leave the item claimed. No message repeats the URL or a header: they may hold keys."""
-    try:
-        return build_request(delivery, referral, msg_id=msg_id), None
-    except Exception as exc:
-        logger.error("delivery %s: the request could not be built (%s)", delivery.pk,
-                     type(exc).__name__)  # fmt: skip
-        unbuilt = Built(delivery.http_method, "(not built)", [], b"", set(), set())
-        return unbuilt, http.HttpResponse(
-            None, [], b"", 0.0, "build", f"the request could not be built: {type(exc).__name__}"
-        )
+def _unbuilt(delivery: Delivery, exc: Exception) -> tuple[Built, http.HttpResponse]:
+    """A request that cannot be built (a setting saved before a check existed, say): an
+    answer saying so, recorded like any failure, never an exception that would leave the item
+    claimed. No message repeats the URL or a header: they may hold keys."""
+    logger.error("delivery %s: the request could not be built (%s)", delivery.pk,
+                 type(exc).__name__)  # fmt: skip
+    unbuilt = Built(delivery.http_method, "(not built)", [], b"", set(), set())
+    return unbuilt, http.HttpResponse(
+        None, [], b"", 0.0, "build", f"the request could not be built: {type(exc).__name__}"
+    )
 
 
 def _build_and_send(delivery: Delivery, referral, *, msg_id: str):
-    built, unbuilt = _build(delivery, referral, msg_id=msg_id)
-    if unbuilt is not None:
-        return built, unbuilt
+    try:
+        built = build_request(delivery, referral, msg_id=msg_id)
+    except Exception as exc:
+        return _unbuilt(delivery, exc)
     return built, http.send(_http_request(delivery, built), allowed_networks=allowed_networks())
 
 
@@ -186,19 +259,19 @@ def _build_and_send(delivery: Delivery, referral, *, msg_id: str):
 _SECRET_HEADER = re2.compile(r"(?i)(key|token|secret|auth|pass|session|cookie|credential)")
 
 
-def build_request(delivery: Delivery, referral, *, msg_id: str) -> Built:
-    """The exact request for ``referral``: body from the column list or the template, the
+def build_request(delivery: Delivery, referral=None, *, msg_id: str, row=None) -> Built:
+    """The exact request for ``referral`` (or ``row``: the values of the body columns'
+    ``lookups``, all a send reads of it): body from the column list or the template, the
     delivery's headers and auth, Standard Webhooks signature headers."""
+    compiled = _body_columns(delivery)
+    values = compiled.render_row(row) if row is not None else compiled.render_referral(referral)
     if delivery.body_template.strip():
-        names = template_placeholders(delivery.body_template)
-        compiled = _compiled(delivery, tuple(names))
-        values = dict(zip(names, compiled.render_referral(referral), strict=True))
-        payload = payload_from_template(delivery.body_format, delivery.body_template, values)
+        named = dict(zip(compiled.headers, values, strict=True))
+        payload = payload_from_template(delivery.body_format, delivery.body_template, named)
     else:
-        columns = tuple(delivery_columns(delivery))
-        compiled = _compiled(delivery, tuple(c.source for c in columns), columns)
-        pairs = list(zip(compiled.headers, compiled.render_referral(referral), strict=True))
-        payload = payload_from_columns(delivery.body_format, pairs)
+        payload = payload_from_columns(
+            delivery.body_format, list(zip(compiled.headers, values, strict=True))
+        )
     auth_headers, auth_params = auth_apply(
         delivery.auth_kind, username=delivery.auth_username, secret=delivery.auth_secret,
         key_name=delivery.auth_key_name,
@@ -251,12 +324,18 @@ _compile_cache: dict[tuple, tuple[float, object]] = {}
 _COMPILE_TTL = 10.0  # custom field edits reach running workers within this
 
 
-def _compiled(delivery: Delivery, names: tuple[str, ...], columns=None):
-    key = (delivery.pk, delivery.updated_at, names)
+def _body_columns(delivery: Delivery):
+    """The delivery's body columns, compiled: the template's placeholders (each its own
+    output name), else the column list; compiled once per process and delivery version."""
+    if delivery.body_template.strip():
+        names = template_placeholders(delivery.body_template)
+        columns = tuple(Column(name, name) for name in names)
+    else:
+        columns = tuple(delivery_columns(delivery))
+    key = (delivery.pk, delivery.updated_at, columns)
     cached = _compile_cache.get(key)
     if cached and time.monotonic() - cached[0] < _COMPILE_TTL:
         return cached[1]
-    columns = columns or tuple(Column(name, name) for name in names)
     compiled = compile_columns(client=delivery.client, columns=list(columns))
     if len(_compile_cache) > 1000:
         _compile_cache.clear()
@@ -279,27 +358,26 @@ def _with_query(url: str, query: str, params: list[tuple[str, str]]) -> str:
     return urlunsplit(parts._replace(query="&".join(extra)))
 
 
-def _record(delivery: Delivery, item: DeliveryItem, built: Built, response, result: Outcome):
+def _item_record(delivery: Delivery, item: ClaimedItem, built: Built, response,
+                 result: Outcome) -> ItemRecord:  # fmt: skip
+    """The attempt as logged (secrets redacted) and the item's state after it: delivered,
+    rejected, or failed and due again after the back-off (or given up after the window)."""
     now = timezone.now()
-    with transaction.atomic():
-        _attempt(delivery, item, built, response, result, number=item.attempts, test=False)
-        fields = {"lease_until": None, "reason": result.reason[:2000]}
-        if result.outcome == "delivered":
-            fields.update(status=DeliveryItem.Status.DELIVERED, delivered_at=now,
-                          next_attempt_at=None)  # fmt: skip
-        elif result.outcome == "rejected":
-            fields.update(status=DeliveryItem.Status.REJECTED, next_attempt_at=None)
+    reason = result.reason[:2000]
+    status, delivered_at, due = result.outcome, None, None
+    if result.outcome == "delivered":
+        delivered_at = now
+    elif result.outcome != "rejected":
+        status = DeliveryItem.Status.FAILED
+        if now - item.created_at > RETRY_WINDOW:
+            reason = f"gave up after {RETRY_WINDOW.days} days: {result.reason}"[:2000]
         else:
-            gave_up = now - item.created_at > RETRY_WINDOW
-            delay = retry_delay(item.attempts, result.retry_after)
-            fields.update(
-                status=DeliveryItem.Status.FAILED,
-                next_attempt_at=None if gave_up else now + dt.timedelta(seconds=delay),
-            )
-            if gave_up:
-                fields["reason"] = f"gave up after {RETRY_WINDOW.days} days: {result.reason}"
-        DeliveryItem.objects.filter(pk=item.pk).update(**fields)
-    _health(delivery, result, now)
+            due = now + dt.timedelta(seconds=retry_delay(item.attempts, result.retry_after))
+    return ItemRecord(
+        item_id=item.id, delivery_id=delivery.pk, referral_id=item.referral_id,
+        number=item.attempts, started_at=now, **_attempt_fields(built, response, result),
+        item_status=status, item_reason=reason, delivered_at=delivered_at, next_attempt_at=due,
+    )  # fmt: skip
 
 
 def _health(delivery: Delivery, result: Outcome, now: dt.datetime) -> None:
@@ -321,16 +399,24 @@ def _health(delivery: Delivery, result: Outcome, now: dt.datetime) -> None:
         delivery_succeeded(delivery)
 
 
-def _attempt(delivery, item, built: Built, response, result: Outcome, *, number, test) -> Attempt:
-    return Attempt.objects.create(
-        delivery=delivery, item=item, referral_id=item.referral_id if item else None,
-        number=number, test=test, method=built.method,
-        url=redact_url(built.url, secret_params=built.secret_params),
-        request_headers=[list(h) for h in redact_headers(
+def _attempt_fields(built: Built, response, result: Outcome) -> dict:
+    return {
+        "method": built.method,
+        "url": redact_url(built.url, secret_params=built.secret_params),
+        "request_headers": [list(h) for h in redact_headers(
             built.headers, secret_header_names=built.secret_headers)],
-        request_body=built.body[:_BODY_LOG_LIMIT].decode("utf-8", errors="replace"),
-        status_code=response.status, response_headers=[list(h) for h in response.headers],
-        response_body=response.body[:_BODY_LOG_LIMIT].decode("utf-8", errors="replace"),
-        latency_ms=response.latency_ms, error_class=response.error_class,
-        outcome=result.outcome, reason=result.reason[:2000],
-    )  # fmt: skip
+        "request_body": built.body[:_BODY_LOG_LIMIT].decode("utf-8", errors="replace"),
+        "status_code": response.status,
+        "response_headers": [list(h) for h in response.headers],
+        "response_body": response.body[:_BODY_LOG_LIMIT].decode("utf-8", errors="replace"),
+        "latency_ms": response.latency_ms,
+        "error_class": response.error_class,
+        "outcome": result.outcome,
+        "attempt_reason": result.reason[:2000],
+    }  # fmt: skip
+
+
+def _test_attempt(delivery: Delivery, built: Built, response, result: Outcome) -> Attempt:
+    fields = _attempt_fields(built, response, result)
+    fields["reason"] = fields.pop("attempt_reason")
+    return Attempt.objects.create(delivery=delivery, number=1, test=True, **fields)

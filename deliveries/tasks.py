@@ -4,7 +4,7 @@ from celery import shared_task
 
 from deliveries.alerts import deliveries_warn_overdue
 from deliveries.api_dispatch import api_items_due, api_retries_overdue
-from deliveries.api_runs import api_item_send, api_items_enqueue
+from deliveries.api_runs import api_item_send, api_items_enqueue, api_items_send
 from deliveries.dispatch import file_deliveries_due
 from deliveries.file_runs import file_delivery_run
 from deliveries.services import worker_heartbeat_record
@@ -34,6 +34,11 @@ def run_file_delivery(delivery_id: int, forced: bool = False) -> None:
 @shared_task(name="deliveries.api.send", ignore_result=True)
 def send_api_item(item_id: int) -> None:
     api_item_send(item_id)
+
+
+@shared_task(name="deliveries.api.send_many", ignore_result=True)
+def send_api_items(item_ids: list[int]) -> None:
+    api_items_send(item_ids)
 
 
 @shared_task(name="housekeeping.api_deliveries_tick", ignore_result=True)

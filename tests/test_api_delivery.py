@@ -435,7 +435,14 @@ def test_a_full_budget_defers_the_item_before_any_work(client_a, http_receiver, 
     monkeypatch.setattr(api_runs, "budget", Full)
     with CaptureQueriesContext(connection) as queries:
         assert api_item_send(item.pk) == "waiting for budget"
-    assert len(queries) == 2  # read the item, defer it: no claim, no referral, no request
+    # Read the item (and load its delivery, once per process): defer it, nothing more: no
+    # claim, no referral read, no request.
+    statements = [query["sql"] for query in queries]
+    assert [sql for sql in statements if sql.lstrip().startswith("UPDATE")] == [
+        next(sql for sql in statements if "queued_at = NULL" in sql)
+    ]
+    assert not [sql for sql in statements if "referrals_referral" in sql]
+    assert http_receiver.requests == []
     item.refresh_from_db()
     assert (item.status, item.attempts) == ("pending", 0)
     assert item.next_attempt_at > timezone.now()

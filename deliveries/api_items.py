@@ -1,0 +1,195 @@
+"""The ledger statements of real-time sends, few and cheap, for one item or a chunk alike.
+
+A send is a handful of small statements, run hundreds of times a second: compiling ORM
+queries and building 70-column model instances for each cost more CPU than the HTTP exchange
+itself (docs/PERFORMANCE.md). So the hot statements are written once, in SQL both PostgreSQL
+and SQLite run (``UPDATE ... RETURNING``; ids as one array on PostgreSQL, a list of
+parameters on SQLite), and return plain tuples.
+
+Times go in through the backend's own adaptation and come back aware, whatever the backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+OPEN = ("pending", "failed")
+# Older SQLite builds allow 999 parameters in one statement.
+_SQLITE_CHUNK = 900
+
+
+@dataclass(frozen=True)
+class OpenItem:
+    """An item that may be sent, with its delivery's live columns (read with it: they change
+    between sends; the rest of the delivery is cached, keyed by ``delivery_updated_at``)."""
+
+    id: int
+    delivery_id: int
+    status: str
+    next_attempt_at: dt.datetime | None
+    delivery_updated_at: dt.datetime
+    delivery_open: bool
+    last_success_at: dt.datetime | None
+    failing_since: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class ClaimedItem:
+    id: int
+    referral_id: int
+    attempts: int
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """One attempt and the item's state after it."""
+
+    item_id: int
+    delivery_id: int
+    referral_id: int
+    number: int
+    started_at: dt.datetime
+    method: str
+    url: str
+    request_headers: list
+    request_body: str
+    status_code: int | None
+    response_headers: list
+    response_body: str
+    latency_ms: float | None
+    error_class: str
+    outcome: str
+    attempt_reason: str
+    item_status: str
+    item_reason: str
+    delivered_at: dt.datetime | None
+    next_attempt_at: dt.datetime | None
+
+
+_OPEN_ITEMS = """
+SELECT i.id, i.delivery_id, i.status, i.next_attempt_at, d.updated_at,
+       d.active AND d.paused_at IS NULL, d.last_success_at, d.failing_since
+FROM deliveries_deliveryitem i JOIN deliveries_delivery d ON d.id = i.delivery_id
+WHERE i.id {ids} AND i.status IN ('pending', 'failed')
+"""
+_CLAIM = """
+UPDATE deliveries_deliveryitem
+SET status = 'sending', lease_until = %s, attempts = attempts + 1
+WHERE id {ids} AND status IN ('pending', 'failed')
+  AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+RETURNING id, referral_id, attempts, created_at
+"""
+_DEFER = """
+UPDATE deliveries_deliveryitem SET queued_at = NULL, next_attempt_at = %s
+WHERE id {ids} AND status IN ('pending', 'failed')
+"""
+_PUT_BACK = """
+UPDATE deliveries_deliveryitem
+SET status = %s, attempts = attempts - 1, lease_until = NULL, queued_at = NULL,
+    next_attempt_at = %s
+WHERE id {ids} AND status = 'sending'
+"""
+_ATTEMPT_COLUMNS = """
+    delivery_id, item_id, referral_id, number, test, started_at, method, url, request_headers,
+    request_body, status_code, response_headers, response_body, latency_ms, error_class,
+    outcome, reason
+"""
+_ATTEMPT_VALUES = "%s, %s, %s, %s, FALSE, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s"
+_INSERT_ATTEMPT = f"INSERT INTO deliveries_attempt ({_ATTEMPT_COLUMNS}) VALUES ({_ATTEMPT_VALUES})"  # noqa: S608 (constants only)
+_UPDATE_ITEM = """
+UPDATE deliveries_deliveryitem
+SET lease_until = NULL, reason = %s, status = %s, delivered_at = COALESCE(%s, delivered_at),
+    next_attempt_at = %s
+WHERE id = %s
+"""
+# PostgreSQL: the attempt and the item's state in one statement, one round trip.
+_RECORD_PG = f"WITH attempt AS ({_INSERT_ATTEMPT}) {_UPDATE_ITEM}"
+
+
+def items_open(ids: Sequence[int]) -> list[OpenItem]:
+    return [
+        OpenItem(item_id, delivery_id, status, _aware(due), _aware(updated), bool(live),
+                 _aware(last_ok), _aware(failing))
+        for item_id, delivery_id, status, due, updated, live, last_ok, failing
+        in _fetch(_OPEN_ITEMS, ids)
+    ]
+
+
+def items_claim(ids: Sequence[int], *, lease: dt.datetime, now: dt.datetime) -> list[ClaimedItem]:
+    """Take the items that are still open and due: from here on no other worker sends them
+    until the lease ends (then the tick takes them for lost)."""
+    rows = _fetch(_CLAIM, ids, before=[_db_time(lease)], after=[_db_time(now)])
+    return [ClaimedItem(item_id, referral_id, attempts, _aware(created))
+            for item_id, referral_id, attempts, created in rows]  # fmt: skip
+
+
+def items_defer(ids: Sequence[int], *, due: dt.datetime) -> None:
+    """Leave open items alone, due again at ``due`` (the tick sends them)."""
+    _fetch(_DEFER, ids, before=[_db_time(due)], returns=False)
+
+
+def items_put_back(ids: Sequence[int], *, status: str, due: dt.datetime) -> None:
+    """Undo the claims of items that got no request: ``status`` as they were, due at ``due``."""
+    _fetch(_PUT_BACK, ids, before=[status, _db_time(due)], returns=False)
+
+
+def items_record(records: Iterable[ItemRecord]) -> None:
+    """Write each attempt and its item's new state; together, or not at all."""
+    records = list(records)
+    if not records:
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.executemany(_RECORD_PG, [[*_attempt_row(r), *_item_row(r)] for r in records])
+        else:
+            cursor.executemany(_INSERT_ATTEMPT, [_attempt_row(r) for r in records])
+            cursor.executemany(_UPDATE_ITEM, [_item_row(r) for r in records])
+
+
+def _attempt_row(record: ItemRecord) -> list:
+    return [
+        record.delivery_id, record.item_id, record.referral_id, record.number,
+        _db_time(record.started_at), record.method, record.url,
+        json.dumps(record.request_headers), record.request_body, record.status_code,
+        json.dumps(record.response_headers), record.response_body, record.latency_ms,
+        record.error_class, record.outcome, record.attempt_reason,
+    ]  # fmt: skip
+
+
+def _item_row(record: ItemRecord) -> list:
+    return [record.item_reason, record.item_status, _db_time(record.delivered_at),
+            _db_time(record.next_attempt_at), record.item_id]  # fmt: skip
+
+
+def _fetch(sql: str, ids: Sequence[int], *, before=(), after=(), returns=True) -> list[tuple]:
+    rows: list[tuple] = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(sql.format(ids="= ANY(%s)"), [*before, list(ids), *after])
+            return cursor.fetchall() if returns else []
+        for start in range(0, len(ids), _SQLITE_CHUNK):
+            chunk = list(ids[start : start + _SQLITE_CHUNK])
+            placeholders = ", ".join(["%s"] * len(chunk))
+            cursor.execute(sql.format(ids=f"IN ({placeholders})"), [*before, *chunk, *after])
+            if returns:
+                rows += cursor.fetchall()
+    return rows
+
+
+def _db_time(value: dt.datetime | None):
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _aware(value):
+    """SQLite hands back naive UTC times (PostgreSQL aware ones)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
