@@ -16,15 +16,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 
-from django.db.models import F, Q
+from django.db.models import F, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from deliveries.budget import budget
 from deliveries.models import Delivery, DeliveryItem
 
 logger = logging.getLogger(__name__)
 _LOST_AFTER = dt.timedelta(seconds=60)
 _OVERDUE_AFTER = dt.timedelta(minutes=5)
+# Items one tick queues for one delivery at most: a chunk per free slot of its budget, so a
+# slow endpoint's backlog is queued at the pace it is worked, never all of it every tick.
+_PER_SLOT = 50
 Status = DeliveryItem.Status
 
 
@@ -32,7 +38,10 @@ def _open_deliveries():
     return Delivery.objects.filter(kind=Delivery.Kind.API, active=True, paused_at__isnull=True)
 
 
-def api_items_due(*, now: dt.datetime | None = None, limit: int = 2000) -> list[int]:
+def api_items_due(*, now: dt.datetime | None = None) -> dict[int, list[int]]:
+    """The items to queue now, by delivery: each delivery's oldest due ones, as many as the
+    free slots of its budget can take (none behind an endpoint that has all it may have: they
+    stay due, for a later tick), so one delivery's backlog never crowds out another's."""
     now = now or timezone.now()
     items = DeliveryItem.objects.filter(delivery__in=_open_deliveries())
     orphaned = items.filter(status=Status.SENDING, lease_until__lt=now)
@@ -49,9 +58,38 @@ def api_items_due(*, now: dt.datetime | None = None, limit: int = 2000) -> list[
         | Q(queued_at__lt=F("next_attempt_at"))
         | Q(queued_at__lt=now - _LOST_AFTER)
     )
-    ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
-    DeliveryItem.objects.filter(pk__in=ids).update(queued_at=now)
-    return ids
+    oldest_first = Window(
+        RowNumber(), partition_by=[F("delivery_id")],
+        order_by=[F("next_attempt_at").asc(nulls_first=True), F("pk").asc()],
+    )  # fmt: skip
+    rows = (
+        due.annotate(place=oldest_first)
+        .filter(place__lte=F("delivery__max_in_flight") * _PER_SLOT)
+        .values_list("pk", "delivery_id", "delivery__max_in_flight", "place")
+    )
+    by_delivery: dict[int, list[tuple[int, int]]] = {}
+    limits: dict[int, int] = {}
+    for pk, delivery_id, max_in_flight, place in rows:
+        by_delivery.setdefault(delivery_id, []).append((place, pk))
+        limits[delivery_id] = max_in_flight
+    chosen: dict[int, list[int]] = {}
+    for delivery_id, placed in by_delivery.items():
+        free = budget().free(delivery_id, limits[delivery_id])
+        ids = [pk for _, pk in sorted(placed)[: free * _PER_SLOT]]
+        if ids:
+            chosen[delivery_id] = ids
+    queued = [pk for ids in chosen.values() for pk in ids]
+    DeliveryItem.objects.filter(pk__in=queued).update(queued_at=now)
+    return chosen
+
+
+def api_items_queue_due() -> None:
+    """The tick's work: queue what is due, a chunk per free slot of each endpoint's budget."""
+    from deliveries.api_runs import api_items_enqueue
+
+    due = api_items_due()
+    slots = {delivery_id: math.ceil(len(ids) / _PER_SLOT) for delivery_id, ids in due.items()}
+    api_items_enqueue(due, spread=slots)
 
 
 def api_retries_overdue(*, now: dt.datetime | None = None) -> int:

@@ -38,7 +38,7 @@ class OpenItem:
     failing_since: dt.datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class ClaimedItem:
     id: int
     referral_id: int
@@ -125,8 +125,11 @@ def items_claim(ids: Sequence[int], *, lease: dt.datetime, now: dt.datetime) -> 
     """Take the items that are still open and due: from here on no other worker sends them
     until the lease ends (then the tick takes them for lost)."""
     rows = _fetch(_CLAIM, ids, before=[_db_time(lease)], after=[_db_time(now)])
-    return [ClaimedItem(item_id, referral_id, attempts, _aware(created))
-            for item_id, referral_id, attempts, created in rows]  # fmt: skip
+    # Oldest first: RETURNING comes in no set order.
+    return sorted(
+        ClaimedItem(item_id, referral_id, attempts, _aware(created))
+        for item_id, referral_id, attempts, created in rows
+    )
 
 
 def items_defer(ids: Sequence[int], *, due: dt.datetime) -> None:

@@ -17,6 +17,7 @@ import math
 import random
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -82,20 +83,26 @@ class Built:
     secret_params: set[str]
 
 
-def api_items_enqueue(item_ids: list[int]) -> None:
-    """Queue items for sending: a lone item (one referral a call) as itself, waiting for no
-    batch; the many items of one transaction (a bulk ingestion, a replay) in chunks, each sent
-    by one task with a handful of statements instead of a task and a handful per item."""
+def api_items_enqueue(
+    by_delivery: Mapping[int, Sequence[int]], *, spread: Mapping[int, int] | None = None
+) -> None:
+    """Queue items for sending, each delivery's apart (a chunk never mixes endpoints: a slow
+    one would hold up the other's items behind it). A lone item (one referral a call) goes as
+    itself, waiting for no batch; many (a bulk ingestion, a replay, a backlog) in chunks,
+    each sent by one task with a handful of statements instead of a task and a handful each.
+    """
     from deliveries.tasks import send_api_item, send_api_items
 
-    if len(item_ids) == 1:
-        send_api_item.delay(item_ids[0])
-        return
-    # Small transactions still spread over several chunks: a chunk's requests go one after
-    # another, and an endpoint may take ``max_in_flight`` at once (8 by default).
-    size = max(1, min(SEND_CHUNK, math.ceil(len(item_ids) / _SPREAD)))
-    for start in range(0, len(item_ids), size):
-        send_api_items.delay(item_ids[start : start + size])
+    for delivery_id, item_ids in by_delivery.items():
+        if len(item_ids) == 1:
+            send_api_item.delay(item_ids[0])
+            continue
+        # A chunk's requests go one after another, and an endpoint may take
+        # ``max_in_flight`` at once: a transaction's items spread over that many chunks.
+        chunks = (spread or {}).get(delivery_id, _SPREAD)
+        size = max(1, min(SEND_CHUNK, math.ceil(len(item_ids) / chunks)))
+        for start in range(0, len(item_ids), size):
+            send_api_items.delay(list(item_ids[start : start + size]))
 
 
 def api_item_send(item_id: int) -> str:

@@ -37,9 +37,13 @@ class Budget:
     def release(self, delivery_id: int, token: str) -> None:
         raise NotImplementedError
 
-    def room(self, delivery_id: int, limit: int) -> bool:
-        """Whether a slot looks free now (no token taken: a cheap check before real work)."""
+    def free(self, delivery_id: int, limit: int) -> int:
+        """How many of ``limit`` slots look free now (no token taken: a cheap check)."""
         raise NotImplementedError
+
+    def room(self, delivery_id: int, limit: int) -> bool:
+        """Whether a slot looks free now, before real work is spent on a send."""
+        return self.free(delivery_id, limit) > 0
 
 
 class RedisBudget(Budget):
@@ -59,9 +63,9 @@ class RedisBudget(Budget):
     def release(self, delivery_id: int, token: str) -> None:
         self._redis.zrem(f"rokt:budget:{delivery_id}", token)
 
-    def room(self, delivery_id: int, limit: int) -> bool:
+    def free(self, delivery_id: int, limit: int) -> int:
         key = f"rokt:budget:{delivery_id}"
-        return self._redis.zcount(key, time.time(), "+inf") < limit
+        return max(0, limit - self._redis.zcount(key, time.time(), "+inf"))
 
 
 class LocalBudget(Budget):
@@ -82,9 +86,9 @@ class LocalBudget(Budget):
         with self._lock:
             self._held.get(delivery_id, set()).discard(token)
 
-    def room(self, delivery_id: int, limit: int) -> bool:
+    def free(self, delivery_id: int, limit: int) -> int:
         with self._lock:
-            return len(self._held.get(delivery_id, ())) < limit
+            return max(0, limit - len(self._held.get(delivery_id, ())))
 
 
 @cache

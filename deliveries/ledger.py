@@ -31,7 +31,7 @@ WHERE r.id {ids}
   AND (d.all_campaigns OR EXISTS (
         SELECT 1 FROM deliveries_delivery_campaigns dc
         WHERE dc.delivery_id = d.id AND dc.campaign_id = r.campaign_id))
-RETURNING id, status
+RETURNING id, delivery_id, status
 """
 
 
@@ -41,7 +41,7 @@ def ledger_record(referral_ids: Sequence[int]) -> None:
     if not referral_ids:
         return
     now = timezone.now()
-    rows: list[tuple[int, str]] = []
+    rows: list[tuple[int, int, str]] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
@@ -54,7 +54,10 @@ def ledger_record(referral_ids: Sequence[int]) -> None:
                 placeholders = ", ".join(["%s"] * len(chunk))
                 cursor.execute(_MATCH.format(ids=f"IN ({placeholders})"), [now, *chunk])
                 rows += cursor.fetchall()
-    api_items = [item_id for item_id, status in rows if status == "pending"]
+    api_items: dict[int, list[int]] = {}
+    for item_id, delivery_id, status in rows:
+        if status == "pending":
+            api_items.setdefault(delivery_id, []).append(item_id)
     if api_items:
         from deliveries.api_runs import api_items_enqueue
 

@@ -16,7 +16,7 @@ from deliveries.models import Delivery, DeliveryItem
 Status = DeliveryItem.Status
 
 
-def _replay(items) -> int:
+def _replay(delivery: Delivery, items) -> int:
     ids = list(items.values_list("pk", flat=True))
     if not ids:
         return 0
@@ -26,16 +26,18 @@ def _replay(items) -> int:
     )
     from deliveries.api_runs import api_items_enqueue
 
-    transaction.on_commit(lambda: api_items_enqueue(ids), robust=True)
+    transaction.on_commit(lambda: api_items_enqueue({delivery.pk: ids}), robust=True)
     return len(ids)
 
 
 def replay_referral(delivery: Delivery, referral_id: int) -> int:
-    return _replay(DeliveryItem.objects.filter(delivery=delivery, referral_id=referral_id))
+    items = DeliveryItem.objects.filter(delivery=delivery, referral_id=referral_id)
+    return _replay(delivery, items)
 
 
 def replay_not_delivered(delivery: Delivery) -> int:
     return _replay(
+        delivery,
         DeliveryItem.objects.filter(delivery=delivery, status__in=[Status.FAILED, Status.REJECTED])
     )
 
@@ -44,6 +46,7 @@ def replay_range(delivery: Delivery, start: dt.datetime, end: dt.datetime) -> in
     if end <= start:
         raise ValueError("The end of the range must be after its start.")
     return _replay(
+        delivery,
         DeliveryItem.objects.filter(
             delivery=delivery, referral__created_at__gte=start, referral__created_at__lt=end
         ).exclude(status=Status.FILE)

@@ -3,8 +3,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from deliveries.alerts import deliveries_warn_overdue
-from deliveries.api_dispatch import api_items_due, api_retries_overdue
-from deliveries.api_runs import api_item_send, api_items_enqueue, api_items_send
+from deliveries.api_dispatch import api_items_queue_due, api_retries_overdue
+from deliveries.api_runs import api_item_send, api_items_send
 from deliveries.dispatch import file_deliveries_due
 from deliveries.file_runs import file_delivery_run
 from deliveries.services import worker_heartbeat_record
@@ -44,5 +44,5 @@ def send_api_items(item_ids: list[int]) -> None:
 @shared_task(name="housekeeping.api_deliveries_tick", ignore_result=True)
 def api_deliveries_tick() -> None:
     """Scheduled by beat every few seconds: queue due retries and lost items; watchdog."""
-    api_items_enqueue(api_items_due())
+    api_items_queue_due()
     api_retries_overdue()

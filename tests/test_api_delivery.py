@@ -212,7 +212,7 @@ def test_410_pauses_the_delivery_and_items_wait_for_the_resume(client_a, http_re
     assert send(delivery, later)[0] == "delivery paused"
     http_receiver.respond = lambda r: (200, [], b"{}")
     delivery_resume(delivery)
-    due = api_items_due()
+    due = api_items_due()[delivery.pk]
     assert set(due) == set(
         DeliveryItem.objects.filter(delivery=delivery).values_list("pk", flat=True)
     )
@@ -266,7 +266,7 @@ def test_orphaned_and_lost_items_are_found_by_the_tick(client_a, http_receiver):
     past = timezone.now() - dt.timedelta(minutes=5)
     DeliveryItem.objects.filter(pk=orphan.pk).update(status="sending", lease_until=past)
     DeliveryItem.objects.filter(pk=lost.pk).update(created_at=past)
-    due = api_items_due()
+    due = api_items_due()[delivery.pk]
     assert set(due) == {orphan.pk, lost.pk}  # the fresh one's message is still on its way
     assert fresh.pk not in due
 
@@ -351,7 +351,7 @@ def test_a_broker_that_is_down_never_fails_ingestion(client_a, http_receiver, mo
     DeliveryItem.objects.filter(pk=item.pk).update(
         created_at=timezone.now() - dt.timedelta(minutes=2)
     )
-    assert api_items_due() == [item.pk]
+    assert api_items_due() == {delivery.pk: [item.pk]}
 
 
 def test_an_address_the_sender_cannot_read_is_refused_when_saved(client_a):
@@ -391,10 +391,11 @@ def test_the_tick_queues_an_item_once_per_attempt_not_once_per_tick(client_a, ht
     DeliveryItem.objects.filter(pk=lost.pk).update(
         created_at=timezone.now() - dt.timedelta(minutes=2)
     )
-    assert api_items_due() == [lost.pk]
-    assert api_items_due() == []  # already queued: a backlog must not multiply messages
+    assert api_items_due() == {delivery.pk: [lost.pk]}
+    assert api_items_due() == {}  # already queued: a backlog must not multiply messages
     later = timezone.now() + dt.timedelta(minutes=2)
-    assert api_items_due(now=later) == [lost.pk]  # still not sent a minute on: queued again
+    # Still not sent a minute on: queued again.
+    assert api_items_due(now=later) == {delivery.pk: [lost.pk]}
 
 
 def test_a_spent_budget_puts_the_item_back_for_the_tick(client_a, http_receiver, monkeypatch):
@@ -417,7 +418,7 @@ def test_a_spent_budget_puts_the_item_back_for_the_tick(client_a, http_receiver,
     assert (item.status, item.attempts, item.lease_until) == ("pending", 0, None)
     assert item.next_attempt_at > timezone.now()  # due a moment later...
     soon = timezone.now() + dt.timedelta(seconds=1)
-    assert api_items_due(now=soon) == [item.pk]  # ...when the tick sends it
+    assert api_items_due(now=soon) == {delivery.pk: [item.pk]}  # ...when the tick sends it
 
 
 def test_a_full_budget_defers_the_item_before_any_work(client_a, http_receiver, monkeypatch):
@@ -446,3 +447,168 @@ def test_a_full_budget_defers_the_item_before_any_work(client_a, http_receiver, 
     item.refresh_from_db()
     assert (item.status, item.attempts) == ("pending", 0)
     assert item.next_attempt_at > timezone.now()
+
+
+# Chunks: the many items one transaction stores go out a chunk per task.
+
+
+def _ingest_items(client, delivery, count: int) -> list[DeliveryItem]:
+    from referrals.services import referrals_ingest
+    from tests.factories import referral_record
+
+    referrals_ingest(records=[referral_record(client) for _ in range(count)])
+    return list(DeliveryItem.objects.filter(delivery=delivery).order_by("pk"))
+
+
+def test_a_chunk_sends_each_item_once_as_its_own_request(client_a, http_receiver):
+    from deliveries.api_runs import api_items_send
+
+    delivery = make_api_delivery(client_a, http_receiver.url(), columns=COLUMNS)
+    items = _ingest_items(client_a, delivery, 30)
+    outcomes = api_items_send([item.pk for item in items])
+    assert outcomes == {item.pk: "delivered" for item in items}
+    bodies = {r.header("webhook-id"): json.loads(r.body) for r in http_receiver.requests}
+    assert len(http_receiver.requests) == 30
+    for item in items:  # each request carries its own referral, under its own id and signature
+        assert bodies[f"msg_{item.pk}"]["Id"] == item.referral.external_id
+    for request in http_receiver.requests:
+        verify(delivery, request)
+    assert set(DeliveryItem.objects.filter(delivery=delivery).values_list("status", "attempts")) \
+        == {("delivered", 1)}  # fmt: skip
+    assert Attempt.objects.filter(delivery=delivery, outcome="delivered").count() == 30
+    assert api_items_send([item.pk for item in items]) == {}  # nothing open any more
+
+
+def test_a_transactions_items_are_queued_apart_per_delivery(client_a, monkeypatch):
+    """A chunk never mixes endpoints (a slow one would hold up the other's items); a lone
+    item goes as itself; many spread over several chunks."""
+    from deliveries import tasks
+    from deliveries.api_runs import api_items_enqueue
+
+    queued = []
+    monkeypatch.setattr(tasks.send_api_item, "delay", lambda pk: queued.append(("one", pk)))
+    monkeypatch.setattr(tasks.send_api_items, "delay", lambda ids: queued.append(("many", ids)))
+    api_items_enqueue({1: [10], 2: list(range(100, 140)), 3: list(range(200, 1000))})
+    assert ("one", 10) in queued
+    chunks_2 = [ids for kind, ids in queued if kind == "many" and ids[0] < 200]
+    chunks_3 = [ids for kind, ids in queued if kind == "many" and ids[0] >= 200]
+    assert sorted(pk for ids in chunks_2 for pk in ids) == list(range(100, 140))
+    assert len(chunks_2) == 8  # 40 items over the 8 requests an endpoint may take at once
+    assert sorted(pk for ids in chunks_3 for pk in ids) == list(range(200, 1000))
+    assert max(len(ids) for ids in chunks_3) == 50
+
+
+def test_ingestion_queues_its_items_and_the_tasks_deliver_them(
+    client_a, http_receiver, monkeypatch
+):
+    """Eager here; through a real worker in test_api_delivery_processes."""
+    from django.test import TestCase
+
+    from referrals.services import referrals_ingest
+    from rokt_platform.celery import app
+    from tests.factories import referral_record
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    first = make_api_delivery(client_a, http_receiver.url())
+    second = make_api_delivery(client_a, http_receiver.url("/other"))
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        referrals_ingest(records=[referral_record(client_a) for _ in range(12)])
+    assert set(DeliveryItem.objects.values_list("status", flat=True)) == {"delivered"}
+    paths = sorted(r.path for r in http_receiver.requests)
+    assert paths == ["/hook"] * 12 + ["/other"] * 12
+    assert DeliveryItem.objects.filter(delivery__in=[first, second]).count() == 24
+
+
+class _Tokens:
+    """A budget with ``tokens`` requests to give, then none."""
+
+    def __init__(self, tokens: int, free: int = 8):
+        self.tokens, self._free = tokens, free
+
+    def free(self, *args):
+        return self._free
+
+    def room(self, *args):
+        return self._free > 0
+
+    def acquire(self, *args):
+        if self.tokens <= 0:
+            return None
+        self.tokens -= 1
+        return "token"
+
+    def release(self, *args):
+        pass
+
+
+def test_a_budget_spent_mid_chunk_puts_the_rest_back(client_a, http_receiver, monkeypatch):
+    from deliveries import api_runs
+    from deliveries.api_runs import api_items_send
+
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    items = _ingest_items(client_a, delivery, 10)
+    DeliveryItem.objects.filter(pk=items[-1].pk).update(status="failed", attempts=2)
+    spent = _Tokens(3)
+    monkeypatch.setattr(api_runs, "budget", lambda: spent)
+    outcomes = api_items_send([item.pk for item in items])
+    assert list(outcomes.values()).count("delivered") == 3
+    assert list(outcomes.values()).count("waiting for budget") == 7
+    assert len(http_receiver.requests) == 3
+    left = DeliveryItem.objects.filter(delivery=delivery).exclude(status="delivered")
+    # Back as they were (a failed one stays failed with its attempts), due a moment later.
+    assert sorted(left.values_list("status", "attempts", "lease_until")) == [
+        ("failed", 2, None), *[("pending", 0, None)] * 6
+    ]
+    assert all(item.next_attempt_at > timezone.now() for item in left)
+
+
+def test_a_chunk_that_runs_long_leaves_the_rest_due_now(client_a, http_receiver, monkeypatch):
+    from deliveries import api_runs
+    from deliveries.api_runs import api_items_send
+
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    items = _ingest_items(client_a, delivery, 5)
+    monkeypatch.setattr(api_runs, "_CHUNK_SECONDS", 0.0)
+    outcomes = api_items_send([item.pk for item in items])
+    assert list(outcomes.values()) == ["delivered"] + ["chunk ran long"] * 4
+    left = DeliveryItem.objects.filter(delivery=delivery, status="pending")
+    assert left.count() == 4 and all(i.next_attempt_at <= timezone.now() for i in left)
+    assert set(api_items_due()[delivery.pk]) == {item.pk for item in left}
+
+
+def test_a_paused_deliverys_items_stay_in_a_mixed_chunk(client_a, client_b, http_receiver):
+    from deliveries.api_runs import api_items_send
+    from deliveries.pausing import delivery_pause
+
+    paused = make_api_delivery(client_a, http_receiver.url("/paused"))
+    live = make_api_delivery(client_b, http_receiver.url("/live"))
+    mine = _ingest_items(client_a, paused, 3)
+    theirs = _ingest_items(client_b, live, 3)
+    delivery_pause(paused, "by hand")
+    outcomes = api_items_send([item.pk for item in mine + theirs])
+    assert {outcomes[item.pk] for item in mine} == {"delivery paused"}
+    assert {outcomes[item.pk] for item in theirs} == {"delivered"}
+    assert {r.path for r in http_receiver.requests} == {"/live"}
+
+
+def test_the_tick_queues_no_more_than_an_endpoints_budget_can_take(
+    client_a, client_b, http_receiver, monkeypatch
+):
+    from deliveries import api_dispatch
+
+    busy = make_api_delivery(client_a, http_receiver.url())
+    idle = make_api_delivery(client_b, http_receiver.url())
+    backlog = _ingest_items(client_a, busy, 60)
+    waiting = _ingest_items(client_b, idle, 2)
+    due_now = timezone.now()
+    DeliveryItem.objects.update(status="failed", next_attempt_at=due_now)
+
+    class OneSlotForBusy:
+        def free(self, delivery_id, limit):
+            return 0 if delivery_id == busy.pk else limit
+
+    monkeypatch.setattr(api_dispatch, "budget", lambda: OneSlotForBusy())
+    assert api_items_due() == {idle.pk: [item.pk for item in waiting]}  # busy's stay due
+    OneSlotForBusy.free = lambda self, delivery_id, limit: 1
+    due = api_items_due()
+    assert due == {busy.pk: [item.pk for item in backlog[:50]]}  # one chunk, oldest first
