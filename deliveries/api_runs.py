@@ -36,6 +36,7 @@ from deliveries.api_items import (
     items_open,
     items_put_back,
     items_record,
+    referral_values,
 )
 from deliveries.budget import budget
 from deliveries.delivery_cache import delivery_for_send
@@ -215,9 +216,7 @@ def _put_back(rest: list[ClaimedItem], status_before: dict[int, str], now: dt.da
 def _referral_rows(delivery: Delivery, referral_ids: list[int]) -> dict[int, tuple]:
     """The referrals as the values of exactly the lookups the delivery's body needs, in one
     SELECT (no model instances)."""
-    compiled = _body_columns(delivery)
-    rows = Referral.objects.filter(pk__in=referral_ids).values_list("pk", *compiled.lookups)
-    return {pk: tuple(values) for pk, *values in rows}
+    return referral_values(tuple(_body_columns(delivery).lookups), referral_ids)
 
 
 def api_test_send(delivery: Delivery) -> Attempt:
@@ -334,15 +333,17 @@ _COMPILE_TTL = 10.0  # custom field edits reach running workers within this
 def _body_columns(delivery: Delivery):
     """The delivery's body columns, compiled: the template's placeholders (each its own
     output name), else the column list; compiled once per process and delivery version."""
+    # Saved settings only (every save changes updated_at); an unsaved delivery (a preview)
+    # compiles each time.
+    key = (delivery.pk, delivery.updated_at)
+    cached = _compile_cache.get(key) if delivery.pk else None
+    if cached and time.monotonic() - cached[0] < _COMPILE_TTL:
+        return cached[1]
     if delivery.body_template.strip():
         names = template_placeholders(delivery.body_template)
         columns = tuple(Column(name, name) for name in names)
     else:
         columns = tuple(delivery_columns(delivery))
-    key = (delivery.pk, delivery.updated_at, columns)
-    cached = _compile_cache.get(key)
-    if cached and time.monotonic() - cached[0] < _COMPILE_TTL:
-        return cached[1]
     compiled = compile_columns(client=delivery.client, columns=list(columns))
     if len(_compile_cache) > 1000:
         _compile_cache.clear()

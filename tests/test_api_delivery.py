@@ -612,3 +612,22 @@ def test_the_tick_queues_no_more_than_an_endpoints_budget_can_take(
     OneSlotForBusy.free = lambda self, delivery_id, limit: 1
     due = api_items_due()
     assert due == {busy.pk: [item.pk for item in backlog[:50]]}  # one chunk, oldest first
+
+
+def test_the_sends_referral_read_gives_what_values_list_gives(client_a):
+    """The send reads referrals by a statement compiled once: the same values, converted the
+    same way, as the ORM's values_list, for every standard column, extra keys and nested
+    JSON, one id or many."""
+    from customfields.engine import Column, compile_columns, standard_columns
+    from deliveries.api_items import referral_values
+    from referrals.models import Referral
+
+    columns = [*standard_columns(), Column("extra.tier", "Tier"), Column("extra.nested", "N")]
+    lookups = tuple(compile_columns(client=client_a, columns=columns).lookups)
+    ids = [make_referral(client_a, extra={"tier": "gold", "nested": {"a": [1, "ü"]}}).pk,
+           make_referral(client_a, first_name=NASTY, extra={}).pk]  # fmt: skip
+    expected = {pk: tuple(values) for pk, *values in
+                Referral.objects.filter(pk__in=ids).values_list("pk", *lookups)}  # fmt: skip
+    assert referral_values(lookups, ids) == expected
+    assert referral_values(lookups, ids[:1]) == {ids[0]: expected[ids[0]]}
+    assert referral_values(lookups, [-1]) == {}
