@@ -8,6 +8,7 @@ half stored: a record is either stored whole or reported with its reasons.
 from __future__ import annotations
 
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -62,9 +63,7 @@ def referrals_ingest(*, records: Iterable[Any]) -> list[RecordOutcome]:
     """Store every valid record; report each record's outcome, in input order."""
     outcomes: dict[int, RecordOutcome] = {}
     valid: list[_Valid] = []
-    # One serializer for every record: building a ModelSerializer's fields costs about a
-    # millisecond, several times the validation of one record.
-    validator = ReferralIngestSerializer()
+    validator = _validator()
     for index, record in enumerate(records):
         checked = _validate(validator, index, record)
         if isinstance(checked, RecordOutcome):
@@ -91,6 +90,19 @@ def referrals_ingest(*, records: Iterable[Any]) -> list[RecordOutcome]:
             if attempt == _CONFLICT_RETRIES - 1 or not _retryable(exc):
                 raise
     return [outcomes[index] for index in sorted(outcomes)]
+
+
+_validators = threading.local()
+
+
+def _validator() -> ReferralIngestSerializer:
+    """One serializer per thread, kept: building a ModelSerializer's fields costs a few
+    milliseconds, several times the validation of one record (a collector posting one
+    referral a request paid it every time). ``run_validation`` keeps no state on it."""
+    validator = getattr(_validators, "serializer", None)
+    if validator is None:
+        validator = _validators.serializer = ReferralIngestSerializer()
+    return validator
 
 
 def _retryable(exc: Exception) -> bool:
