@@ -170,6 +170,10 @@ def _send_for_delivery(items: list[OpenItem], now: dt.datetime) -> dict[int, str
             records.append(_item_record(delivery, item, built, response, result))
             results.append(result)
             outcomes[item.id] = result.outcome
+            if result.pause:  # 410, a refused target: not one more request to it
+                _put_back(claimed[position + 1 :], status_before, now, outcomes,
+                          "delivery paused")  # fmt: skip
+                break
             if time.monotonic() - recorded >= _RECORD_EVERY:
                 items_record(records)
                 records, recorded = [], time.monotonic()
@@ -205,7 +209,7 @@ def _put_back(rest: list[ClaimedItem], status_before: dict[int, str], now: dt.da
     """Undo the claims of items that got no request: the endpoint has all the requests it
     may have (due a moment later, for the tick: never a broker message with a countdown,
     which a slow endpoint would keep polling), or the chunk has run long (due now)."""
-    wait = _BUDGET_WAIT if why == "waiting for budget" else 0.0
+    wait = _BUDGET_WAIT if why == "waiting for budget" else 0.0  # paused: due on resume
     for status in set(status_before.values()):
         ids = [item.id for item in rest if status_before[item.id] == status]
         if ids:

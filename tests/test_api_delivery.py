@@ -631,3 +631,23 @@ def test_the_sends_referral_read_gives_what_values_list_gives(client_a):
     assert referral_values(lookups, ids) == expected
     assert referral_values(lookups, ids[:1]) == {ids[0]: expected[ids[0]]}
     assert referral_values(lookups, [-1]) == {}
+
+
+def test_a_410_mid_chunk_sends_nothing_more_and_keeps_the_rest(client_a, http_receiver):
+    from deliveries.api_runs import api_items_send
+    from deliveries.pausing import delivery_resume
+
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    items = _ingest_items(client_a, delivery, 6)
+    answers = iter([200, 200, 410])
+    http_receiver.respond = lambda r: (next(answers, 200), [], b"{}")
+    outcomes = api_items_send([item.pk for item in items])
+    assert list(outcomes.values()) == ["delivered", "delivered", "failed"] + \
+        ["delivery paused"] * 3  # fmt: skip
+    assert len(http_receiver.requests) == 3
+    delivery.refresh_from_db()
+    assert delivery.paused and "410" in delivery.paused_reason
+    kept = DeliveryItem.objects.filter(pk__in=[item.pk for item in items[3:]])
+    assert set(kept.values_list("status", "attempts")) == {("pending", 0)}
+    delivery_resume(delivery)  # the rest go out on resume, the 410'd one again too
+    assert set(api_items_send([item.pk for item in items[2:]]).values()) == {"delivered"}
