@@ -44,8 +44,9 @@ from deliveries.filewriter import delivery_columns
 from deliveries.http_auth import auth_apply, redact_headers, redact_url
 from deliveries.models import Attempt, Delivery, DeliveryItem
 from deliveries.outcomes import Outcome, classify
-from deliveries.pausing import delivery_pause
+from deliveries.pausing import delivery_pause, delivery_pause_unreadable
 from deliveries.payloads import payload_from_columns, payload_from_template, template_placeholders
+from deliveries.secrets import SecretUnreadable
 from deliveries.signing import webhook_headers
 from deliveries.transports import http
 from referrals.models import Referral
@@ -133,11 +134,15 @@ def _send_for_delivery(items: list[OpenItem], now: dt.datetime) -> dict[int, str
     """One delivery's items, one request after another on its kept-alive connection, each
     request holding a token of the endpoint's budget only while it runs."""
     first = items[0]
-    delivery = delivery_for_send(
-        first.delivery_id, first.delivery_updated_at,
-        last_success_at=first.last_success_at, failing_since=first.failing_since,
-    )  # fmt: skip
     ids = [item.id for item in items]
+    try:
+        delivery = delivery_for_send(
+            first.delivery_id, first.delivery_updated_at,
+            last_success_at=first.last_success_at, failing_since=first.failing_since,
+        )  # fmt: skip
+    except SecretUnreadable as exc:
+        delivery_pause_unreadable(first.delivery_id, exc)
+        return dict.fromkeys(ids, "delivery paused")
     if not budget().room(delivery.pk, delivery.max_in_flight):
         # Behind a slow endpoint: leave the items unclaimed, due a moment later, before any
         # work is spent on them.

@@ -28,7 +28,7 @@ from deliveries.claims import delivery_claim
 from deliveries.filenames import batch_file_names
 from deliveries.filewriter import WrittenFile, batch_write
 from deliveries.models import Batch, BatchEntry, Delivery, DeliveryItem
-from deliveries.pausing import delivery_pause
+from deliveries.pausing import delivery_pause, delivery_pause_unreadable
 from deliveries.secrets import SecretUnreadable
 from deliveries.transports.base import FileTarget, TransportError
 
@@ -40,7 +40,6 @@ _BACKOFF_MINUTES = [1, 5, 15, 60, 120, 240]
 # A batch "sending" longer than this with no run holding the claim was interrupted.
 _SENDING_GRACE = dt.timedelta(minutes=2)
 DEFAULT_PORTS = {"sftp": 22, "ftps": 21}
-SECRETS = ("password", "private_key", "passphrase")
 
 
 @dataclass
@@ -62,11 +61,7 @@ def file_delivery_run(delivery_id: int, *, forced: bool = False) -> RunResult:
         try:
             delivery = Delivery.objects.select_related("client").get(pk=delivery_id)
         except SecretUnreadable as exc:
-            delivery = Delivery.objects.defer(*SECRETS).select_related("client").get(
-                pk=delivery_id
-            )
-            delivery_pause(delivery, f"{exc}: enter the secrets again")
-            delivery_failed(delivery, str(exc), permanent=True)
+            delivery_pause_unreadable(delivery_id, exc)
             return RunResult("failed", message=str(exc))
         if not delivery.active:
             return RunResult("inactive", message="The delivery is inactive.")

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from deliveries.models import Batch, Delivery
+from deliveries.secrets import EncryptedTextField, SecretUnreadable
 
 
 def delivery_pause(delivery: Delivery, reason: str) -> None:
@@ -27,3 +28,15 @@ def delivery_resume(delivery: Delivery) -> None:
     delivery.batches.filter(~Q(status=Batch.Status.SENT)).update(next_attempt_at=None)
     api_items_resume(delivery)
     delivery.paused_at, delivery.paused_reason = None, ""
+
+
+def delivery_pause_unreadable(delivery_id: int, exc: SecretUnreadable) -> Delivery:
+    """A stored secret that no configured key decrypts (the keys changed): pause the delivery
+    and warn at once; it sends nothing until an account manager enters its secrets again."""
+    from deliveries.alerts import delivery_failed
+
+    secrets = [f.name for f in Delivery._meta.fields if isinstance(f, EncryptedTextField)]
+    delivery = Delivery.objects.defer(*secrets).select_related("client").get(pk=delivery_id)
+    delivery_pause(delivery, f"{exc}: enter the secrets again")
+    delivery_failed(delivery, str(exc), permanent=True)
+    return delivery
