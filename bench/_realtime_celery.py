@@ -4,11 +4,11 @@ nothing.
 
 The worker runs ``celery -A _realtime_celery worker ...`` with ``bench/`` on PYTHONPATH.
 
-``BENCH_SLIM=1`` replaces ``api_item_send`` by the prototype in ``_realtime_slim.py`` (the
-batching prototype's task, ``send_batch``, is always registered; only the bench queues it).
-``BENCH_COUNTS=path`` counts what each send did (delivered, waiting for budget...);
-``BENCH_PROFILE=prefix`` profiles every thread (CPU time) and dumps the profiles when the
-worker stops.
+``BENCH_COUNTS=path`` counts what the send tasks did: their calls (one item, or a chunk
+where the platform has ``api_items_send``) and what each item came to (delivered, waiting for
+budget...); ``BENCH_PROFILE=prefix`` profiles every thread (CPU time) and dumps the profiles
+when the worker stops. The worker may run an older platform (``--before``, on PYTHONPATH
+first): whatever it lacks is not counted.
 """
 
 from __future__ import annotations
@@ -43,41 +43,47 @@ def post(host: str, port: int, path: str, headers: list[list[str]], body: str) -
     return response.status
 
 
-# The batching prototype's task (bench/_realtime_batch.py): one message per chunk of items.
-@app.task(name="bench.realtime.send_batch", ignore_result=True, queue="deliveries_api")
-def send_batch(item_ids: list[int]) -> None:
-    from _realtime_batch import send_batch as run
-
-    _install()
-    for outcome, count in run(item_ids).items():
-        _outcomes[outcome] = _outcomes.get(outcome, 0) + count
-
-
 _installed = threading.Event()
 _outcomes: dict[str, int] = {}
 
 
 def _install(**kwargs) -> None:
-    """Before the first task's body runs (Django is set up by then): the prototype when
-    asked, and a count of what each ``api_item_send`` call did, written every 0.5 s to
-    ``BENCH_COUNTS`` (a JSON file), so the bench sees how many sends were put off."""
+    """Before the first task's body runs (Django is set up by then): a count of what each
+    send task did, written every 0.5 s to ``BENCH_COUNTS`` (a JSON file): ``call:single``
+    and ``call:chunk`` (calls of ``api_item_send`` and ``api_items_send``), and for each
+    outcome the items that came to it, so the bench sees how many sends were put off."""
     with _lock:
         if _installed.is_set():
             return
         from deliveries import tasks
 
-        if os.environ.get("BENCH_SLIM"):
-            from _realtime_slim import install
-
-            install()
-        send = tasks.api_item_send
+        # Under the GIL: exact enough. The tasks call these names from their module, so one
+        # chunk's items are counted once (``api_item_send`` calls ``api_items_send`` of
+        # ``api_runs``, not this wrapper).
+        single = tasks.api_item_send
 
         def counted(item_id: int) -> str:
-            outcome = send(item_id)
-            _outcomes[outcome] = _outcomes.get(outcome, 0) + 1  # under the GIL: exact enough
+            outcome = single(item_id)
+            _outcomes["call:single"] = _outcomes.get("call:single", 0) + 1
+            _outcomes[outcome] = _outcomes.get(outcome, 0) + 1
             return outcome
 
         tasks.api_item_send = counted
+        chunk = getattr(tasks, "api_items_send", None)  # not in the platform before chunks
+        if chunk is not None:
+
+            def counted_chunk(item_ids: list[int]) -> dict[int, str]:
+                outcomes = chunk(item_ids)
+                _outcomes["call:chunk"] = _outcomes.get("call:chunk", 0) + 1
+                for outcome in outcomes.values():
+                    _outcomes[outcome] = _outcomes.get(outcome, 0) + 1
+                # Items no longer open are left out of the answer (one item's call says so).
+                missing = len(set(item_ids)) - len(outcomes)
+                if missing > 0:
+                    _outcomes["not open"] = _outcomes.get("not open", 0) + missing
+                return outcomes
+
+            tasks.api_items_send = counted_chunk
         _installed.set()
     if os.environ.get("BENCH_COUNTS"):
         threading.Thread(target=_write_counts, daemon=True).start()
@@ -95,7 +101,7 @@ def _write_counts() -> None:
         os.replace(f"{path}.tmp", path)
 
 
-if os.environ.get("BENCH_SLIM") or os.environ.get("BENCH_COUNTS"):
+if os.environ.get("BENCH_COUNTS"):
     from celery.signals import task_prerun
 
     task_prerun.connect(_install, weak=False)
@@ -131,4 +137,4 @@ if os.environ.get("BENCH_PROFILE"):
     worker_shutdown.connect(_dump_profiles, weak=False)
 
 
-__all__ = ["app", "post", "send_batch"]
+__all__ = ["app", "post"]

@@ -15,15 +15,17 @@ database 11 (its broker), and starts, each in a process of its own:
 
 This process ingests through ``referrals_ingest`` (one referral a call at 50/s and 200/s,
 more a call only when it falls behind) and notes each referral's commit time (an on-commit
-hook registered before the ledger's, which queues the send). Latency is the receiver's arrival
-time minus the commit time, matched by webhook-id ``msg_<item id>``. For each configuration of
-the platform (``CONFIGS``: before its real-time throughput fixes, as it is, then with the
-proposals added one after another, tried from the bench's own modules; ``deliveries/`` is not
-changed), a delivery of its own:
+hook registered before the ledger's, which queues the sends: a lone item as a single send, a
+transaction's many in chunks). Latency is the receiver's arrival time minus the commit time,
+matched by webhook-id ``msg_<item id>``. For each configuration of the platform (``CONFIGS``:
+*before*, the code at ``--before``, the platform before its sends in few statements and in
+chunks, unpacked apart and put first on the worker's PYTHONPATH, this process then queuing
+each item as a send of its own as that code did; *as it is*, the code now; ``deliveries/`` is
+not changed), a delivery of its own:
 
 1. latency at 50/s and 200/s offered load, one endpoint;
 2. the same 200/s with 10% of the referrals (another client's delivery) going to the 2 s
-   endpoint: latency of the other 90% (and, the first time, how the slow backlog drains);
+   endpoint: latency of the other 90% (and, as it is, how the slow backlog drains);
 3. sustained rate: a burst of ``--burst`` referrals ingested in 1,000-record calls, timed from
    the first call to the last item ``delivered`` (every item then checked: delivered, exactly
    one Attempt, outcome delivered, one request at the receiver).
@@ -31,9 +33,11 @@ changed), a delivery of its own:
 Then the baselines on the same payloads (``build_request`` of a burst's referrals): a plain
 urllib3 loop posting them one after the other, and a bare Celery task on the same worker doing
 the POST with nothing stored (burst rate; latency from ``delay()`` at 50/s, 200/s); worker
-concurrencies (``--sweep``); and ``api_item_send`` profiled step by step in this process.
+concurrencies (``--sweep``); and the send profiled step by step in this process, one item a
+call (``api_item_send``) and 50 a call (``api_items_send``).
 Throughout: CPU seconds per process (worker, PostgreSQL backends, Redis, receiver, driver,
-beat, the rest of the machine), connections opened, and what each send call returned.
+beat, the rest of the machine), connections opened, and what each send task returned (its
+calls, and the outcome of each item they carried).
 
 The figures go into docs/PERFORMANCE.md on the full run (or with ``--write``), once
 bench/files.py (which rewrites its own section of that file) is not running.
@@ -73,7 +77,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="800 burst, 3 s a load level")
     parser.add_argument(
         "--config", choices=[*CONFIGS, "all"],
-        help="the platform as it is, with proposed changes, or all (the full run's default)",
+        help="the platform before, as it is, or all (the full run's default)",
     )  # fmt: skip
     parser.add_argument("--burst", type=int, help="referrals of the sustained burst")
     parser.add_argument("--seconds", type=float, help="seconds of each load level")
@@ -82,10 +86,11 @@ def main() -> None:
     parser.add_argument("--sweep", help="other worker concurrencies to try, e.g. 16,64")
     parser.add_argument("--sweep-config", default="as_is", help="the platform in the sweep")
     parser.add_argument(
-        "--before", default="01479f2^",
-        help="the commit measured as 'before' (the one before the real-time throughput fixes)",
+        "--before", default="71d9303",
+        help="the commit measured as 'before' (the one before the sends in few statements and "
+        "in chunks, f59c512 and 016d403)",
     )  # fmt: skip
-    parser.add_argument("--profile-items", type=int, help="items sent in the profile")
+    parser.add_argument("--profile-items", type=int, help="items sent each way in the profile")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument(
@@ -519,15 +524,20 @@ def _bench(args, work: Path) -> dict:
 
 
 # name: (short label, what it is, the worker's environment). "before" runs the worker on the
-# code of ``--before`` (the commit before the real-time throughput fixes), unpacked apart.
+# code of ``--before`` (the commit before the sends in few statements and in chunks), unpacked
+# apart; this process (the same code as ever) then queues the sends as that code did.
 CONFIGS = {
-    "before": ("before", "the platform before its real-time throughput fixes", {}),
-    "as_is": ("as it is", "the platform's code and settings now", {}),
-    "slim": ("+ slim send", "and the slim send (a prototype: proposal 1)", {"BENCH_SLIM": "1"}),
-    "batch": (
-        "+ batches",
-        "and sends in batches when a transaction stores many referrals (a prototype: proposal 2)",
-        {"BENCH_SLIM": "1"},
+    "before": (
+        "before",
+        "the platform before today's real-time changes (the code at `{before}`: a send task "
+        "per item, each through the ORM)",
+        {},
+    ),
+    "as_is": (
+        "as it is",
+        "the platform's code and settings now (the code at {code}: sends in few raw "
+        "statements, a transaction's items in chunks of up to 50)",
+        {},
     ),
 }
 
@@ -550,7 +560,7 @@ def _before_tree(args, work: Path) -> str | None:
 
 def _phases(args, stack: Stack) -> dict:
     stack.start_beat()
-    results: dict = {"concurrency": args.concurrency, "configs": {}}
+    results: dict = {"concurrency": args.concurrency, "configs": {}, "code": _code()}
     payloads = None
     for number, config in enumerate(args.configs):
         label, _, env = CONFIGS[config]
@@ -566,27 +576,24 @@ def _phases(args, stack: Stack) -> dict:
         alpha = _delivery(f"alpha{number}", stack.fast_port)
         records = Records(f"alpha{number}", seed=1)
         stack.start_worker(args.concurrency, env)
-        _batching(config == "batch")
+        _single_sends(config == "before")
         _warm_up(stack, alpha, records)
         measured = results["configs"][config] = {"levels": {}}
-        # Paced traffic is one referral a transaction: batching changes nothing there.
-        for rate in args.rate_list if config != "batch" else []:
+        for rate in args.rate_list:
             _say(f"  {rate:g}/s for {args.seconds:g} s...")
             measured["levels"][rate] = _level(args, stack, alpha, [records], rate)
-        if config != "batch":
-            _say(f"  200/s, 1 in {SLOW_SHARE} to the slow endpoint...")
-            bravo = _delivery(f"bravo{number}", stack.slow_port)
-            measured["slow"] = _slow_level(
-                args, stack, alpha, bravo, records, Records(f"bravo{number}", seed=2),
-                drain=config == "as_is",
-            )  # fmt: skip
+        _say(f"  200/s, 1 in {SLOW_SHARE} to the slow endpoint...")
+        bravo = _delivery(f"bravo{number}", stack.slow_port)
+        measured["slow"] = _slow_level(
+            args, stack, alpha, bravo, records, Records(f"bravo{number}", seed=2),
+            drain=config == "as_is",
+        )  # fmt: skip
         _say(f"  burst of {args.burst:,}...")
-        wait = args.burst_wait if config != "before" else min(args.burst_wait, 150.0)
-        measured["burst"] = _burst(args, stack, alpha, records.take(args.burst), wait)
+        measured["burst"] = _burst(args, stack, alpha, records.take(args.burst))
         if payloads is None:
             payloads = _payloads(alpha, measured["burst"]["referral_ids"])
         _end_config(stack, alpha)
-    _batching(False)
+        _single_sends(False)
     _say("baselines...")
     stack.start_worker(args.concurrency, {})
     results["plain"] = _plain_loop(stack, payloads)
@@ -609,11 +616,25 @@ def _phases(args, stack: Stack) -> dict:
             "burst": _burst(args, stack, alpha, records.take(results["sweep_burst"])),
         }
         _end_config(stack, alpha)
-    _say(f"profile of {args.profile_items:,} sends in this process...")
+    _say(f"profile of {args.profile_items:,} sends one a call, as many in chunks...")
     alpha = _delivery("profile", stack.fast_port)
     results["profile"] = _profile(stack, alpha, Records("profile", seed=1).take(
-        args.profile_items))  # fmt: skip
+        2 * args.profile_items))  # fmt: skip
     return results
+
+
+def _code() -> str:
+    """The commit measured as it is, and the platform's files changed from it meanwhile
+    (others work in the same checkout)."""
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    changed = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "rokt_platform", "deliveries",
+         "referrals", "customfields"],
+        capture_output=True, text=True,
+    ).stdout.split("\n")  # fmt: skip
+    files = [line[3:] for line in changed if line.strip()]
+    return f"`{head}`" + (f" with uncommitted changes to {', '.join(files)}" if files else "")
 
 
 def _end_config(stack: Stack, delivery) -> None:
@@ -630,14 +651,23 @@ def _end_config(stack: Stack, delivery) -> None:
 _ENQUEUE = []
 
 
-def _batching(on: bool) -> None:
-    """The batching prototype queues the sends of this process's transactions in chunks."""
+def _single_sends(on: bool) -> None:
+    """For the platform before chunks: this process's transactions queue each item as a send
+    of its own (``deliveries.api.send``), as the code at ``--before`` did; its worker knows
+    no other send task. Off: the platform's own ``api_items_enqueue``."""
     from deliveries import api_runs
 
     if not _ENQUEUE:
         _ENQUEUE.append(api_runs.api_items_enqueue)
     if on:
-        from _realtime_batch import enqueue
+
+        def enqueue(by_delivery, *args, **kwargs) -> None:
+            from deliveries.tasks import send_api_item
+
+            items = by_delivery.values() if isinstance(by_delivery, dict) else [by_delivery]
+            for item_ids in items:
+                for item_id in item_ids:
+                    send_api_item.delay(item_id)
 
         api_runs.api_items_enqueue = enqueue
     else:
@@ -795,15 +825,20 @@ def _check(delivery, mark: int, arrivals, expected: int) -> dict:
         .annotate(n=Count("id"), ok=Count("id", filter=Q(outcome="delivered")))
     )  # fmt: skip
     attempts = Counter((row["n"], row["ok"]) for row in per_item)
-    requests = Counter(msg_id for _, msg_id, _ in arrivals)
+    # This delivery's requests only: another's (the slow endpoint's last chunk, still going
+    # when its delivery was paused) may arrive meanwhile.
+    ours = {f"msg_{pk}" for pk in items.values_list("pk", flat=True)}
+    requests = Counter(msg_id for _, msg_id, _ in arrivals if msg_id in ours)
     good = (
         statuses == Counter({"delivered": expected})
         and attempts == Counter({(1, 1): expected})
         and len(requests) == expected and sum(requests.values()) == expected
     )  # fmt: skip
+    stray = sum(1 for _, msg_id, _ in arrivals if msg_id not in ours)
     return {"ok": good, "statuses": dict(statuses),
             "attempts": {f"{n} attempts, {ok} delivered": c for (n, ok), c in attempts.items()},
-            "requests": sum(requests.values()), "distinct_requests": len(requests)}  # fmt: skip
+            "requests": sum(requests.values()), "distinct_requests": len(requests),
+            "other_requests": stray}  # fmt: skip
 
 
 def _payloads(alpha, referral_ids: list[int]) -> list[tuple[str, list[tuple[str, str]], bytes]]:
@@ -891,23 +926,20 @@ def _bare_level(stack: Stack, payloads, rate: float, seconds: float) -> dict:
 # --- where the time of one send goes --------------------------------------------------------
 
 
+PROFILE_CHUNK = 50  # items a call of ``api_items_send`` in the profile (the platform's chunk)
+
+
 def _profile(stack: Stack, alpha, records: list[dict]) -> dict:
-    """``api_item_send`` for fresh items, one after the other in this process (no worker, no
-    broker): half timed step by step (wall and CPU, each step's own time, nested steps
-    apart), half under cProfile (CPU time) for the functions that cost most."""
-    import cProfile
-    import io
-    import pstats
-
-    from django.db import connection
-    from django.db.models import QuerySet
-
-    from deliveries import api_runs, budget
+    """The send for fresh items in this process (no worker, no broker), both ways: half the
+    items one a call of ``api_item_send``, half ``PROFILE_CHUNK`` a call of
+    ``api_items_send``. Of each half, half timed step by step (wall and CPU, each step's own
+    time, nested steps apart), half under cProfile (CPU time) for the functions that cost
+    most. Everything per item."""
+    from deliveries import api_runs
     from deliveries.models import DeliveryItem
-    from deliveries.transports import http
 
     original_enqueue = api_runs.api_items_enqueue
-    api_runs.api_items_enqueue = lambda item_ids, delay=None: None  # no worker takes them
+    api_runs.api_items_enqueue = lambda *args, **kwargs: None  # no worker takes them
     try:
         mark = _mark()
         for start in range(0, len(records), 500):
@@ -919,13 +951,73 @@ def _profile(stack: Stack, alpha, records: list[dict]) -> dict:
         .order_by("pk").values_list("pk", flat=True)
     )  # fmt: skip
     half = len(item_ids) // 2
+    skipped: list[str] = []
+    modes = {
+        "single": _profile_way(stack, item_ids[:half], 1, skipped),
+        "chunk": _profile_way(stack, item_ids[half:], PROFILE_CHUNK, skipped),
+    }
+    stack.dump()
+    return {"modes": modes, "skipped": sorted(set(skipped))}
+
+
+def _profile_steps():
+    """(owner, attribute, label) of each step timed: the ledger statements (``api_runs``
+    calls them by the names it imported), the cached delivery, the body, the request, the
+    budget; the outermost, ``api_items_send``, keeps what no other step takes."""
+    from deliveries import api_runs, budget
+    from deliveries.transports import http
+
+    return [
+        (api_runs, "api_items_send",
+         "the rest of `api_items_send` (grouping, the loop, the request's settings)"),
+        (api_runs, "items_open", "`items_open` (the items with their delivery's live columns)"),
+        (api_runs, "items_claim", "`items_claim` (UPDATE ... RETURNING)"),
+        (api_runs, "items_record",
+         "`items_record` (attempt and item state, a statement each; transaction)"),
+        (api_runs, "items_defer", "`items_defer` (budget spent before the claim)"),
+        (api_runs, "items_put_back", "`items_put_back` (budget spent mid-chunk)"),
+        (api_runs, "_referral_rows", "`_referral_rows` (the body's lookups, one SELECT)"),
+        (api_runs, "delivery_for_send", "`delivery_for_send` (the delivery, cached)"),
+        (api_runs, "build_request", "`build_request` (body, signature)"),
+        (http, "send", "`http.send` (urllib3, SSRF guard, to the receiver and back)"),
+        (api_runs, "_item_record", "`_item_record` (the attempt as logged, redacted)"),
+        (api_runs, "classify", "`classify`"),
+        (api_runs, "_health", "`_health`"),
+        (budget.RedisBudget, "acquire", "budget acquire (Redis script)"),
+        (budget.RedisBudget, "release", "budget release (Redis ZREM)"),
+        (budget.RedisBudget, "free", "budget room (Redis ZCOUNT)"),
+    ]  # fmt: skip
+
+
+def _profile_way(stack: Stack, item_ids: list[int], chunk: int, skipped: list[str]) -> dict:
+    import cProfile
+    import io
+    import pstats
+
+    from django.db import connection
+
+    from deliveries import api_runs
+
+    def send(ids: list[int]) -> None:
+        for start in range(0, len(ids), chunk):
+            if chunk == 1:
+                outcomes[api_runs.api_item_send(ids[start])] += 1
+            else:
+                for outcome in api_runs.api_items_send(ids[start : start + chunk]).values():
+                    outcomes[outcome] += 1
+
+    half = len(item_ids) // 2
+    timed_ids, profiled_ids = item_ids[:half], item_ids[half:]
     wall: dict[str, float] = Counter()
     cpu: dict[str, float] = Counter()
     statements = Counter()
     stack_: list[list] = []  # [label, wall started, cpu started, wall of children, cpu of ch.]
 
     def timed(owner, name: str, label: str):
-        original = getattr(owner, name)
+        original = getattr(owner, name, None)
+        if original is None:
+            skipped.append(f"`{getattr(owner, '__name__', owner)}.{name}`")
+            return None
 
         def wrapper(*args, **kwargs):
             stack_.append([label, time.perf_counter(), time.thread_time(), 0.0, 0.0])
@@ -944,50 +1036,36 @@ def _profile(stack: Stack, alpha, records: list[dict]) -> dict:
         return owner, name, original
 
     def count(execute, statement, params, many, context):
-        statements[statement.split()[0].upper()] += 1
+        statements[statement.split()[0].upper()] += len(params) if many else 1
         return execute(statement, params, many, context)
 
-    patches = [
-        timed(api_runs, "api_item_send", "the rest of `api_item_send`"),
-        timed(QuerySet, "first", "item SELECT (with delivery and client)"),
-        timed(QuerySet, "get", "referral SELECT (with client and campaign)"),
-        timed(QuerySet, "update", "item UPDATEs (claim; then status)"),
-        timed(QuerySet, "create", "attempt INSERT"),
-        timed(api_runs, "_record", "`_record` apart from its statements (transaction)"),
-        timed(api_runs, "_health", "`_health`"),
-        timed(api_runs, "build_request", "`build_request` (body, signature)"),
-        timed(http, "send", "`http.send` (urllib3, SSRF guard, to the receiver and back)"),
-        timed(api_runs, "classify", "`classify`"),
-        timed(budget.RedisBudget, "acquire", "budget acquire (Redis script)"),
-        timed(budget.RedisBudget, "release", "budget release (Redis)"),
-    ]
     outcomes = Counter()
+    patches = [timed(*step) for step in _profile_steps()]
     postgres_before = stack.postgres.sample()
     try:
         with connection.execute_wrapper(count):
-            for item_id in item_ids[:half]:
-                outcomes[api_runs.api_item_send(item_id)] += 1
+            send(timed_ids)
     finally:
-        for owner, name, original in reversed(patches):
-            setattr(owner, name, original)
+        for patch in reversed(patches):
+            if patch is not None:
+                setattr(*patch)
     postgres_ticks = stack.postgres.sample() - postgres_before
     profiler = cProfile.Profile(time.thread_time)
     profiler.enable()
-    for item_id in item_ids[half:]:
-        outcomes[api_runs.api_item_send(item_id)] += 1
+    send(profiled_ids)
     profiler.disable()
     stream = io.StringIO()
     stats = pstats.Stats(profiler, stream=stream)
     stats.sort_stats("tottime").print_stats(25)
-    stack.dump()
-    per_item = 1000 / half
+    per_item = 1000 / max(1, len(timed_ids))
     return {
-        "items": half, "outcomes": dict(outcomes),
+        "items": len(timed_ids), "profiled": len(profiled_ids), "chunk": chunk,
+        "outcomes": dict(outcomes),
         "wall_ms": sum(wall.values()) * per_item, "cpu_ms": sum(cpu.values()) * per_item,
         "steps": {label: (wall[label] * per_item, cpu[label] * per_item) for label in wall},
-        "queries": {name: n / half for name, n in statements.items()},
+        "queries": {name: n / max(1, len(timed_ids)) for name, n in statements.items()},
         "postgres_cpu_ms": postgres_ticks / os.sysconf("SC_CLK_TCK") * per_item,
-        "top": _top(stats, len(item_ids) - half),
+        "top": _top(stats, len(profiled_ids)),
         "pstats": stream.getvalue(),
     }  # fmt: skip
 
@@ -1044,10 +1122,6 @@ def _aims_table(args, r: dict) -> list[str]:
         clean = burst["check"]["ok"] and burst["delivered"] == burst["count"]
         ok = burst["rate"] >= AIMS["rate"] and clean
         rates.append(f"{_met(ok)} ({burst['rate']:,.0f}/s{'' if clean else ', not all'})")
-        if "slow" not in measured:
-            p95s.append("as + slim send (single sends)")
-            rises.append("as + slim send")
-            continue
         p95 = measured["levels"][top]["latency"]["p95"]
         rise = measured["slow"]["latency"]["p95"] - p95
         p95s.append(f"{_met(p95 <= AIMS['p95_ms'])} ({p95:,.1f} ms)")
@@ -1084,10 +1158,13 @@ def _report(args, r: dict) -> str:
         "driver (ingestion through `referrals_ingest`) all share the two cores. Each request: "
         f"the default column list as JSON, {plain['body_bytes']:,.0f} bytes, signed "
         "(Standard Webhooks). The platform is measured "
-        + "; ".join(f"*{CONFIGS[n][0]}*: {CONFIGS[n][1]}" for n in args.configs)
-        + " (the proposals are described below, under *Where the time goes*; their "
-        "prototypes run from the bench's own Celery app and modules, `deliveries/` is not "
-        "changed).",
+        + "; ".join(
+            f"*{CONFIGS[n][0]}*: "
+            + CONFIGS[n][1].format(before=args.before, code=r.get("code", "HEAD"))
+            for n in args.configs
+        )
+        + " (*before* runs its worker on that commit's packages, unpacked apart; the driver "
+        "then queues each item as its own send, as that code did).",
         "",
         *_aims_table(args, r),
         "",
@@ -1100,8 +1177,6 @@ def _report(args, r: dict) -> str:
     ]
     for name in args.configs:
         label, measured = CONFIGS[name][0], configs[name]
-        if "slow" not in measured:
-            continue  # the batching prototype: the paced traffic is the slim send's
         for rate in args.rate_list:
             level = measured["levels"][rate]
             lines.append(_lat_row(f"platform, {label}", rate, level["latency"],
@@ -1138,10 +1213,13 @@ def _report(args, r: dict) -> str:
                 f"{burst['seconds']:.0f} s, {burst['queued_at_end']:,} messages still queued**"
             )
         extra = check["requests"] - check["distinct_requests"]
+        stray = check.get("other_requests", 0)
         verdict = "clean" if check["ok"] else (
             f"not clean: statuses {check['statuses']}, attempts per item {check['attempts']}, "
             f"{extra:,} duplicate requests"
         )  # fmt: skip
+        if stray:
+            verdict += f" ({stray:,} requests of another delivery meanwhile)"
         lines.append(
             f"| platform, {CONFIGS[name][0]} | {burst['rate']:,.0f} | "
             f"{burst['rate'] / plain['rate']:.2f}x | {done} (ingestion "
@@ -1200,13 +1278,17 @@ def _report(args, r: dict) -> str:
     lines.append(f"| bare task, burst | {_cpu_line(bare['cpu'], bare['count'])}")
     lines += [
         "",
-        "What the worker's `api_item_send` calls returned, per referral of the phase (a send "
-        "that finds its endpoint's budget spent, `max_in_flight` = 8 by default, is tried "
-        "again 0.5 s later: *before*, through the broker with a countdown; now, put back in "
-        "the database for the tick):",
+        "What the worker's send tasks did, per referral of the phase: their *calls* (one "
+        "item each through `api_item_send`, or a chunk of a transaction's items through "
+        "`api_items_send`, as it is: one call may carry up to 50 items), the *items* those "
+        "calls carried, and what each item came to (a send that finds its endpoint's budget "
+        "spent, `max_in_flight` = 8 by default, leaves the item in the database, due 0.5 s "
+        "later, for the tick; *anything else*: an item no longer open, claimed elsewhere, not "
+        "yet due, or put back from a chunk that ran long):",
         "",
-        "| phase | calls | delivered | waiting for budget | anything else |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| phase | calls | of them chunks | items | delivered | waiting for budget "
+        "| anything else |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in args.configs:
         label, measured = CONFIGS[name][0], configs[name]
@@ -1215,37 +1297,9 @@ def _report(args, r: dict) -> str:
             phases.append((f"{top:g}/s with the slow endpoint", measured["slow"]))
         phases.append(("burst", {**measured["burst"], "referrals": measured["burst"]["count"]}))
         for phase, result in phases:
-            outcomes, count = result["outcomes"], max(1, result["referrals"])
-            other = sum(outcomes.values()) - outcomes["delivered"] - outcomes["waiting for budget"]
-            lines.append(
-                f"| {label}, {phase} | {sum(outcomes.values()) / count:.2f} | "
-                f"{outcomes['delivered'] / count:.2f} | "
-                f"{outcomes['waiting for budget'] / count:.2f} | {other / count:.2f} |"
-            )
-    profile = r["profile"]
-    lines += [
-        "",
-        f"One send, step by step ({profile['items']:,} items through `api_item_send` one after "
-        "another in the driver: no broker, no worker, one database connection kept): "
-        f"{profile['wall_ms']:.2f} ms wall, {profile['cpu_ms']:.2f} ms CPU in Python, "
-        f"{profile['postgres_cpu_ms']:.2f} ms CPU in PostgreSQL; "
-        f"{sum(profile['queries'].values()):.1f} SQL statements a send "
-        f"({', '.join(f'{k} {v:.1f}' for k, v in sorted(profile['queries'].items()))}).",
-        "",
-        "| step | wall ms | CPU ms |",
-        "| --- | ---: | ---: |",
-        *(
-            f"| {label} | {ms:.2f} | {cpu_ms:.2f} |"
-            for label, (ms, cpu_ms) in sorted(profile["steps"].items(), key=lambda x: -x[1][1])
-        ),
-        "",
-        "Most own CPU time under cProfile (ms per send; the profiler inflates every figure):",
-        "",
-        "| function | own ms | calls |",
-        "| --- | ---: | ---: |",
-        *(f"| `{name}` | {ms:.3f} | {calls:.1f} |" for name, ms, calls in profile["top"][:8]),
-    ]
-    if all(name in configs for name in ("as_is", "slim", "batch")):
+            lines.append(f"| {label}, {phase} | {_calls_line(result)}")
+    lines += _profile_lines(r["profile"])
+    if "as_is" in configs:
         lines += _findings(args, r)
     lines += [
         "",
@@ -1257,6 +1311,71 @@ def _report(args, r: dict) -> str:
     return "\n".join(lines)
 
 
+def _calls_line(result: dict) -> str:
+    """Calls, chunk calls, items, and the items' outcomes per referral of a phase."""
+    counts, per = result["outcomes"], max(1, result["referrals"])
+    single, chunks = counts.get("call:single", 0), counts.get("call:chunk", 0)
+    items = sum(n for key, n in counts.items() if not key.startswith("call:"))
+    delivered, waiting = counts.get("delivered", 0), counts.get("waiting for budget", 0)
+    return (
+        f"{(single + chunks) / per:.2f} | {chunks / per:.2f} | {items / per:.2f} | "
+        f"{delivered / per:.2f} | {waiting / per:.2f} | "
+        f"{(items - delivered - waiting) / per:.2f} |"
+    )
+
+
+def _profile_lines(profile: dict) -> list[str]:
+    modes = profile["modes"]
+    single, chunk = modes["single"], modes["chunk"]
+
+    def summary(name: str, mode: dict) -> str:
+        queries = ", ".join(f"{k} {v:.2f}" for k, v in sorted(mode["queries"].items()))
+        return (
+            f"{name}: {mode['wall_ms']:.2f} ms wall, {mode['cpu_ms']:.2f} ms CPU in Python, "
+            f"{mode['postgres_cpu_ms']:.2f} ms CPU in PostgreSQL; "
+            f"{sum(mode['queries'].values()):.2f} SQL statements ({queries})"
+        )
+
+    labels = sorted(
+        set(single["steps"]) | set(chunk["steps"]),
+        key=lambda label: -max(single["steps"].get(label, (0, 0))[1],
+                               chunk["steps"].get(label, (0, 0))[1]),
+    )  # fmt: skip
+
+    def cell(mode: dict, label: str) -> str:
+        if label not in mode["steps"]:
+            return " | "
+        wall, cpu = mode["steps"][label]
+        return f"{wall:.3f} | {cpu:.3f}"
+
+    lines = [
+        "",
+        f"The send, step by step, in the driver (no broker, no worker, one database connection "
+        f"kept; {single['items']:,} items timed and {single['profiled']:,} under cProfile "
+        "each way), ms per item: *single*, one item a call of `api_item_send` (the path of "
+        f"one-referral-a-call traffic); *chunk*, {chunk['chunk']} items a call of "
+        "`api_items_send` (the path of a transaction's many items, and of the tick's). "
+        f"{summary('Single', single)}; {summary('chunk', chunk)}.",
+    ]
+    if profile.get("skipped"):
+        lines[-1] += f" Not timed (not in this code): {', '.join(profile['skipped'])}."
+    lines += [
+        "",
+        "| step | single: wall ms | single: CPU ms | chunk: wall ms | chunk: CPU ms |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *(f"| {label} | {cell(single, label)} | {cell(chunk, label)} |" for label in labels),
+        "",
+        "Most own CPU time under cProfile (ms per item; the profiler inflates every figure):",
+        "",
+        "| way | function | own ms | calls |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for name, mode in (("single", single), ("chunk", chunk)):
+        lines += [f"| {name} | `{fn}` | {ms:.3f} | {calls:.2f} |" for fn, ms, calls in
+                  mode["top"][:6]]  # fmt: skip
+    return lines
+
+
 def _ours(cpu: dict, count: int) -> float:
     """CPU ms per referral of the bench's own processes."""
     names = ["worker", "postgres", "redis", "receiver", "driver", "beat"]
@@ -1264,169 +1383,207 @@ def _ours(cpu: dict, count: int) -> float:
 
 
 def _findings(args, r: dict) -> list[str]:
-    """Where the time goes, and the changes that would meet the aims, with this run's figures."""
-    top = max(args.rate_list)
-    low = min(args.rate_list)
+    """What the platform now does, where the time goes, and what is still short of the aims,
+    with this run's figures."""
+    top, low = max(args.rate_list), min(args.rate_list)
     c = r["configs"]
-    as_is, slim, batch = c["as_is"], c["slim"], c["batch"]
-    before = c.get("before")
+    now, before = c["as_is"], c.get("before")
+    single, chunk = r["profile"]["modes"]["single"], r["profile"]["modes"]["chunk"]
 
-    def per(measured: dict, key: str) -> float:
-        return measured["burst"]["cpu"][key] * 1000 / measured["burst"]["count"]
+    def p(measured: dict, rate: float, q: str = "p95") -> float:
+        return measured["levels"][rate]["latency"][q]
 
-    def p95(measured: dict, rate: float) -> float:
-        return measured["levels"][rate]["latency"]["p95"]
+    def ours(phase: dict, count: int | None = None) -> float:
+        return _ours(phase["cpu"], count or phase["referrals"])
 
-    def others_ms(measured: dict) -> float:
-        level = measured["levels"][low]
-        return level["cpu"]["others"] * 1000 / level["referrals"]
+    def cpu(phase: dict, key: str, count: int | None = None) -> float:
+        return phase["cpu"][key] * 1000 / max(1, count or phase["referrals"])
 
-    def sessions(measured: dict) -> float:
-        level = measured["levels"][low]
-        return level["cpu"]["sessions"] / level["referrals"]
+    def counted(phase: dict, key: str, count: int | None = None) -> float:
+        return phase["outcomes"].get(key, 0) / max(1, count or phase["referrals"])
 
-    def waits(measured: dict, phase: dict | None = None) -> float:
-        phase = phase or measured["levels"][top]
-        return phase["outcomes"]["waiting for budget"] / max(1, phase["referrals"])
-
-    def clean(measured: dict) -> str:
+    def clean(measured: dict) -> bool:
         burst = measured["burst"]
-        ok = burst["check"]["ok"] and burst["delivered"] == burst["count"]
-        return "every item delivered exactly once" if ok else "NOT every item delivered once"
+        return burst["check"]["ok"] and burst["delivered"] == burst["count"]
 
-    level = as_is["levels"][top]
-    driver = level["cpu"]["driver"] * 1000 / level["referrals"]
-    slim_level = slim["levels"][top]
-    others = slim_level["cpu"]["others"] * 1000 / slim_level["referrals"] * top / 2000
-    steps = {label.split(" (")[0]: cpu for label, (_, cpu) in r["profile"]["steps"].items()}
-    orm = sum(cpu for label, cpu in steps.items() if "SELECT" in label or "UPDATE" in label
-              or "INSERT" in label or label.startswith("`_record`"))  # fmt: skip
-    bare = r["bare_burst"]
-    bare_cpu = _ours(bare["cpu"], bare["count"])
-    slim_rise = slim["slow"]["latency"]["p95"] - p95(slim, top)
-    put_offs = as_is["slow"]["outcomes"]["waiting for budget"] / args.seconds
-    slim_put_offs = slim["slow"]["outcomes"]["waiting for budget"] / args.seconds
-    as_is_rise = as_is["slow"]["latency"]["p95"] - p95(as_is, top)
-    slow = as_is["slow"]
-    drain = ""
-    if "drain_samples" in slow:
-        peak = max(ready + unacked for _, _, ready, unacked in slow["drain_samples"])
-        left = slow["bravo_owed"] - slow["bravo_delivered_at_end"]
-        drain = (
-            f" Behind the slow endpoint the {left:,} items left took "
-            f"{slow['drain_seconds']:.0f} s to drain at its budget's pace (8 requests per 2 s), "
-            f"with at most {peak:,} messages queued or reserved in the broker, "
-            f"{slow['slow_duplicates']} duplicate requests, and "
-            f"{slow['drain_cpu']['worker']:.1f} s of worker CPU."
-        )
+    def costliest(mode: dict, n: int = 3) -> str:
+        steps = sorted(mode["steps"].items(), key=lambda x: -x[1][1])[:n]
+        return ", ".join(f"{label.split(' (')[0]} {ms_cpu:.2f}" for label, (_, ms_cpu) in steps)
+
+    burst, level, slow = now["burst"], now["levels"][top], now["slow"]
+    n_burst = burst["count"]
+    rate_ok = burst["rate"] >= AIMS["rate"] and clean(now)
+    p95_ok = p(now, top) <= AIMS["p95_ms"]
+    rise = slow["latency"]["p95"] - p(now, top)
+    rise_ok = rise <= AIMS["slow_rise_ms"]
+    # As in the aims table: a level that saturates the machine leaves nothing to compare.
+    saturated = p(now, top) > 10 * AIMS["p95_ms"]
+    rise_verdict = "not measurable (saturated)" if saturated else _met(rise_ok).strip("*")
+    share = ours(level) * top / 2000  # of the two cores, at the top level
+    bare = r["bare_levels"]
     lines = [
         "",
-        "### Where the time goes, and what would meet the aims",
+        "### Where the time goes",
+        "",
+        "The platform now sends as the bench's two earlier prototypes did (the slim send and "
+        "batched sends, built in as commits f59c512 and 016d403; the prototypes are gone from "
+        "`bench/`): `api_items_send` takes one item or a chunk alike. It reads the items with "
+        "their delivery's live columns (active, paused, health) in one raw SELECT, takes the "
+        "`Delivery` from a per-process cache (by id and `updated_at`, 10 s at most), asks the "
+        "budget for room before claiming anything (a spent one leaves the items unclaimed, due "
+        "0.5 s later, for the tick), claims them in one `UPDATE ... RETURNING`, reads the "
+        "referrals as the body's lookups only (`values_list`), sends each delivery's items one "
+        "request after another, a budget token held around each request, and records each "
+        "attempt and its item's state in one statement (a CTE, through `executemany`), "
+        "flushed at least every 50 ms. The ledger's on-commit hook queues a lone item as a "
+        "single send (`deliveries.api.send`) and a transaction's many, per delivery, in "
+        "chunks of up to 50 spread over 8 at least (`deliveries.api.send_many`); the tick "
+        "queues at most a chunk per free slot of each delivery's budget.",
         "",
     ]
     if before:
         b_burst = before["burst"]
         lines += [
-            f"*Before* is the platform at `{args.before}`: this bench found three costs there, "
-            "which commit 01479f2 then removed from the platform; measured side by side:",
+            f"Against *before* (`{args.before}`, a task and five ORM statements per item), "
+            "this run:",
             "",
-            "- **A new PostgreSQL connection for every send.** Celery 5.7's Django fix-up "
-            "closes every database connection before and after each task unless "
-            "`CELERY_DB_REUSE_MAX` is set, so `CONN_MAX_AGE` never applied in the worker: "
-            f"{sessions(before):.2f} connections opened per referral at {low:g}/s before, "
-            f"{sessions(as_is):.3f} now; PostgreSQL's share then hid in *others* (the "
-            "backends lived too briefly to be sampled). At "
-            f"{low:g}/s the p95 went {p95(before, low):,.1f} -> {p95(as_is, low):,.1f} ms, a "
-            "difference within this shared machine's noise (*others* took "
-            f"{others_ms(before):.1f} and {others_ms(as_is):.1f} CPU ms a referral then).",
-            "- **The API tick flooded the queue once the worker fell a minute behind**: every "
-            "pending item stored over 60 s earlier was taken for lost and queued again on "
-            "every tick, 2,000 a tick. Before, the burst went at "
-            f"{b_burst['first_minute_rate']:,.0f}/s for its first minute, then "
-            f"{b_burst['delivered']:,} of {b_burst['count']:,} were delivered after "
-            f"{b_burst['seconds']:.0f} s with {b_burst['queued_at_end']:,} messages queued; "
-            f"now (`queued_at`) {as_is['burst']['rate']:,.0f}/s, {clean(as_is)}.",
-            "- **Sends put off for the budget and polled through the broker**: the token was "
-            "taken before the claim and held through the claim, the referral's read and the "
-            "build, and a spent budget sent the item back to the broker with a 0.5 s "
-            f"countdown: {waits(before):.0%} of the calls at {top:g}/s before, "
-            f"{waits(as_is):.0%} now that the token covers the request only and a spent "
-            "budget leaves the item in the database for the tick.",
+            f"- **Sustained**: {b_burst['rate']:,.0f}/s "
+            f"({'every item once' if clean(before) else 'not every item once'}) -> "
+            f"{burst['rate']:,.0f}/s ({'every item once' if clean(now) else 'NOT every item once'}"
+            f"), {burst['rate'] / max(1e-9, b_burst['rate']):.1f}x; "
+            f"{ours(b_burst, b_burst['count']):.2f} -> {ours(burst, n_burst):.2f} CPU ms a "
+            f"referral across our processes (worker {cpu(b_burst, 'worker', b_burst['count']):.2f}"
+            f" -> {cpu(burst, 'worker', n_burst):.2f}, PostgreSQL "
+            f"{cpu(b_burst, 'postgres', b_burst['count']):.2f} -> "
+            f"{cpu(burst, 'postgres', n_burst):.2f}), "
+            f"{counted(b_burst, 'call:single', b_burst['count']):.2f} -> "
+            f"{counted(burst, 'call:single', n_burst) + counted(burst, 'call:chunk', n_burst):.3f}"
+            " task calls a referral. The aim "
+            f"(>= {AIMS['rate']:,.0f}/s, everything recorded) is {_met(rate_ok).strip('*')}.",
+            f"- **Latency**, one referral a call when the driver keeps up: p95 at {low:g}/s "
+            f"{p(before, low):,.1f} -> {p(now, low):,.1f} ms, at {top:g}/s "
+            f"{p(before, top):,.1f} -> {p(now, top):,.1f} ms (p50 {p(now, top, 'p50'):,.1f}, "
+            f"p99 {p(now, top, 'p99'):,.1f} ms now); a referral costs "
+            f"{ours(before['levels'][top]):.2f} -> {ours(level):.2f} CPU ms across our processes "
+            f"at {top:g}/s. The aim (p95 <= {AIMS['p95_ms']:g} ms at {top:g}/s) is "
+            f"{_met(p95_ok).strip('*')}.",
+            f"- **The slow endpoint**: the others' p95 rose by "
+            f"{before['slow']['latency']['p95'] - p(before, top):+,.1f} ms before and "
+            f"{rise:+,.1f} ms now; its items found the budget spent "
+            f"{counted(before['slow'], 'waiting for budget'):.2f} -> "
+            f"{counted(slow, 'waiting for budget'):.2f} times a referral of the level. The aim "
+            f"(<= {AIMS['slow_rise_ms']:g} ms) is {rise_verdict}.",
+            "",
+        ]
+    if "drain_samples" in slow:
+        peak = max(ready + unacked for _, _, ready, unacked in slow["drain_samples"])
+        left = slow["bravo_owed"] - slow["bravo_delivered_at_end"]
+        lines += [
+            f"Behind the slow endpoint, the {left:,} items left when the level ended took "
+            f"{slow['drain_seconds']:.0f} s to drain (its budget's pace is 8 requests per "
+            f"{SLOW_SECONDS:g} s, {left / 4:.0f} s for {left:,}), with at most {peak:,} "
+            f"messages queued or reserved in the broker, {slow['slow_duplicates']} duplicate "
+            f"requests, and {slow['drain_cpu']['worker']:.1f} s of worker CPU "
+            f"({slow['drain_cpu']['worker'] * 1000 / max(1, left):.1f} ms an item).",
             "",
         ]
     lines += [
-        "What costs the most now, and two proposals, each tried as a prototype in `bench/` "
-        "(they use the platform's own `build_request`, transport, budget and outcome rules "
-        "and record the same attempts; `deliveries/` is not changed):",
+        f"Per item, in the driver's profile: a single send costs {single['cpu_ms']:.2f} ms of "
+        f"Python CPU ({single['wall_ms']:.2f} ms wall), most of it in {costliest(single)} ms; "
+        f"an item of a {chunk['chunk']}-item chunk {chunk['cpu_ms']:.2f} ms "
+        f"({chunk['wall_ms']:.2f} ms wall), most of it in {costliest(chunk)} ms. "
+        f"A single send runs {sum(single['queries'].values()):.1f} statements, an item of a "
+        f"chunk {sum(chunk['queries'].values()):.2f}.",
         "",
-        "1. **The ORM's cost per send.** One send on its own costs "
-        f"{r['profile']['cpu_ms']:.1f} ms of Python CPU, {orm:.1f} ms of it in the ORM "
-        "statements (the item with its 70-column delivery and its client, the referral with "
-        "client and campaign, the claim and status UPDATEs, the attempt INSERT and its "
-        "transaction): Django compiles every query and builds full model instances for every "
-        f"send. The HTTP exchange itself takes {steps.get('`http.send`', 0):.2f} ms, the "
-        f"body and signature {steps.get('`build_request`', 0):.2f} ms. Proposed "
-        "(`deliveries/api_runs.py`), as `bench/_realtime_slim.py` does: the item and its "
-        "delivery's live columns (active, paused, health) in one raw SELECT, the `Delivery` "
-        "cached per process by (id, `updated_at`); the claim as `UPDATE ... RETURNING`; the "
-        "referral read as one row of the compiled columns' lookups by a statement compiled "
-        "once; the attempt and the item's new state in one statement (a CTE) in autocommit. "
-        f"Measured: worker CPU {per(as_is, 'worker'):.1f} -> {per(slim, 'worker'):.1f} ms a "
-        f"referral in the burst; sustained {as_is['burst']['rate']:,.0f} -> "
-        f"{slim['burst']['rate']:,.0f}/s; p95 at {top:g}/s {p95(as_is, top):,.1f} -> "
-        f"{p95(slim, top):,.1f} ms.",
-        "2. **One Celery task per referral cannot carry 600/s on two cores.** The bare task "
-        f"alone costs {bare_cpu:.2f} ms of CPU per request across the processes "
-        f"({bare['rate']:,.0f}/s measured); two cores give 2,000 CPU ms a second, so 600/s "
-        "leaves 3.3 ms a referral for everything, ingestion included, and the slim send "
-        f"still needs {_ours(slim['burst']['cpu'], slim['burst']['count']):.1f}. Proposed "
-        "(`deliveries/ledger.py`, `api_runs.py`, `tasks.py`), as `bench/_realtime_batch.py` "
-        "does: when one transaction stores many referrals, the on-commit hook queues one "
-        "message per chunk of up to 50 items (a lone item keeps the single send: one-a-call "
-        "traffic waits for no batch); the batch task reads the items and their deliveries "
-        "in one SELECT, takes one budget token per delivery (its requests go one after "
-        "another on one kept-alive connection, so `max_in_flight` still bounds the endpoint; "
-        "a spent budget is waited for up to 2 s, then the items are left to the tick), "
-        "claims them in one `UPDATE ... RETURNING`, reads their referrals in one SELECT, "
-        "and records every attempt and item state in one pipelined `executemany` and one "
-        f"commit. Measured: {batch['burst']['rate']:,.0f}/s sustained, "
-        f"{_ours(batch['burst']['cpu'], batch['burst']['count']):.2f} ms CPU a referral, "
-        f"{clean(batch)}.",
-        f"3. **Latency at {top:g}/s is queueing for the CPU.** As it is, a referral costs "
-        f"{_ours(level['cpu'], level['referrals']):.1f} CPU ms across the processes at "
-        f"{top:g}/s ({driver:.1f} ms of it in the driver's ingestion calls, one referral a "
-        "call: a collector posting one referral a request pays about as much in the web "
-        "process): near or past what two cores give at that rate, so the queue grows and "
-        "the tail with it. The aim "
-        "needs the machine well below saturation at 200/s: with the slim send a referral "
-        f"costs {_ours(slim_level['cpu'], slim_level['referrals']):.1f} ms (p95 "
-        f"{p95(slim, top):,.1f} ms, while other people's work took about {others:.0%} of "
-        f"the machine). Unloaded, a send adds a few ms to the bare task: p95 at {low:g}/s "
-        f"{p95(slim, low):,.1f} ms (slim), {p95(as_is, low):,.1f} ms (as it is), against "
-        f"{r['bare_levels'][low]['latency']['p95']:.1f} ms for the bare task.",
-        f"4. **The slow endpoint costs the others CPU, through the put-back loop.** The "
-        "budget keeps it to `max_in_flight` (8) of the worker's threads, so it never holds "
-        "them all (the case in PITFALLS); but every item of it that finds the budget spent "
-        "is claimed, its referral read and its request built before the budget is asked, "
-        "then put back due 0.5 s later, and the tick queues it again a second later: "
-        f"{put_offs:,.0f} such calls a second in the level as it is "
-        f"({waits(as_is, as_is['slow']):.2f} per referral), {slim_put_offs:,.0f} with the "
-        "slim send, each a task run, a SELECT or two, three UPDATEs and a Redis script for "
-        "nothing. CPU per referral rose from "
-        f"{_ours(as_is['levels'][top]['cpu'], as_is['levels'][top]['referrals']):.1f} to "
-        f"{_ours(as_is['slow']['cpu'], as_is['slow']['referrals']):.1f} ms as it is and "
-        f"from {_ours(slim_level['cpu'], slim_level['referrals']):.1f} to "
-        f"{_ours(slim['slow']['cpu'], slim['slow']['referrals']):.1f} ms with the slim send, "
-        "enough to saturate the machine: the others' p95 rose by "
-        f"{slim_rise:+,.0f} ms with the slim send ({as_is_rise:+,.0f} ms as it is, where "
-        f"the {top:g}/s level is saturated already).{drain} Proposed (`deliveries/api_runs.py`"
-        ", `budget.py`): no polling for a spent budget. Ask the budget before the claim "
-        "without taking a token (a count of the live tokens) and leave the item alone, "
-        "unclaimed, when there is no room; and have the send that releases a token queue the "
-        "next waiting item of its delivery (one `SELECT ... FOR UPDATE SKIP LOCKED` of the "
-        "oldest due item), so a slow endpoint's backlog is worked exactly at its pace, for "
-        "the cost of its real requests. Not prototyped.",
+        "What is left:",
+        "",
     ]
+    # The sustained rate: chunks.
+    bare_burst = _ours(r["bare_burst"]["cpu"], r["bare_burst"]["count"])
+    after_ingest = burst["seconds"] - burst["ingest_seconds"]
+    paced_by = (
+        f"the sends ended {after_ingest:.1f} s after the ingestion's {burst['ingest_seconds']:.1f}"
+        " s: the rate is the ingestion's as much as the sends'"
+        if after_ingest < 0.15 * burst["ingest_seconds"]
+        else f"ingestion took {burst['ingest_seconds']:.1f} s of the {burst['seconds']:.1f}"
+    )
+    per_burst = (
+        f"{ours(burst, n_burst):.2f} CPU ms a referral across our processes (worker "
+        f"{cpu(burst, 'worker', n_burst):.2f}, PostgreSQL {cpu(burst, 'postgres', n_burst):.2f}, "
+        f"driver {cpu(burst, 'driver', n_burst):.2f})"
+    )
+    if rate_ok:
+        lines.append(
+            f"- **Sustained rate: met** in chunks ({burst['rate']:,.0f}/s; {paced_by}): "
+            f"{per_burst}, where the bare Celery task, one per request, costs {bare_burst:.2f}."
+        )
+    else:
+        lines.append(
+            f"- **Sustained rate: not met** ({burst['rate']:,.0f}/s"
+            f"{'' if clean(now) else ', and not every item delivered exactly once'}; "
+            f"{paced_by}): {per_burst}, against the 3.3 ms 600/s leaves on two cores."
+        )
+    # Latency of single sends (or small chunks, when the driver fell behind).
+    bare_p95 = bare[top]["latency"]["p95"]
+    batches = level["batches"]
+    per_call = sum(k * v for k, v in batches.items()) / max(1, sum(batches.values()))
+    calls = counted(level, "call:single") + counted(level, "call:chunk")
+    chunk_share = counted(level, "call:chunk") / max(1e-9, calls)
+    paced = (
+        "One referral a call is one single send a referral"
+        if per_call < 1.05
+        else (
+            f"The driver, one referral a call when it keeps up, fell behind and stored "
+            f"{per_call:.1f} a call on average, so {chunk_share:.0%} of the send calls were "
+            "small chunks"
+        )
+    )
+    if p95_ok:
+        lines.append(
+            f"- **p95 at {top:g}/s: met** ({p(now, top):,.1f} ms; the bare task's "
+            f"{bare_p95:.1f} ms). {paced}: "
+            f"{ours(level):.2f} CPU ms across our processes (worker {cpu(level, 'worker'):.2f}, "
+            f"PostgreSQL {cpu(level, 'postgres'):.2f}, driver {cpu(level, 'driver'):.2f}), "
+            f"about {share:.0%} of the two cores at {top:g}/s, the rest of the machine "
+            f"(*others*) {cpu(level, 'others') * top / 2000:.0%}."
+        )
+    else:
+        lines.append(
+            f"- **p95 at {top:g}/s: not met** ({p(now, top):,.1f} ms; the bare task's "
+            f"{bare_p95:.1f} ms). {paced}: {ours(level):.2f} CPU ms a referral across our "
+            "processes (worker "
+            f"{cpu(level, 'worker'):.2f}, PostgreSQL {cpu(level, 'postgres'):.2f}, driver "
+            f"{cpu(level, 'driver'):.2f}), about {share:.0%} of the two cores at {top:g}/s, with "
+            f"the rest of the machine (*others*: other people's work, the kernel) taking "
+            f"{cpu(level, 'others') * top / 2000:.0%} meanwhile: the tail is queueing for the "
+            "CPU. What is left to cut is the single send itself (its costliest steps above) and "
+            "the per-task cost of Celery (the bare task's), which chunks share out and a lone "
+            "referral cannot."
+        )
+    if saturated:
+        lines.append(
+            f"- **The slow endpoint: not measurable** ({rise:+,.1f} ms on the others' p95): "
+            f"the {top:g}/s level saturates the machine without it already, so the tail is the "
+            "CPU queue's either way; its items found the budget spent "
+            f"{counted(slow, 'waiting for budget'):.2f} times a referral of the level, CPU per "
+            f"referral went {ours(level):.2f} -> {ours(slow):.2f} ms."
+        )
+    elif rise_ok:
+        lines.append(
+            f"- **The slow endpoint: met** ({rise:+,.1f} ms): the items behind its spent budget "
+            "are left unclaimed for the tick, which queues them a chunk per free slot."
+        )
+    else:
+        lines.append(
+            f"- **The slow endpoint: not met** ({rise:+,.1f} ms on the others' p95; their p95 "
+            f"{slow['latency']['p95']:,.1f} ms against {p(now, top):,.1f} ms without it). CPU per "
+            f"referral went {ours(level):.2f} -> {ours(slow):.2f} ms (worker "
+            f"{cpu(level, 'worker'):.2f} -> {cpu(slow, 'worker'):.2f}); its items found the "
+            f"budget spent {counted(slow, 'waiting for budget'):.2f} times a referral of the "
+            "level: each a task run, an item SELECT, a Redis count and an UPDATE for nothing, "
+            "as the single sends of its one-referral calls arrive faster than its budget "
+            "frees (8 per 2 s)."
+        )
     return lines
 
 
