@@ -88,6 +88,13 @@ class DatePattern:
             return text.format
         return lambda local: text.format(local, **{name: write(local) for name, write in items})
 
+    @cached_property
+    def resolution(self) -> str:
+        """The finest directive the pattern uses, of "f", "S", "M", or "H" for anything coarser
+        (the hour, the day, the offset)."""
+        directives = {part.directive for part in self.parts if isinstance(part, _Code)}
+        return next((d for d in "fSM" if d in directives), "H")
+
     def sql(self, local: str, offset_text: str | None) -> str:
         """SQL text of the pattern for a local timestamp (or a date, with no time
         directives); ``offset_text`` is the SQL of the row's ``+HHMM`` offset for %z."""

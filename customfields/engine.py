@@ -3,8 +3,10 @@
 Given a client and an ordered column list (standard fields, ``extra.<key>``, custom fields, each
 with an output name), ``compile_columns`` resolves and compiles everything once. Then:
 
-- Python back end, any database: ``rows(queryset)`` streams lists of text from one
-  ``values_list`` query; ``render_referral(referral)`` does one referral (API payloads);
+- Python back end, any database: ``rows(queryset)`` streams lists of text from one query
+  (on PostgreSQL and SQLite its date-times come as the database's text, see
+  ``customfields.fetch``); ``render_referral(referral)`` does one referral (API payloads), and
+  ``render_row`` one row of the ORM's values of ``lookups``;
 - SQL back end, PostgreSQL: ``select_sql(where)`` is one SELECT computing the same text, which
   ``COPY (...) TO STDOUT`` can stream as CSV.
 
@@ -18,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from customfields.clock import ZoneClock
+from customfields.fetch import Dialect, dialect_for, fetched_rows
 from customfields.models import CustomField
 from customfields.sources import (
     DATE,
@@ -26,6 +30,7 @@ from customfields.sources import (
     INTEGER,
     IP,
     STANDARD_FIELDS,
+    StandardField,
     extra_key,
     extra_text,
     find_standard,
@@ -61,7 +66,8 @@ class Value:
 
     ``expr`` is a Python expression over the fetched ``row`` tuple and names bound in the
     compile's namespace (never user text: that stays in bound objects); ``raw_expr`` gives the
-    untouched value of a standard field, for transforms that take a date itself.
+    untouched value of a standard field, for transforms that take a date itself (the ORM's
+    date or datetime, or in fetched rows the database's text of it).
     """
 
     expr: str
@@ -76,17 +82,28 @@ class Value:
 class _Context:
     zone_name: str
     custom_fields: dict[str, CustomField]
+    # None: rows of the ORM's values; else rows fetched as ``customfields.fetch`` describes.
+    dialect: Dialect | None = None
     lookups: list[str] = field(default_factory=list)
     namespace: dict[str, Any] = field(default_factory=dict)
-    # FROM items computed once per row, shared by every column that needs them.
-    laterals: list[str] = field(default_factory=list)
     joins: set[str] = field(default_factory=set)
-    _offsets: dict[tuple[str, str], str] = field(default_factory=dict)
     _cache: dict[str, Value] = field(default_factory=dict)
     _stack: list[str] = field(default_factory=list)
+    _clocks: dict[str, ZoneClock] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.zone = zoneinfo.ZoneInfo(self.zone_name)
+
+    def clock(self, zone_name: str) -> ZoneClock:
+        """Local times in ``zone_name`` of the fetched rows' date-time text."""
+        if zone_name not in self._clocks:
+            zone = zoneinfo.ZoneInfo(zone_name)
+            self._clocks[zone_name] = ZoneClock(zone, self.dialect.fits, self.dialect.parse)
+        return self._clocks[zone_name]
+
+    def fetched_text(self, standard: StandardField) -> bool:
+        """True when fetched rows hold ``standard``'s value as the database's text."""
+        return self.dialect is not None and standard.type in self.dialect.text_types
 
     def index(self, lookup: str) -> int:
         if lookup not in self.lookups:
@@ -100,21 +117,14 @@ class _Context:
         return name
 
     def local_time(self, timestamp_sql: str, zone_name: str) -> tuple[str, str]:
-        """SQL of (local wall time, UTC offset in seconds) of ``timestamp_sql`` in
-        ``zone_name``, computed once per row for every column that needs them."""
-        key = (timestamp_sql, zone_name)
-        if key not in self._offsets:
-            alias = f"o{len(self._offsets) + 1}"
-            lateral = sql_local_time(timestamp_sql, literal(zone_name))
-            self.laterals.append(f"CROSS JOIN LATERAL {lateral} AS {alias}")
-            self._offsets[key] = alias
-        alias = self._offsets[key]
-        return f"{alias}.l", f"{alias}.d"
+        """SQL of (local wall time, UTC offset interval) of ``timestamp_sql`` in
+        ``zone_name``."""
+        return sql_local_time(timestamp_sql, literal(zone_name))
 
     def offset_text(self, timestamp_sql: str, zone_name: str, separator: str = ":") -> str:
         """SQL of a row's UTC offset as text (``+01:00``, or ``+0100`` with no separator)."""
-        _, seconds = self.local_time(timestamp_sql, zone_name)
-        return sql_offset(seconds, separator, usual_offsets(zoneinfo.ZoneInfo(zone_name)))
+        _, offset = self.local_time(timestamp_sql, zone_name)
+        return sql_offset(offset, separator, usual_offsets(zoneinfo.ZoneInfo(zone_name)))
 
     def iso_datetime_sql(self, timestamp_sql: str, zone_name: str) -> str:
         local, _ = self.local_time(timestamp_sql, zone_name)
@@ -136,8 +146,8 @@ class _Context:
         if standard is not None:
             position = self.index(standard.lookup)
             self.joins.update(part for part in ("c.", "cp.") if standard.column.startswith(part))
-            render = python_renderer(standard, self.zone)
             raw = f"row[{position}]"
+            render = self._python_renderer(standard)
             expr = f'({raw} or "")' if render is None else f"{self.bind(render)}({raw})"
             sql = sql_renderer(standard, lambda ts: self.iso_datetime_sql(ts, self.zone_name))
             return Value(expr=expr, sql=sql, raw_expr=raw, raw_sql=standard.column,
@@ -146,6 +156,12 @@ class _Context:
         if custom is None:
             raise UnknownReference(name)
         return self._custom(custom)
+
+    def _python_renderer(self, standard: StandardField) -> Callable[[Any], str] | None:
+        if not self.fetched_text(standard):
+            return python_renderer(standard, self.zone)
+        # Fetched text: dates and decimals are already written as the output writes them.
+        return self.clock(self.zone_name).iso if standard.type == DATETIME else None
 
     def _custom(self, custom: CustomField) -> Value:
         if custom.name.lower() in self._stack:
@@ -171,33 +187,56 @@ class CompiledColumns:
     """A column list compiled for one client: run it over any number of referrals."""
 
     def __init__(
-        self, columns: list[Column], context: _Context, *, neutralise_formulae: bool
+        self,
+        columns: list[Column],
+        make_context: Callable[[Dialect | None], _Context],
+        *,
+        neutralise_formulae: bool,
     ) -> None:
         self.columns = columns
         self.headers = [column.output for column in columns]
+        self._make_context = make_context
+        self._neutralise = neutralise_formulae
+        context = make_context(None)
         values = [context.resolve(column.source) for column in columns]
         self.lookups = list(context.lookups)
         self._sql = [value.sql for value in values]
-        expressions = [value.expr for value in values]
         # Columns to guard against spreadsheet formulae (none unless asked).
         self._guarded = [neutralise_formulae and not value.formula_safe for value in values]
-        if neutralise_formulae:
+        self._joins = set(context.joins)
+        self.render_row = self._renderer(context, values)
+        self._fetched_renderers: dict[str, Callable[[tuple], list]] = {}
+
+    def _renderer(self, context: _Context, values: list[Value]) -> Callable[[tuple], list]:
+        expressions = [value.expr for value in values]
+        if self._neutralise:
             starts = context.bind(frozenset(FORMULA_STARTS))
             # Inline, with no call: the value is computed once, then prefixed if need be.
             expressions = [
-                f"(\"'\" + _v if (_v := {expr}) and _v[0] in {starts} else _v)" if guarded else expr
+                f'("\'" + _v if (_v := {expr}) and _v[0] in {starts} else _v)' if guarded else expr
                 for expr, guarded in zip(expressions, self._guarded, strict=True)
             ]
-        self._laterals = list(context.laterals)
-        self._joins = set(context.joins)
-        self.render_row = _row_renderer(expressions, context.namespace)
+        return _row_renderer(expressions, context.namespace)
+
+    def _fetched_renderer(self, dialect: Dialect) -> Callable[[tuple], list]:
+        """The row function over rows fetched for ``dialect``, compiled on first use."""
+        if dialect.vendor not in self._fetched_renderers:
+            context = self._make_context(dialect)
+            values = [context.resolve(column.source) for column in self.columns]
+            assert context.lookups == self.lookups  # one resolution order, whatever the rows
+            self._fetched_renderers[dialect.vendor] = self._renderer(context, values)
+        return self._fetched_renderers[dialect.vendor]
 
     # Python back end
     def rows(self, queryset, *, chunk_size: int = 2000) -> Iterator[list[str]]:
         """Stream the referrals of ``queryset`` as lists of text, in the queryset's order."""
-        render = self.render_row
-        for row in queryset.values_list(*self.lookups).iterator(chunk_size=chunk_size):
-            yield render(row)
+        dialect = dialect_for(queryset)
+        if dialect is None:
+            rows = queryset.values_list(*self.lookups).iterator(chunk_size=chunk_size)
+            return map(self.render_row, rows)
+        fields = [_LOOKUP_FIELDS.get(lookup) for lookup in self.lookups]
+        rows = fetched_rows(queryset, fields, self.lookups, dialect, chunk_size)
+        return map(self._fetched_renderer(dialect), rows)
 
     def render_referral(self, referral) -> list[str]:
         return self.render_row(tuple(_attribute(referral, lookup) for lookup in self.lookups))
@@ -215,7 +254,7 @@ class CompiledColumns:
             joins.append("JOIN referrals_client c ON c.id = r.client_id")
         if "cp." in self._joins:
             joins.append("JOIN referrals_campaign cp ON cp.id = r.campaign_id")
-        source = f"FROM referrals_referral r {' '.join(joins)} {' '.join(self._laterals)}"
+        source = f"FROM referrals_referral r {' '.join(joins)}"
         if not any(self._guarded):
             return f"SELECT {expressions} {source} WHERE {where} ORDER BY {order_by}"
         # Guard each finished value once (wrapping the expressions themselves would compute
@@ -250,11 +289,12 @@ def compile_columns(
     """
     if custom_fields is None:
         custom_fields = CustomField.objects.filter(client=client)
-    context = _Context(
-        zone_name=client.time_zone,
-        custom_fields={cf.name.lower(): cf for cf in custom_fields},
-    )
-    return CompiledColumns(list(columns), context, neutralise_formulae=neutralise_formulae)
+    by_name = {cf.name.lower(): cf for cf in custom_fields}
+
+    def make_context(dialect: Dialect | None) -> _Context:
+        return _Context(zone_name=client.time_zone, custom_fields=by_name, dialect=dialect)
+
+    return CompiledColumns(list(columns), make_context, neutralise_formulae=neutralise_formulae)
 
 
 # A spreadsheet takes a cell starting with one of these for a formula (OWASP "CSV injection").
@@ -262,6 +302,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 FORMULA_SAFE_TYPES = {INTEGER, ID, DATE, DATETIME, IP}
+_LOOKUP_FIELDS = {standard.lookup: standard for standard in STANDARD_FIELDS.values()}
 
 
 def sql_neutralise_formula(column: str) -> str:
@@ -270,8 +311,7 @@ def sql_neutralise_formula(column: str) -> str:
     codes = ", ".join(str(ord(start)) for start in FORMULA_STARTS)
     apostrophe = literal("'")
     return (
-        f"(CASE WHEN ascii({column}) IN ({codes}) THEN {apostrophe} || {column} "
-        f"ELSE {column} END)"
+        f"(CASE WHEN ascii({column}) IN ({codes}) THEN {apostrophe} || {column} ELSE {column} END)"
     )
 
 

@@ -156,28 +156,25 @@ def jsonb_text(value: Any) -> str:
 # --- SQL renderings -------------------------------------------------------------------------
 
 
-def sql_local_time(timestamp_sql: str, zone_sql: str) -> str:
-    """A LATERAL subquery giving ``l``, the local wall time of ``timestamp_sql`` in
-    ``zone_sql``, and ``d``, its UTC offset in seconds: one time-zone conversion a row,
-    however many columns read them (OFFSET 0 keeps PostgreSQL from inlining the subqueries
-    back into every reference)."""
-    return (
-        "(SELECT t.l, (extract(epoch FROM t.l) - extract(epoch FROM "
-        f"{timestamp_sql}))::int AS d FROM (SELECT {timestamp_sql} AT TIME ZONE {zone_sql} "
-        "AS l OFFSET 0) AS t OFFSET 0)"
-    )
+def sql_local_time(timestamp_sql: str, zone_sql: str) -> tuple[str, str]:
+    """SQL of (the local wall time of ``timestamp_sql`` in ``zone_sql``, its UTC offset as an
+    interval). Written inline wherever a column needs them: a conversion costs ~0.1 us a row,
+    while a LATERAL subquery computing them once per row cost ~1 us a row in rescans."""
+    local = f"({timestamp_sql} AT TIME ZONE {zone_sql})"
+    return local, f"({local} - ({timestamp_sql} AT TIME ZONE 'UTC'))"
 
 
-def sql_offset(seconds: str, separator: str = ":", usual: Iterable[int] = ()) -> str:
-    """SQL writing an offset of ``seconds`` (a column computed once per row, see
-    ``engine._Context.local_time``) as ``iso_offset`` does; the ``usual`` offsets of the
-    zone (its standard and summer time) are looked up as constants, the cheap common case."""
+def sql_offset(offset: str, separator: str = ":", usual: Iterable[int] = ()) -> str:
+    """SQL writing an ``offset`` interval (see ``sql_local_time``) as ``iso_offset`` does; the
+    ``usual`` offsets of the zone (its standard and summer time), in seconds, are looked up as
+    constants, the cheap common case."""
     shortcuts = " ".join(
-        f"WHEN {int(value)} THEN {literal(iso_offset(dt.timedelta(seconds=value), separator))}"
+        f"WHEN interval '{int(value)} seconds' "
+        f"THEN {literal(iso_offset(dt.timedelta(seconds=value), separator))}"
         for value in sorted(set(usual))
     )
-    general = _sql_offset_formula(seconds, separator)
-    return f"(CASE {seconds} {shortcuts} ELSE {general} END)" if shortcuts else general
+    general = _sql_offset_formula(f"extract(epoch FROM {offset})::int", separator)
+    return f"(CASE {offset} {shortcuts} ELSE {general} END)" if shortcuts else general
 
 
 def usual_offsets(zone: zoneinfo.ZoneInfo) -> list[int]:
@@ -201,7 +198,7 @@ def _sql_offset_formula(seconds: str, separator: str) -> str:
 
 
 def sql_iso_datetime(local_sql: str, offset_text: str) -> str:
-    """``local_sql`` and ``offset_text`` come from ``engine._Context.local_time``."""
+    """``local_sql`` comes from ``sql_local_time``, ``offset_text`` from ``sql_offset``."""
     return f"COALESCE(to_char({local_sql}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || {offset_text}, '')"
 
 

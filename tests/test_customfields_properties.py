@@ -207,3 +207,46 @@ def test_no_definition_the_validation_accepts_fails_at_render_time(
     compiled = compile_columns(client=client, custom_fields=[other, candidate],
                                columns=[Column("Out", "out")])  # fmt: skip
     assert isinstance(compiled.render_referral(referral)[0], str)
+
+
+# Instants next to time-zone transitions of ZONES, where a clock's cached hours must not be
+# trusted; rows are drawn close together so that they share cached hours and minutes.
+TRANSITIONS = [
+    dt.datetime(2025, 3, 30, 1, tzinfo=dt.UTC),  # Europe/London to summer time
+    dt.datetime(2025, 10, 26, 1, tzinfo=dt.UTC),  # and back
+    dt.datetime(2025, 3, 9, 7, tzinfo=dt.UTC),  # America/New_York
+    dt.datetime(2025, 4, 5, 15, tzinfo=dt.UTC),  # Australia/Lord_Howe, half an hour
+    dt.datetime(2025, 4, 5, 14, 45, tzinfo=dt.UTC),  # Pacific/Chatham
+    dt.datetime(1935, 3, 30, 3, 30, 52, tzinfo=dt.UTC),  # America/St_Johns, seconds offset
+    dt.datetime(1941, 10, 1, 0, tzinfo=dt.UTC),  # Asia/Kolkata
+]
+cluster_bases = st.sampled_from(TRANSITIONS) | st.datetimes(
+    dt.datetime(1900, 1, 2), dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)
+)
+near = st.builds(dt.timedelta, seconds=st.integers(-5400, 5400), microseconds=st.integers(0, 2))
+
+
+@pytest.mark.django_db
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fetched_rows_render_as_the_orm_values_do(data):
+    """``rows`` reads date-times as the database's text (customfields.fetch, clock); on any
+    database it must give what the ORM's values give through ``render_row``."""
+    with transaction.atomic():
+        zone = data.draw(st.sampled_from(ZONES))
+        client = Client.objects.create(name="P", slug="p", time_zone=zone)
+        base = data.draw(cluster_bases)
+        rows = data.draw(st.lists(referral_data(), min_size=1, max_size=6))
+        for row in rows:
+            row["opted_in_at"] = base + data.draw(near)
+            row["created_at"] = base + data.draw(near)
+        _store(client, rows)
+        definition = data.draw(definitions(client))
+        assert not custom_field_errors(definition, others=[])
+        columns = [Column("Out", "out"), *[Column(source, source) for source in SOURCES]]
+        compiled = compile_columns(client=client, custom_fields=[definition], columns=columns,
+                                   neutralise_formulae=data.draw(st.booleans()))  # fmt: skip
+        queryset = Referral.objects.filter(client=client).order_by("created_at", "id")
+        orm = [compiled.render_row(row) for row in queryset.values_list(*compiled.lookups)]
+        assert list(compiled.rows(queryset)) == orm
+        transaction.set_rollback(True)

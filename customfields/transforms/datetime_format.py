@@ -8,9 +8,14 @@ import zoneinfo
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
-from customfields.dateformat import DatePatternError, parse_pattern
+from customfields.clock import HOUR, MINUTE, SECOND
+from customfields.dateformat import DatePattern, DatePatternError, parse_pattern
 from customfields.sources import DATE, DATETIME, find_standard, iso_date, iso_datetime
-from customfields.transforms.base import Compiled, Errors
+from customfields.transforms.base import Compiled, Errors, memoized
+
+# Characters of a UTC text that decide a pattern's output, by its finest directive
+# (microseconds: all of them, nothing to remember).
+_DIGITS = {"f": None, "S": SECOND, "M": MINUTE, "H": HOUR}
 
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 _EXCEL_DAY = Decimal(86400)
@@ -40,9 +45,14 @@ class DateTimeFormat:
 
     @staticmethod
     def build(field, context) -> Compiled:
-        is_datetime = find_standard(field.source).type == DATETIME
+        standard = find_standard(field.source)
+        is_datetime = standard.type == DATETIME
         zone_name = field.time_zone or context.zone_name
         zone = zoneinfo.ZoneInfo(zone_name)
+        # Over fetched rows the source is the database's text, read by its own function.
+        fetched = None
+        if context.fetched_text(standard):
+            fetched = _fetched_python(field, context, zone_name)
 
         def local(expression: str) -> str:
             """SQL of the value's local wall time (a date stays as it is)."""
@@ -50,13 +60,14 @@ class DateTimeFormat:
 
         if field.date_output == "iso8601":
             if is_datetime:
-                return Compiled(python=lambda v: iso_datetime(v, zone),
+                return Compiled(python=fetched or (lambda v: iso_datetime(v, zone)),
                                 sql=lambda e: context.iso_datetime_sql(e, zone_name))  # fmt: skip
-            return Compiled(python=iso_date,
+            return Compiled(python=fetched or iso_date,
                             sql=lambda e: f"COALESCE(to_char({e}, 'YYYY-MM-DD'), '')")  # fmt: skip
 
         if field.date_output == "excel":
-            return _excel(is_datetime, zone, local)
+            excel = _excel(is_datetime, zone, local)
+            return Compiled(python=fetched or excel.python, sql=excel.sql)
 
         pattern = parse_pattern(field.date_pattern, has_time=is_datetime)
 
@@ -65,13 +76,51 @@ class DateTimeFormat:
                 return ""
             if is_datetime:
                 return pattern.python(value.astimezone(zone))
-            return pattern.python(dt.datetime(value.year, value.month, value.day))
+            return pattern.python(_midnight(value))
 
         def sql(expression: str) -> str:
             offset = context.offset_text(expression, zone_name, "") if is_datetime else None
             return f"COALESCE({pattern.sql(local(expression), offset)}, '')"
 
-        return Compiled(python=python, sql=sql)
+        return Compiled(python=fetched or python, sql=sql)
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day)
+
+
+def _fetched_python(field, context, zone_name: str):
+    """The Python side over fetched rows, where the source is the database's text: a UTC
+    date-time read by the zone's clock, or an ISO date."""
+    if find_standard(field.source).type == DATETIME:
+        clock = context.clock(zone_name)
+        if field.date_output == "iso8601":
+            return clock.iso
+        if field.date_output == "excel":
+            return clock.memoized(_excel_local, SECOND)
+        pattern = parse_pattern(field.date_pattern, has_time=True)
+        return clock.memoized(pattern.python, _DIGITS[pattern.resolution])
+    if field.date_output == "iso8601":
+        return lambda text: text or ""
+    if field.date_output == "excel":
+        day = _excel_day
+    else:
+        day = _date_writer(parse_pattern(field.date_pattern, has_time=False))
+    return memoized(lambda text: "" if text is None else day(dt.date.fromisoformat(text)))
+
+
+def _date_writer(pattern: DatePattern):
+    return lambda day: pattern.python(_midnight(day))
+
+
+def _excel_day(day: dt.date) -> str:
+    return str((day - _EXCEL_EPOCH.date()).days)
+
+
+def _excel_local(local: dt.datetime) -> str:
+    moment = local.replace(tzinfo=None, microsecond=0)
+    seconds = int((moment - _EXCEL_EPOCH).total_seconds())
+    return str((Decimal(seconds) / _EXCEL_DAY).quantize(_EXCEL_PLACES, ROUND_HALF_UP))
 
 
 def _excel(is_datetime: bool, zone: zoneinfo.ZoneInfo, local: Callable[[str], str]) -> Compiled:
@@ -80,16 +129,12 @@ def _excel(is_datetime: bool, zone: zoneinfo.ZoneInfo, local: Callable[[str], st
 
     if not is_datetime:
         return Compiled(
-            python=lambda v: "" if v is None else str((v - _EXCEL_EPOCH.date()).days),
+            python=lambda v: "" if v is None else _excel_day(v),
             sql=lambda e: f"COALESCE(({e} - date '1899-12-30')::text, '')",
         )
 
     def python(value) -> str:
-        if value is None:
-            return ""
-        moment = value.astimezone(zone).replace(tzinfo=None, microsecond=0)
-        seconds = int((moment - _EXCEL_EPOCH).total_seconds())
-        return str((Decimal(seconds) / _EXCEL_DAY).quantize(_EXCEL_PLACES, ROUND_HALF_UP))
+        return "" if value is None else _excel_local(value.astimezone(zone))
 
     def sql(expression: str) -> str:
         days = (f"extract(epoch FROM date_trunc('second', {local(expression)}) - "
