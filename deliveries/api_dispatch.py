@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 
 from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
@@ -84,12 +83,10 @@ def api_items_due(*, now: dt.datetime | None = None) -> dict[int, list[int]]:
 
 
 def api_items_queue_due() -> None:
-    """The tick's work: queue what is due, a chunk per free slot of each endpoint's budget."""
+    """The tick's work: queue what is due, as many items as each endpoint's budget can take."""
     from deliveries.api_runs import api_items_enqueue
 
-    due = api_items_due()
-    slots = {delivery_id: math.ceil(len(ids) / _PER_SLOT) for delivery_id, ids in due.items()}
-    api_items_enqueue(due, spread=slots)
+    api_items_enqueue(api_items_due())
 
 
 def api_retries_overdue(*, now: dt.datetime | None = None) -> int:

@@ -89,6 +89,12 @@ WHERE id {ids} AND status IN ('pending', 'failed')
   AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
 RETURNING id, referral_id, attempts, created_at
 """
+_DUE_OF = """
+SELECT id, status FROM deliveries_deliveryitem
+WHERE delivery_id = %s AND status IN ('pending', 'failed') AND next_attempt_at <= %s
+ORDER BY next_attempt_at, id
+LIMIT %s
+"""
 _DEFER = """
 UPDATE deliveries_deliveryitem SET queued_at = NULL, next_attempt_at = %s
 WHERE id {ids} AND status IN ('pending', 'failed')
@@ -134,6 +140,14 @@ def items_claim(ids: Sequence[int], *, lease: dt.datetime, now: dt.datetime) -> 
         ClaimedItem(item_id, referral_id, attempts, _aware(created))
         for item_id, referral_id, attempts, created in rows
     )
+
+
+def items_due_of(delivery_id: int, *, limit: int, now: dt.datetime) -> list[tuple[int, str]]:
+    """The delivery's oldest items due again (put off for its budget, retries), with their
+    status: what a chunk that holds a token goes on with."""
+    with connection.cursor() as cursor:
+        cursor.execute(_DUE_OF, [delivery_id, _db_time(now), limit])
+        return cursor.fetchall()
 
 
 def items_defer(ids: Sequence[int], *, due: dt.datetime) -> None:

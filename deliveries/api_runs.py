@@ -33,6 +33,7 @@ from deliveries.api_items import (
     OpenItem,
     items_claim,
     items_defer,
+    items_due_of,
     items_open,
     items_put_back,
     items_record,
@@ -58,7 +59,8 @@ logger = logging.getLogger(__name__)
 _FIRST_DELAYS = [5, 30, 120, 600]
 _MAX_DELAY = 6 * 3600
 RETRY_WINDOW = dt.timedelta(days=3)
-# A send that finds its endpoint's budget spent is due again this soon (sent by the tick).
+# A send that finds its endpoint's budget spent leaves its items due again this soon (for a
+# chunk that holds a token, or the tick).
 _BUDGET_WAIT = 0.5
 # Health columns are written at most this often on success (one hot row otherwise).
 _SUCCESS_STAMP_EVERY = dt.timedelta(seconds=5)
@@ -85,9 +87,7 @@ class Built:
     secret_params: set[str]
 
 
-def api_items_enqueue(
-    by_delivery: Mapping[int, Sequence[int]], *, spread: Mapping[int, int] | None = None
-) -> None:
+def api_items_enqueue(by_delivery: Mapping[int, Sequence[int]]) -> None:
     """Queue items for sending, each delivery's apart (a chunk never mixes endpoints: a slow
     one would hold up the other's items behind it). A lone item (one referral a call) goes as
     itself, waiting for no batch; many (a bulk ingestion, a replay, a backlog) in chunks,
@@ -95,14 +95,13 @@ def api_items_enqueue(
     """
     from deliveries.tasks import send_api_item, send_api_items
 
-    for delivery_id, item_ids in by_delivery.items():
+    for item_ids in by_delivery.values():
         if len(item_ids) == 1:
             send_api_item.delay(item_ids[0])
             continue
         # A chunk's requests go one after another, and an endpoint may take
-        # ``max_in_flight`` at once: a transaction's items spread over that many chunks.
-        chunks = (spread or {}).get(delivery_id, _SPREAD)
-        size = max(1, min(SEND_CHUNK, math.ceil(len(item_ids) / chunks)))
+        # ``max_in_flight`` at once (8 by default): a few items spread over several chunks.
+        size = max(1, min(SEND_CHUNK, math.ceil(len(item_ids) / _SPREAD)))
         for start in range(0, len(item_ids), size):
             send_api_items.delay(list(item_ids[start : start + size]))
 
@@ -131,8 +130,11 @@ def api_items_send(item_ids: list[int]) -> dict[int, str]:
 
 
 def _send_for_delivery(items: list[OpenItem], now: dt.datetime) -> dict[int, str]:
-    """One delivery's items, one request after another on its kept-alive connection, each
-    request holding a token of the endpoint's budget only while it runs."""
+    """One delivery's items under one token of its endpoint's budget: their requests go one
+    after another on a kept-alive connection, so the endpoint never has more than
+    ``max_in_flight`` at once. While the chunk has time left it goes on with the delivery's
+    other due items (sends that found no token left them in the database), so a busy
+    endpoint's backlog is worked at the pace of its budget, not of the tick."""
     first = items[0]
     ids = [item.id for item in items]
     try:
@@ -143,34 +145,49 @@ def _send_for_delivery(items: list[OpenItem], now: dt.datetime) -> dict[int, str
     except SecretUnreadable as exc:
         delivery_pause_unreadable(first.delivery_id, exc)
         return dict.fromkeys(ids, "delivery paused")
-    if not budget().room(delivery.pk, delivery.max_in_flight):
-        # Behind a slow endpoint: leave the items unclaimed, due a moment later, before any
-        # work is spent on them.
+    hold = delivery.connect_timeout + delivery.total_timeout
+    # Longer than the chunk may run plus its last request: past it, the worker died (the
+    # token frees itself, the tick sends the items again; sooner would repeat a request that
+    # is still in flight).
+    lease_seconds = _CHUNK_SECONDS + hold + 5
+    token = budget().acquire(delivery.pk, delivery.max_in_flight, lease_seconds)
+    if token is None:
+        # Behind a busy or slow endpoint: leave the items unclaimed, due a moment later,
+        # before any work is spent on them; a chunk that holds a token, or the tick, takes them.
         items_defer(ids, due=now + dt.timedelta(seconds=_BUDGET_WAIT))
         return dict.fromkeys(ids, "waiting for budget")
-    hold = delivery.connect_timeout + delivery.total_timeout
-    # Longer than the chunk may run plus its last request: past it, the worker died and the
-    # items go again (sooner would send an item still in flight a second time).
-    lease = now + dt.timedelta(seconds=_CHUNK_SECONDS + hold + 5)
-    claimed = items_claim(ids, lease=lease, now=now)
     outcomes = dict.fromkeys(ids, "claimed elsewhere")
-    if not claimed:
-        return outcomes
+    lease = now + dt.timedelta(seconds=lease_seconds)
+    deadline = time.monotonic() + _CHUNK_SECONDS
     status_before = {item.id: item.status for item in items}
+    try:
+        while status_before:
+            claimed = items_claim(list(status_before), lease=lease, now=timezone.now())
+            if not _send_claimed(delivery, claimed, status_before, outcomes, deadline):
+                break
+            if time.monotonic() > deadline:
+                break
+            status_before = dict(items_due_of(delivery.pk, limit=SEND_CHUNK, now=timezone.now()))
+    finally:
+        budget().release(delivery.pk, token)
+    return outcomes
+
+
+def _send_claimed(delivery: Delivery, claimed: list[ClaimedItem], status_before: dict[int, str],
+                  outcomes: dict[int, str], deadline: float) -> bool:  # fmt: skip
+    """Send the claimed items one after another and record them; whether all went (not
+    stopped by the chunk's deadline or an answer that pauses the delivery)."""
     rows = _referral_rows(delivery, [item.referral_id for item in claimed])
     records: list[ItemRecord] = []
     results: list[Outcome] = []
-    started = recorded = time.monotonic()
+    recorded = time.monotonic()
+    now = timezone.now()
     try:
         for position, item in enumerate(claimed):
-            if position and time.monotonic() - started > _CHUNK_SECONDS:
+            if position and time.monotonic() > deadline:
                 _put_back(claimed[position:], status_before, now, outcomes, "chunk ran long")
-                break
-            sent = _send_one(delivery, item, rows.get(item.referral_id))
-            if sent is None:
-                _put_back(claimed[position:], status_before, now, outcomes, "waiting for budget")
-                break
-            built, response = sent
+                return False
+            built, response = _send_one(delivery, item, rows.get(item.referral_id))
             result = classify(delivery, response)
             records.append(_item_record(delivery, item, built, response, result))
             results.append(result)
@@ -178,47 +195,37 @@ def _send_for_delivery(items: list[OpenItem], now: dt.datetime) -> dict[int, str
             if result.pause:  # 410, a refused target: not one more request to it
                 _put_back(claimed[position + 1 :], status_before, now, outcomes,
                           "delivery paused")  # fmt: skip
-                break
+                return False
             if time.monotonic() - recorded >= _RECORD_EVERY:
                 items_record(records)
                 records, recorded = [], time.monotonic()
     finally:
         # Whatever happened to the loop, what was sent is recorded.
         items_record(records)
-    if results:
-        _health(delivery, next((r for r in results if r.pause), results[-1]), now)
-    return outcomes
+        if results:
+            _health(delivery, next((r for r in results if r.pause), results[-1]), now)
+    return True
 
 
-def _send_one(delivery: Delivery, item: ClaimedItem, row):
-    """The request for ``item`` and its answer; ``None`` if the endpoint's budget is spent."""
+def _send_one(delivery: Delivery, item: ClaimedItem, row) -> tuple[Built, http.HttpResponse]:
+    """The request for ``item`` and its answer (or why there is none)."""
     if row is None:  # the referral is gone (its client deleted meanwhile): nothing to build
         return _unbuilt(delivery, LookupError("the referral no longer exists"))
     try:
         built = build_request(delivery, row=row, msg_id=f"msg_{item.id}")
     except Exception as exc:
         return _unbuilt(delivery, exc)
-    # The endpoint's budget is held only around the request itself.
-    token = budget().acquire(delivery.pk, delivery.max_in_flight,
-                             delivery.connect_timeout + delivery.total_timeout)  # fmt: skip
-    if token is None:
-        return None
-    try:
-        return built, http.send(_http_request(delivery, built), allowed_networks=allowed_networks())
-    finally:
-        budget().release(delivery.pk, token)
+    return built, http.send(_http_request(delivery, built), allowed_networks=allowed_networks())
 
 
 def _put_back(rest: list[ClaimedItem], status_before: dict[int, str], now: dt.datetime,
               outcomes: dict[int, str], why: str) -> None:  # fmt: skip
-    """Undo the claims of items that got no request: the endpoint has all the requests it
-    may have (due a moment later, for the tick: never a broker message with a countdown,
-    which a slow endpoint would keep polling), or the chunk has run long (due now)."""
-    wait = _BUDGET_WAIT if why == "waiting for budget" else 0.0  # paused: due on resume
+    """Undo the claims of items that got no request, as they were: due now when the chunk
+    ran long (another chunk, or the tick, takes them), on resume when the delivery paused."""
     for status in set(status_before.values()):
         ids = [item.id for item in rest if status_before[item.id] == status]
         if ids:
-            items_put_back(ids, status=status, due=now + dt.timedelta(seconds=wait))
+            items_put_back(ids, status=status, due=now)
     outcomes.update(dict.fromkeys((item.id for item in rest), why))
 
 

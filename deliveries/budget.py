@@ -41,10 +41,6 @@ class Budget:
         """How many of ``limit`` slots look free now (no token taken: a cheap check)."""
         raise NotImplementedError
 
-    def room(self, delivery_id: int, limit: int) -> bool:
-        """Whether a slot looks free now, before real work is spent on a send."""
-        return self.free(delivery_id, limit) > 0
-
 
 class RedisBudget(Budget):
     def __init__(self, url: str) -> None:

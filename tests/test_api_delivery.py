@@ -216,7 +216,9 @@ def test_410_pauses_the_delivery_and_items_wait_for_the_resume(client_a, http_re
     assert set(due) == set(
         DeliveryItem.objects.filter(delivery=delivery).values_list("pk", flat=True)
     )
-    assert {api_item_send(pk) for pk in due} == {"delivered"}
+    assert api_item_send(due[0]) == "delivered"  # and, holding the token, the others due
+    assert set(DeliveryItem.objects.filter(delivery=delivery).values_list("status", flat=True)) \
+        == {"delivered"}  # fmt: skip
 
 
 def test_redirects_are_not_followed(client_a, http_receiver):
@@ -398,15 +400,10 @@ def test_the_tick_queues_an_item_once_per_attempt_not_once_per_tick(client_a, ht
     assert api_items_due(now=later) == {delivery.pk: [lost.pk]}
 
 
-def test_a_spent_budget_puts_the_item_back_for_the_tick(client_a, http_receiver, monkeypatch):
+def test_a_spent_budget_leaves_the_item_for_later(client_a, http_receiver, monkeypatch):
     from deliveries import api_runs
 
     class Spent:
-        """Looked free, then taken by another send in between (the race the claim covers)."""
-
-        def room(self, *args):
-            return True
-
         def acquire(self, *args):
             return None
 
@@ -428,8 +425,8 @@ def test_a_full_budget_defers_the_item_before_any_work(client_a, http_receiver, 
     from deliveries import api_runs
 
     class Full:
-        def room(self, *args):
-            return False
+        def acquire(self, *args):
+            return None
 
     delivery = make_api_delivery(client_a, http_receiver.url())
     item = DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
@@ -520,46 +517,46 @@ def test_ingestion_queues_its_items_and_the_tasks_deliver_them(
 
 
 class _Tokens:
-    """A budget with ``tokens`` requests to give, then none."""
+    """A budget that counts what it gives."""
 
-    def __init__(self, tokens: int, free: int = 8):
-        self.tokens, self._free = tokens, free
-
-    def free(self, *args):
-        return self._free
-
-    def room(self, *args):
-        return self._free > 0
+    def __init__(self):
+        self.acquired, self.released = 0, 0
 
     def acquire(self, *args):
-        if self.tokens <= 0:
-            return None
-        self.tokens -= 1
-        return "token"
+        self.acquired += 1
+        return f"token {self.acquired}"
 
     def release(self, *args):
-        pass
+        self.released += 1
 
 
-def test_a_budget_spent_mid_chunk_puts_the_rest_back(client_a, http_receiver, monkeypatch):
+def test_a_chunk_holds_one_token_and_goes_on_with_its_deliverys_due_items(
+    client_a, client_b, http_receiver, monkeypatch
+):
+    """Its requests go one after another: one slot of the endpoint's budget, taken once. With
+    time left, it sends the delivery's items that other sends left for want of a token (and
+    due retries), never another delivery's."""
     from deliveries import api_runs
     from deliveries.api_runs import api_items_send
 
     delivery = make_api_delivery(client_a, http_receiver.url())
+    other = make_api_delivery(client_b, http_receiver.url("/other"))
     items = _ingest_items(client_a, delivery, 10)
+    theirs = _ingest_items(client_b, other, 2)
+    left = [item.pk for item in items[4:]]
+    past = timezone.now() - dt.timedelta(seconds=1)
+    DeliveryItem.objects.filter(pk__in=left).update(next_attempt_at=past)
+    DeliveryItem.objects.filter(pk__in=[item.pk for item in theirs]).update(next_attempt_at=past)
     DeliveryItem.objects.filter(pk=items[-1].pk).update(status="failed", attempts=2)
-    spent = _Tokens(3)
-    monkeypatch.setattr(api_runs, "budget", lambda: spent)
-    outcomes = api_items_send([item.pk for item in items])
-    assert list(outcomes.values()).count("delivered") == 3
-    assert list(outcomes.values()).count("waiting for budget") == 7
-    assert len(http_receiver.requests) == 3
-    left = DeliveryItem.objects.filter(delivery=delivery).exclude(status="delivered")
-    # Back as they were (a failed one stays failed with its attempts), due a moment later.
-    assert sorted(left.values_list("status", "attempts", "lease_until")) == [
-        ("failed", 2, None), *[("pending", 0, None)] * 6
-    ]
-    assert all(item.next_attempt_at > timezone.now() for item in left)
+    tokens = _Tokens()
+    monkeypatch.setattr(api_runs, "budget", lambda: tokens)
+    outcomes = api_items_send([item.pk for item in items[:4]])
+    assert outcomes == {item.pk: "delivered" for item in items}
+    assert (tokens.acquired, tokens.released) == (1, 1)
+    assert {r.path for r in http_receiver.requests} == {"/hook"}
+    assert DeliveryItem.objects.get(pk=items[-1].pk).attempts == 3
+    assert set(DeliveryItem.objects.filter(delivery=other).values_list("status", flat=True)) \
+        == {"pending"}  # fmt: skip
 
 
 def test_a_chunk_that_runs_long_leaves_the_rest_due_now(client_a, http_receiver, monkeypatch):
