@@ -165,6 +165,11 @@ def items_record(records: Iterable[ItemRecord]) -> None:
     records = list(records)
     if not records:
         return
+    if len(records) == 1 and connection.vendor == "postgresql":
+        # One statement is atomic by itself: no BEGIN and COMMIT round trips.
+        with connection.cursor() as cursor:
+            cursor.execute(_RECORD_PG, [*_attempt_row(records[0]), *_item_row(records[0])])
+        return
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.executemany(_RECORD_PG, [[*_attempt_row(r), *_item_row(r)] for r in records])
