@@ -127,8 +127,8 @@ class _Context:
         return sql_offset(offset, separator, usual_offsets(zoneinfo.ZoneInfo(zone_name)))
 
     def iso_datetime_sql(self, timestamp_sql: str, zone_name: str) -> str:
-        local, _ = self.local_time(timestamp_sql, zone_name)
-        return sql_iso_datetime(local, self.offset_text(timestamp_sql, zone_name))
+        usual = usual_offsets(zoneinfo.ZoneInfo(zone_name))
+        return sql_iso_datetime(timestamp_sql, literal(zone_name), usual)
 
     def resolve(self, name: str) -> Value:
         key = extra_key(name)

@@ -10,7 +10,14 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from customfields.clock import HOUR, MINUTE, SECOND
 from customfields.dateformat import DatePattern, DatePatternError, parse_pattern
-from customfields.sources import DATE, DATETIME, find_standard, iso_date, iso_datetime
+from customfields.sources import (
+    DATE,
+    DATETIME,
+    find_standard,
+    iso_date,
+    iso_datetime,
+    sql_iso_date,
+)
 from customfields.transforms.base import Compiled, Errors, memoized
 
 # Characters of a UTC text that decide a pattern's output, by its finest directive
@@ -55,15 +62,17 @@ class DateTimeFormat:
             fetched = _fetched_python(field, context, zone_name)
 
         def local(expression: str) -> str:
-            """SQL of the value's local wall time (a date stays as it is)."""
-            return context.local_time(expression, zone_name)[0] if is_datetime else expression
+            """SQL of the value's local wall time (a date as a timestamp: to_char of a date
+            would convert it to the session's zone first)."""
+            if is_datetime:
+                return context.local_time(expression, zone_name)[0]
+            return f"{expression}::timestamp"
 
         if field.date_output == "iso8601":
             if is_datetime:
                 return Compiled(python=fetched or (lambda v: iso_datetime(v, zone)),
                                 sql=lambda e: context.iso_datetime_sql(e, zone_name))  # fmt: skip
-            return Compiled(python=fetched or iso_date,
-                            sql=lambda e: f"COALESCE(to_char({e}, 'YYYY-MM-DD'), '')")  # fmt: skip
+            return Compiled(python=fetched or iso_date, sql=sql_iso_date)
 
         if field.date_output == "excel":
             excel = _excel(is_datetime, zone, local)
