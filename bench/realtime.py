@@ -1426,20 +1426,21 @@ def _findings(args, r: dict) -> list[str]:
         "### Where the time goes",
         "",
         "The platform now sends as the bench's two earlier prototypes did (the slim send and "
-        "batched sends, built in as commits f59c512 and 016d403; the prototypes are gone from "
-        "`bench/`): `api_items_send` takes one item or a chunk alike. It reads the items with "
-        "their delivery's live columns (active, paused, health) in one raw SELECT, takes the "
-        "`Delivery` from a per-process cache (by id and `updated_at`, 10 s at most), asks the "
-        "budget for room before claiming anything (a spent one leaves the items unclaimed, due "
-        "0.5 s later, for the tick), claims them in one `UPDATE ... RETURNING`, reads the "
-        "referrals as the body's lookups only (no model instances), sends each delivery's "
-        "items one request after another, a budget token held around each request, and records "
-        "each "
-        "attempt and its item's state in one statement (a CTE, through `executemany`), "
-        "flushed at least every 50 ms. The ledger's on-commit hook queues a lone item as a "
-        "single send (`deliveries.api.send`) and a transaction's many, per delivery, in "
-        "chunks of up to 50 spread over 8 at least (`deliveries.api.send_many`); the tick "
-        "queues at most a chunk per free slot of each delivery's budget.",
+        "batched sends, built in as commits f59c512 and 016d403, then 5615c17; the prototypes "
+        "are gone from `bench/`): `api_items_send` takes one item or a chunk alike. It reads "
+        "the items with their delivery's live columns (active, paused, health) in one raw "
+        "SELECT, takes the `Delivery` from a per-process cache (by id and `updated_at`, 10 s "
+        "at most), takes ONE token of the endpoint's budget for the whole call (its requests "
+        "go one after another: one slot; no token leaves the items unclaimed, due 0.5 s later), "
+        "claims them in one `UPDATE ... RETURNING`, reads the referrals as the body's lookups "
+        "by a statement compiled once (no model instances), sends them one after another, and "
+        "records each attempt and its item's state in one statement (a CTE), flushed at least "
+        "every 50 ms; while its 5 s have not run out it goes on with its delivery's due items "
+        "(those other calls left for want of a token), so a busy endpoint's backlog is worked "
+        "at its budget's pace. The ledger's on-commit hook queues a lone item as a single send "
+        "(`deliveries.api.send`) and a transaction's many, per delivery, in chunks of up to 50 "
+        "spread over 8 at least (`deliveries.api.send_many`); the tick queues at most a chunk "
+        "per free slot of each delivery's budget.",
         "",
     ]
     if before:
@@ -1532,12 +1533,10 @@ def _findings(args, r: dict) -> list[str]:
     if waits > 0.05:
         size = min(PROFILE_CHUNK, math.ceil(1000 / 8))
         put_backs = (
-            f" And {waits:.2f} items a referral were put back for the budget: each 1,000-record "
-            f"transaction is queued as {math.ceil(1000 / size)} chunks of {size} "
-            "(`api_items_enqueue` spreads over 8 chunks at least, 50 items each at most), more "
-            "than the endpoint's 8 slots, so on 32 threads the chunks beyond them find the "
-            "budget spent mid-chunk and put the rest of their items back, due 0.5 s later, "
-            "for the tick."
+            f" {waits:.2f} items a referral found the budget spent: each 1,000-record "
+            f"transaction is queued as {math.ceil(1000 / size)} chunks of {size}, more than the "
+            "endpoint's 8 slots; the chunks without a token leave their items unclaimed (one "
+            "UPDATE a chunk), and the chunks holding the tokens send them next."
         )
     if rate_ok:
         lines.append(
@@ -1608,7 +1607,7 @@ def _findings(args, r: dict) -> list[str]:
     elif rise_ok:
         lines.append(
             f"- **The slow endpoint: met** ({rise:+,.1f} ms): the items behind its spent budget "
-            "are left unclaimed for the tick, which queues them a chunk per free slot."
+            "are left unclaimed, for the chunks that hold its tokens and for the tick."
         )
     else:
         lines.append(
