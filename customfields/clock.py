@@ -83,10 +83,14 @@ class ZoneClock:
         """ISO 8601 to the second with the offset, as ``sources.iso_datetime`` writes it."""
         if text is None:
             return ""
-        hour = self.regular_hour(text) if self.fits(text) else None
-        if hour is None:
-            return self.local(text).isoformat(timespec="seconds")
-        return hour[0] + text[HOUR:SECOND] + hour[1]
+        try:
+            local_hour, offset = self._hours[text[:HOUR]]  # TypeError: an irregular hour
+            if self.fits(text):
+                return local_hour + text[HOUR:SECOND] + offset
+        except (KeyError, TypeError):
+            if self.fits(text) and self.regular_hour(text) is not None:
+                return self.iso(text)
+        return self.local(text).isoformat(timespec="seconds")
 
     def memoized(
         self, render: Callable[[dt.datetime], str], digits: int | None

@@ -17,6 +17,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import openpyxl
@@ -270,19 +271,28 @@ def _header(compiled: CompiledColumns) -> bytes:
 
 def _csv_python(request: ExportRequest, compiled: CompiledColumns):
     yield _header(compiled), 0
+    lines = _csv_lines(compiled.rows(export_queryset(request)), len(compiled.headers))
+    while chunk := list(islice(lines, 1000)):
+        yield "".join(chunk).encode(), len(chunk)
+
+
+def _csv_lines(rows: Iterator[list[str]], width: int) -> Iterator[str]:
+    """Rows of text as csv.writer writes them, byte for byte. A row with nothing to quote is
+    its values joined by commas (csv.writer took ~10 us a row); the rest go through it."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    pending = 0
-    for row in compiled.rows(export_queryset(request)):
+    for row in rows:
+        line = ",".join(row)
+        # What makes csv.writer (minimal quoting, "\n" line ends) quote a value, checked over
+        # every character: a comma (a value's own adds to the count), a double quote, a line
+        # feed. One value alone is written quoted when empty.
+        if width > 1 and line.count(",") == width - 1 and '"' not in line and "\n" not in line:
+            yield line + "\n"
+            continue
         writer.writerow(row)
-        pending += 1
-        if pending == 1000:
-            yield buffer.getvalue().encode(), pending
-            buffer.seek(0)
-            buffer.truncate()
-            pending = 0
-    if pending:
-        yield buffer.getvalue().encode(), pending
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
 
 
 def _csv_copy(request: ExportRequest, compiled: CompiledColumns):

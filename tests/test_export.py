@@ -12,9 +12,12 @@ import import_export.forms
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.http import HttpResponse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from import_export.signals import post_export
 
 from customfields.models import CustomField
+from referrals.exports import _csv_lines
 from referrals.models import ExportAudit
 from tests.factories import make_referral
 
@@ -255,3 +258,27 @@ def test_a_deliverys_column_list_is_a_column_set(client, manager, user_a, client
     client.force_login(manager)
     status, body = export(client, client=client_a.pk, column_set=f"delivery:{other.pk}")
     assert b"Not a delivery of" in body
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    rows=st.integers(1, 4).flatmap(
+        lambda width: st.lists(
+            st.lists(
+                st.text(
+                    st.sampled_from(",\"\n\r\t '=ab\x00é")
+                    | st.characters(blacklist_categories=("Cs",)),
+                    max_size=6,
+                ),
+                min_size=width,
+                max_size=width,
+            ),
+            min_size=1,
+            max_size=5,
+        )
+    )
+)
+def test_csv_lines_are_what_csv_writer_writes(rows):
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\n").writerows(rows)
+    assert "".join(_csv_lines(iter(rows), len(rows[0]))) == expected.getvalue()
