@@ -26,6 +26,7 @@ from customfields.models import CustomField
 from customfields.sources import (
     DATE,
     DATETIME,
+    DECIMAL,
     ID,
     INTEGER,
     IP,
@@ -34,6 +35,7 @@ from customfields.sources import (
     extra_key,
     extra_text,
     find_standard,
+    float_decimal_text,
     python_renderer,
     sql_extra,
     sql_iso_datetime,
@@ -158,6 +160,8 @@ class _Context:
         return self._custom(custom)
 
     def _python_renderer(self, standard: StandardField) -> Callable[[Any], str] | None:
+        if standard.type == DECIMAL and self.dialect is not None and self.dialect.float_decimals:
+            return float_decimal_text
         if not self.fetched_text(standard):
             return python_renderer(standard, self.zone)
         # Fetched text: dates and decimals are already written as the output writes them.

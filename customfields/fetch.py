@@ -4,9 +4,10 @@ The ORM turns every date-time into an aware datetime (PostgreSQL: a loader writt
 ~6 us a value; SQLite: a regex parse, then ``make_aware``), only for the engine to turn it back
 into text. Here date-times, dates and (on PostgreSQL) decimals arrive as the database's own
 text, which is already the output (dates, decimals) or is read cheaply (``customfields.clock``);
-every other column arrives as the ORM gives it (Django's converters still run for those, e.g.
-JSON). ``fetched_rows`` returns ``None`` where that contract cannot hold (another database, a
-session not in UTC, dates not in ISO style): the caller then uses the ORM's values.
+on SQLite decimals arrive as the number it stores (``sources.float_decimal_text`` reads it as
+Django does); every other column arrives as the ORM gives it (Django's converters still run
+for those, e.g. JSON). ``dialect_for`` is ``None`` where that contract cannot hold (another
+database, a session not in UTC, dates not in ISO style): the caller then uses the ORM's values.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import TextField
+from django.db.models import FloatField, TextField
 from django.db.models.functions import Cast
 from django.utils.dateparse import parse_datetime
 
@@ -30,6 +31,7 @@ class Dialect:
 
     vendor: str
     text_types: frozenset[str]  # standard field types that arrive as the database's text
+    float_decimals: bool  # decimals arrive as the float the database stores
     fits: Callable[[str], bool]  # the shape ``ZoneClock``'s fast path reads (UTC)
     parse: Callable[[str], dt.datetime]  # any date-time text -> aware datetime
 
@@ -42,11 +44,11 @@ def _sqlite_datetime(text: str) -> dt.datetime:
 
 DIALECTS = {
     # PostgreSQL writes a timestamptz in the session's zone (UTC here) with "+00".
-    "postgresql": Dialect("postgresql", frozenset({DATETIME, DATE, DECIMAL}),
+    "postgresql": Dialect("postgresql", frozenset({DATETIME, DATE, DECIMAL}), False,
                           fits=lambda text: text.endswith("+00"),
                           parse=dt.datetime.fromisoformat),
     # Django stores str(naive UTC datetime): "YYYY-MM-DD HH:MM:SS[.ffffff]".
-    "sqlite": Dialect("sqlite", frozenset({DATETIME, DATE}),
+    "sqlite": Dialect("sqlite", frozenset({DATETIME, DATE}), True,
                       fits=lambda text: len(text) in (19, 26),
                       parse=_sqlite_datetime),
 }  # fmt: skip
@@ -73,15 +75,23 @@ def fetched_rows(
     """The rows of ``queryset`` over ``lookups`` (``fields``: each lookup's standard field, or
     ``None`` for ``extra``), with the ``dialect``'s text types as text."""
     if dialect.vendor == "sqlite":
-        # A cast column has no declared type: sqlite3 then hands over the stored text.
-        text = dialect.text_types
+        # A cast column has no declared type, nor Django converters: sqlite3 hands over the
+        # stored text (or number) as it is.
         columns = [
-            Cast(lookup, TextField()) if field is not None and field.type in text else lookup
+            _sqlite_column(lookup, field, dialect)
             for field, lookup in zip(fields, lookups, strict=True)
         ]
         yield from queryset.values_list(*columns).iterator(chunk_size=chunk_size)
         return
     yield from _postgres_rows(queryset.values_list(*lookups), chunk_size)
+
+
+def _sqlite_column(lookup: str, field: StandardField | None, dialect: Dialect):
+    if field is not None and field.type in dialect.text_types:
+        return Cast(lookup, TextField())
+    if field is not None and field.type == DECIMAL:
+        return Cast(lookup, FloatField())
+    return lookup
 
 
 def _postgres_rows(values, chunk_size: int) -> Iterator[tuple]:

@@ -12,7 +12,7 @@ import json
 import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from customfields.sqltext import literal
@@ -97,6 +97,19 @@ def decimal_text(value: Decimal | None) -> str:
         return ""
     # PostgreSQL's numeric(12,4) prints four decimals and has no negative zero.
     return f"{value:.4f}" if value else "0.0000"
+
+
+# As Django reads a decimal SQLite stored as a number: 15 significant digits (the rest is the
+# float's noise), then the field's places, in the field's precision (numeric(12,4)).
+_FROM_FLOAT = Context(prec=15).create_decimal_from_float
+_PLACES, _PRECISION = Decimal("0.0001"), Context(prec=12)
+
+
+def float_decimal_text(value: float | None) -> str:
+    """``decimal_text`` of a decimal stored as a number (fetched rows on SQLite)."""
+    if value is None:
+        return ""
+    return decimal_text(_FROM_FLOAT(value).quantize(_PLACES, context=_PRECISION))
 
 
 def optional_text(value: Any) -> str:
