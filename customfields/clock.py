@@ -64,7 +64,9 @@ class ZoneClock:
         try:
             return self._hours[key]
         except KeyError:
-            return bounded_store(self._hours, key, self._hour(key) if self.fits(text) else None)
+            if not self.fits(text):
+                return None  # a text of another shape: no verdict on its hour for the others
+            return bounded_store(self._hours, key, self._hour(key))
 
     def _hour(self, key: str) -> tuple[str, str] | None:
         if not _HOUR_TEXT.fullmatch(key):
