@@ -160,12 +160,15 @@ def _send_for_delivery(items: list[OpenItem], now: dt.datetime) -> dict[int, str
     lease = now + dt.timedelta(seconds=lease_seconds)
     deadline = time.monotonic() + _CHUNK_SECONDS
     status_before = {item.id: item.status for item in items}
+    # A chunk, or an item that was put off or retried, says there may be a backlog to go on
+    # with; a fresh lone referral (the usual one-a-call traffic) saves the look.
+    backlog = len(items) > 1 or any(item.next_attempt_at for item in items)
     try:
         while status_before:
             claimed = items_claim(list(status_before), lease=lease, now=timezone.now())
             if not _send_claimed(delivery, claimed, status_before, outcomes, deadline):
                 break
-            if time.monotonic() > deadline:
+            if not backlog or time.monotonic() > deadline:
                 break
             status_before = dict(items_due_of(delivery.pk, limit=SEND_CHUNK, now=timezone.now()))
     finally:

@@ -671,3 +671,24 @@ def test_a_secret_no_key_decrypts_pauses_the_delivery_and_sends_nothing(client_a
     assert http_receiver.requests == []
     item.refresh_from_db()
     assert (item.status, item.attempts) == ("pending", 0)  # kept for when it is fixed
+
+
+def test_a_fresh_lone_referral_does_not_look_for_a_backlog(client_a, http_receiver):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    warm = DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
+    fresh = DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
+    waiting = DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
+    assert api_item_send(warm.pk) == "delivered"  # the worker's copy of the delivery, warm
+    DeliveryItem.objects.filter(pk=waiting.pk).update(
+        next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    with CaptureQueriesContext(connection) as queries:
+        assert api_item_send(fresh.pk) == "delivered"
+    # Read, claim, the referral, the record: no look for the delivery's due items.
+    assert not [q for q in queries if "ORDER BY next_attempt_at" in q["sql"]]
+    waiting.refresh_from_db()
+    assert waiting.status == "pending"  # left for its own message, or the tick
+    assert api_item_send(waiting.pk) == "delivered"  # itself put off: it would look
