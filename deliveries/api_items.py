@@ -90,9 +90,10 @@ WHERE id {ids} AND status IN ('pending', 'failed')
 RETURNING id, referral_id, attempts, created_at
 """
 _DUE_OF = """
-SELECT id, status FROM deliveries_deliveryitem
-WHERE delivery_id = %s AND status IN ('pending', 'failed') AND next_attempt_at <= %s
-ORDER BY next_attempt_at, id
+SELECT i.id, i.status FROM deliveries_deliveryitem i
+JOIN deliveries_delivery d ON d.id = i.delivery_id AND d.active AND d.paused_at IS NULL
+WHERE i.delivery_id = %s AND i.status IN ('pending', 'failed') AND i.next_attempt_at <= %s
+ORDER BY i.next_attempt_at, i.id
 LIMIT %s
 """
 _DEFER = """
@@ -144,7 +145,8 @@ def items_claim(ids: Sequence[int], *, lease: dt.datetime, now: dt.datetime) -> 
 
 def items_due_of(delivery_id: int, *, limit: int, now: dt.datetime) -> list[tuple[int, str]]:
     """The delivery's oldest items due again (put off for its budget, retries), with their
-    status: what a chunk that holds a token goes on with."""
+    status: what a chunk that holds a token goes on with; none once the delivery is paused
+    or made inactive (by hand, meanwhile)."""
     with connection.cursor() as cursor:
         cursor.execute(_DUE_OF, [delivery_id, _db_time(now), limit])
         return cursor.fetchall()

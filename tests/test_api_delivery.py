@@ -688,7 +688,34 @@ def test_a_fresh_lone_referral_does_not_look_for_a_backlog(client_a, http_receiv
     with CaptureQueriesContext(connection) as queries:
         assert api_item_send(fresh.pk) == "delivered"
     # Read, claim, the referral, the record: no look for the delivery's due items.
-    assert not [q for q in queries if "ORDER BY next_attempt_at" in q["sql"]]
+    assert not [q for q in queries if "ORDER BY i.next_attempt_at" in q["sql"]]
     waiting.refresh_from_db()
     assert waiting.status == "pending"  # left for its own message, or the tick
     assert api_item_send(waiting.pk) == "delivered"  # itself put off: it would look
+
+
+def test_a_delivery_paused_by_hand_stops_a_chunk_going_on_with_its_backlog(
+    client_a, http_receiver, monkeypatch
+):
+    from deliveries import api_items
+    from deliveries.api_runs import api_items_send
+    from deliveries.pausing import delivery_pause
+
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    items = _ingest_items(client_a, delivery, 4)
+    backlog = [item.pk for item in items[2:]]
+    DeliveryItem.objects.filter(pk__in=backlog).update(
+        next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    claim = api_items.items_claim
+
+    def claim_then_pause(*args, **kwargs):  # an account manager pauses it meanwhile
+        claimed = claim(*args, **kwargs)
+        delivery_pause(delivery, "by hand")
+        return claimed
+
+    monkeypatch.setattr("deliveries.api_runs.items_claim", claim_then_pause)
+    outcomes = api_items_send([item.pk for item in items[:2]])
+    assert outcomes == {items[0].pk: "delivered", items[1].pk: "delivered"}
+    assert set(DeliveryItem.objects.filter(pk__in=backlog).values_list("status", flat=True)) \
+        == {"pending"}  # fmt: skip
