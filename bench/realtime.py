@@ -1088,6 +1088,15 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def _phase_results(measured: dict, top: float) -> list[tuple[str, dict]]:
+    """A configuration's phases in report order, each with its ``referrals`` count."""
+    phases = [(f"{rate:g}/s", level) for rate, level in measured["levels"].items()]
+    if "slow" in measured:
+        phases.append((f"{top:g}/s with the slow endpoint", measured["slow"]))
+    phases.append(("burst", {**measured["burst"], "referrals": measured["burst"]["count"]}))
+    return phases
+
+
 def _cpu_line(cpu: dict[str, float], referrals: int) -> str:
     per = {name: seconds * 1000 / max(1, referrals) for name, seconds in cpu.items()}
     order = ["worker", "postgres", "redis", "receiver", "driver", "beat"]
@@ -1265,16 +1274,9 @@ def _report(args, r: dict) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in args.configs:
-        label, measured = CONFIGS[name][0], configs[name]
-        for rate in measured["levels"]:
-            level = measured["levels"][rate]
-            lines.append(f"| {label}, {rate:g}/s | {_cpu_line(level['cpu'], level['referrals'])}")
-        if "slow" in measured:
-            slow = measured["slow"]
-            lines.append(f"| {label}, {top:g}/s with the slow endpoint | "
-                         f"{_cpu_line(slow['cpu'], slow['referrals'])}")  # fmt: skip
-        burst = measured["burst"]
-        lines.append(f"| {label}, burst | {_cpu_line(burst['cpu'], burst['count'])}")
+        label = CONFIGS[name][0]
+        for phase, result in _phase_results(configs[name], top):
+            lines.append(f"| {label}, {phase} | {_cpu_line(result['cpu'], result['referrals'])}")
     lines.append(f"| bare task, burst | {_cpu_line(bare['cpu'], bare['count'])}")
     lines += [
         "",
@@ -1291,12 +1293,8 @@ def _report(args, r: dict) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in args.configs:
-        label, measured = CONFIGS[name][0], configs[name]
-        phases = [(f"{rate:g}/s", level) for rate, level in measured["levels"].items()]
-        if "slow" in measured:
-            phases.append((f"{top:g}/s with the slow endpoint", measured["slow"]))
-        phases.append(("burst", {**measured["burst"], "referrals": measured["burst"]["count"]}))
-        for phase, result in phases:
+        label = CONFIGS[name][0]
+        for phase, result in _phase_results(configs[name], top):
             lines.append(f"| {label}, {phase} | {_calls_line(result)}")
     lines += _profile_lines(r["profile"])
     if "as_is" in configs:

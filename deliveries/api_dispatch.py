@@ -21,15 +21,16 @@ from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from deliveries.api_runs import SEND_CHUNK, api_items_enqueue
 from deliveries.budget import budget
 from deliveries.models import Delivery, DeliveryItem
 
 logger = logging.getLogger(__name__)
 _LOST_AFTER = dt.timedelta(seconds=60)
 _OVERDUE_AFTER = dt.timedelta(minutes=5)
-# Items one tick queues for one delivery at most: a chunk per free slot of its budget, so a
-# slow endpoint's backlog is queued at the pace it is worked, never all of it every tick.
-_PER_SLOT = 50
+# Items one tick queues for one delivery at most: a chunk (SEND_CHUNK) per free slot of its
+# budget, so a slow endpoint's backlog is queued at the pace it is worked, never all of it
+# every tick.
 Status = DeliveryItem.Status
 
 
@@ -63,7 +64,7 @@ def api_items_due(*, now: dt.datetime | None = None) -> dict[int, list[int]]:
     )  # fmt: skip
     rows = (
         due.annotate(place=oldest_first)
-        .filter(place__lte=F("delivery__max_in_flight") * _PER_SLOT)
+        .filter(place__lte=F("delivery__max_in_flight") * SEND_CHUNK)
         .values_list("pk", "delivery_id", "delivery__max_in_flight", "place")
     )
     by_delivery: dict[int, list[tuple[int, int]]] = {}
@@ -74,7 +75,7 @@ def api_items_due(*, now: dt.datetime | None = None) -> dict[int, list[int]]:
     chosen: dict[int, list[int]] = {}
     for delivery_id, placed in by_delivery.items():
         free = budget().free(delivery_id, limits[delivery_id])
-        ids = [pk for _, pk in sorted(placed)[: free * _PER_SLOT]]
+        ids = [pk for _, pk in sorted(placed)[: free * SEND_CHUNK]]
         if ids:
             chosen[delivery_id] = ids
     queued = [pk for ids in chosen.values() for pk in ids]
@@ -84,8 +85,6 @@ def api_items_due(*, now: dt.datetime | None = None) -> dict[int, list[int]]:
 
 def api_items_queue_due() -> None:
     """The tick's work: queue what is due, as many items as each endpoint's budget can take."""
-    from deliveries.api_runs import api_items_enqueue
-
     api_items_enqueue(api_items_due())
 
 

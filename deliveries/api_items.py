@@ -22,7 +22,6 @@ from django.db.models.expressions import RawSQL
 
 from referrals.models import Referral
 
-OPEN = ("pending", "failed")
 # Older SQLite builds allow 999 parameters in one statement.
 _SQLITE_CHUNK = 900
 
