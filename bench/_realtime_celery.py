@@ -62,8 +62,8 @@ def _install(**kwargs) -> None:
         # ``api_runs``, not this wrapper).
         single = tasks.api_item_send
 
-        def counted(item_id: int) -> str:
-            outcome = single(item_id)
+        def counted(item_id: int, *delivery_id) -> str:  # the delivery: in messages now
+            outcome = single(item_id, *delivery_id)
             _outcomes["call:single"] = _outcomes.get("call:single", 0) + 1
             _outcomes[outcome] = _outcomes.get(outcome, 0) + 1
             return outcome
@@ -72,8 +72,8 @@ def _install(**kwargs) -> None:
         chunk = getattr(tasks, "api_items_send", None)  # not in the platform before chunks
         if chunk is not None:
 
-            def counted_chunk(item_ids: list[int]) -> dict[int, str]:
-                outcomes = chunk(item_ids)
+            def counted_chunk(item_ids: list[int], *delivery_id) -> dict[int, str]:
+                outcomes = chunk(item_ids, *delivery_id)
                 _outcomes["call:chunk"] = _outcomes.get("call:chunk", 0) + 1
                 for outcome in outcomes.values():
                     _outcomes[outcome] = _outcomes.get(outcome, 0) + 1

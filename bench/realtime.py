@@ -439,20 +439,29 @@ def _wait_delivered(stack: Stack, delivery, mark: int, timeout: float) -> bool:
 
 
 def _ingest_stamped(records: list[dict]) -> tuple[list[int], float]:
-    """Store ``records``; their ids, and the time their transaction committed."""
-    from django.db import transaction
-
+    """Store ``records`` as the API's view does (``referrals_ingest`` in a transaction of its
+    own); their ids, and the time their transaction committed: when the ledger's on-commit
+    hook, run right after COMMIT, queues the sends. (Not an outer transaction of the driver's
+    own: it would turn the service's transaction into a savepoint, two round trips a call
+    that the API's callers do not pay.)"""
+    from deliveries import api_runs
     from referrals.services import referrals_ingest
 
     stamp: list[float] = []
-    with transaction.atomic():
-        # Registered before the ledger's hook (which queues the sends), so it runs first,
-        # right after COMMIT.
-        transaction.on_commit(lambda: stamp.append(time.time()))
+    enqueue = api_runs.api_items_enqueue
+
+    def stamped(*args, **kwargs):
+        stamp.append(time.time())
+        return enqueue(*args, **kwargs)
+
+    api_runs.api_items_enqueue = stamped  # the ledger imports it at each call
+    try:
         outcomes = referrals_ingest(records=records)
+    finally:
+        api_runs.api_items_enqueue = enqueue
     ids = [o.id for o in outcomes if o.status == "created"]
     assert len(ids) == len(records), [o.as_dict() for o in outcomes if o.status != "created"]
-    return ids, stamp[0]
+    return ids, stamp[0] if stamp else time.time()
 
 
 def _paced(sources: list[Records], rate: float, seconds: float, max_batch: int = 20) -> dict:
@@ -953,8 +962,8 @@ def _profile(stack: Stack, alpha, records: list[dict]) -> dict:
     half = len(item_ids) // 2
     skipped: list[str] = []
     modes = {
-        "single": _profile_way(stack, item_ids[:half], 1, skipped),
-        "chunk": _profile_way(stack, item_ids[half:], PROFILE_CHUNK, skipped),
+        "single": _profile_way(stack, alpha.pk, item_ids[:half], 1, skipped),
+        "chunk": _profile_way(stack, alpha.pk, item_ids[half:], PROFILE_CHUNK, skipped),
     }
     stack.dump()
     return {"modes": modes, "skipped": sorted(set(skipped))}
@@ -970,13 +979,12 @@ def _profile_steps():
     return [
         (api_runs, "api_items_send",
          "the rest of `api_items_send` (grouping, the loop, the request's settings)"),
-        (api_runs, "items_open", "`items_open` (the items with their delivery's live columns)"),
-        (api_runs, "items_claim", "`items_claim` (UPDATE ... RETURNING)"),
+        (api_runs, "items_claim_and_read",
+         "`items_claim_and_read` (the claim, the delivery's live columns, the referrals)"),
         (api_runs, "items_record",
          "`items_record` (attempt and item state, a statement each; transaction)"),
         (api_runs, "items_defer", "`items_defer` (budget spent before the claim)"),
         (api_runs, "items_put_back", "`items_put_back` (budget spent mid-chunk)"),
-        (api_runs, "_referral_rows", "`_referral_rows` (the body's lookups, one SELECT)"),
         (api_runs, "delivery_for_send", "`delivery_for_send` (the delivery, cached)"),
         (api_runs, "build_request", "`build_request` (body, signature)"),
         (http, "send", "`http.send` (urllib3, SSRF guard, to the receiver and back)"),
@@ -989,7 +997,9 @@ def _profile_steps():
     ]  # fmt: skip
 
 
-def _profile_way(stack: Stack, item_ids: list[int], chunk: int, skipped: list[str]) -> dict:
+def _profile_way(
+    stack: Stack, delivery_id: int, item_ids: list[int], chunk: int, skipped: list[str]
+) -> dict:
     import cProfile
     import io
     import pstats
@@ -1001,9 +1011,10 @@ def _profile_way(stack: Stack, item_ids: list[int], chunk: int, skipped: list[st
     def send(ids: list[int]) -> None:
         for start in range(0, len(ids), chunk):
             if chunk == 1:
-                outcomes[api_runs.api_item_send(ids[start])] += 1
+                outcomes[api_runs.api_item_send(ids[start], delivery_id)] += 1
             else:
-                for outcome in api_runs.api_items_send(ids[start : start + chunk]).values():
+                chunk_ids = ids[start : start + chunk]
+                for outcome in api_runs.api_items_send(chunk_ids, delivery_id).values():
                     outcomes[outcome] += 1
 
     half = len(item_ids) // 2

@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
@@ -47,6 +47,28 @@ class ClaimedItem:
     referral_id: int
     attempts: int
     created_at: dt.datetime
+    # As it was before the claim: what a put-back restores, and whether it had been put off.
+    status_before: str = field(default="pending", compare=False)
+    due_before: dt.datetime | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class DeliveryLive:
+    """The delivery's columns that change between saves, as the claim saw them."""
+
+    updated_at: dt.datetime
+    last_success_at: dt.datetime | None
+    failing_since: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a claim took: the items (oldest first), the delivery's live columns (``None``
+    when it took nothing), and the items' referrals as the values of the asked lookups."""
+
+    items: list[ClaimedItem]
+    live: DeliveryLive | None
+    rows: dict[int, tuple]
 
 
 @dataclass(frozen=True)
@@ -81,15 +103,39 @@ SELECT i.id, i.delivery_id, i.status, i.next_attempt_at, d.updated_at,
 FROM deliveries_deliveryitem i JOIN deliveries_delivery d ON d.id = i.delivery_id
 WHERE i.id {ids} AND i.status IN ('pending', 'failed')
 """
-_CLAIM = """
+# One delivery's items, only while it is active and not paused. ``o`` is the item's row as
+# the statement found it: its status and due time before the claim.
+_CLAIM_OF_DELIVERY = """
+UPDATE deliveries_deliveryitem i
+SET status = 'sending', lease_until = %s, attempts = i.attempts + 1
+FROM deliveries_deliveryitem o, deliveries_delivery d
+WHERE i.id {ids} AND o.id = i.id AND i.delivery_id = %s AND d.id = i.delivery_id
+  AND d.active AND d.paused_at IS NULL AND i.status IN ('pending', 'failed')
+  AND (i.next_attempt_at IS NULL OR i.next_attempt_at <= %s)
+RETURNING i.id, i.referral_id, i.attempts, i.created_at, o.status, o.next_attempt_at,
+          d.updated_at, d.last_success_at, d.failing_since
+"""
+# SQLite: the same claim, its RETURNING limited to the updated table's columns.
+_CLAIM_OF_DELIVERY_APART = """
 UPDATE deliveries_deliveryitem
 SET status = 'sending', lease_until = %s, attempts = attempts + 1
-WHERE id {ids} AND status IN ('pending', 'failed')
+WHERE id {ids} AND delivery_id = %s AND status IN ('pending', 'failed')
   AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+  AND EXISTS (SELECT 1 FROM deliveries_delivery d
+              WHERE d.id = delivery_id AND d.active AND d.paused_at IS NULL)
 RETURNING id, referral_id, attempts, created_at
 """
+# PostgreSQL: the claim, the delivery's live columns and the referrals in one round trip.
+_CLAIM_AND_READ_PG = """
+WITH claimed AS ({claim})
+SELECT claimed.*, v.* FROM claimed LEFT JOIN ({values}) v ON v."pk" = claimed.referral_id
+"""
+_CLAIMED_COLUMNS = 9
+_EXTEND_LEASE = """
+UPDATE deliveries_deliveryitem SET lease_until = %s WHERE id {ids} AND status = 'sending'
+"""
 _DUE_OF = """
-SELECT i.id, i.status FROM deliveries_deliveryitem i
+SELECT i.id FROM deliveries_deliveryitem i
 JOIN deliveries_delivery d ON d.id = i.delivery_id AND d.active AND d.paused_at IS NULL
 WHERE i.delivery_id = %s AND i.status IN ('pending', 'failed') AND i.next_attempt_at <= %s
 ORDER BY i.next_attempt_at, i.id
@@ -131,24 +177,78 @@ def items_open(ids: Sequence[int]) -> list[OpenItem]:
     ]
 
 
-def items_claim(ids: Sequence[int], *, lease: dt.datetime, now: dt.datetime) -> list[ClaimedItem]:
-    """Take the items that are still open and due: from here on no other worker sends them
-    until the lease ends (then the tick takes them for lost)."""
-    rows = _fetch(_CLAIM, ids, before=[_db_time(lease)], after=[_db_time(now)])
-    # Oldest first: RETURNING comes in no set order.
-    return sorted(
-        ClaimedItem(item_id, referral_id, attempts, _aware(created))
-        for item_id, referral_id, attempts, created in rows
+def items_claim_and_read(
+    delivery_id: int, ids: Sequence[int], *, lease: dt.datetime, now: dt.datetime,
+    lookups: tuple[str, ...],
+) -> Claim:  # fmt: skip
+    """Claim those of ``ids`` that are ``delivery_id``'s, open and due, while the delivery is
+    active and not paused (from here on no other worker sends them until the lease ends), and
+    read their referrals as the values of ``lookups``. One statement on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        return _claim_and_read_apart(delivery_id, ids, lease=lease, now=now, lookups=lookups)
+    sql, params, compiler, converters = _referral_statement(lookups, claimed=True)
+    statement = _CLAIM_AND_READ_PG.format(
+        claim=_CLAIM_OF_DELIVERY.format(ids="= ANY(%s)"), values=sql
     )
+    with connection.cursor() as cursor:
+        claim_params = [_db_time(lease), list(ids), delivery_id, _db_time(now)]
+        cursor.execute(statement, [*claim_params, *params])
+        rows = cursor.fetchall()
+    if not rows:
+        return Claim([], None, {})
+    values = [row[_CLAIMED_COLUMNS:] for row in rows]
+    if converters:
+        values = compiler.apply_converters(values, converters)
+    by_referral = {
+        pk: tuple(rest) for pk, *rest in values if pk is not None  # None: referral gone
+    }
+    return _claim(rows, by_referral)
 
 
-def items_due_of(delivery_id: int, *, limit: int, now: dt.datetime) -> list[tuple[int, str]]:
-    """The delivery's oldest items due again (put off for its budget, retries), with their
-    status: what a chunk that holds a token goes on with; none once the delivery is paused
-    or made inactive (by hand, meanwhile)."""
+def _claim(rows, by_referral: dict[int, tuple]) -> Claim:
+    first = rows[0]
+    live = DeliveryLive(_aware(first[6]), _aware(first[7]), _aware(first[8]))
+    items = sorted(  # oldest first: RETURNING comes in no set order
+        ClaimedItem(row[0], row[1], row[2], _aware(row[3]), row[4], _aware(row[5]))
+        for row in rows
+    )
+    return Claim(items, live, by_referral)
+
+
+def _claim_and_read_apart(delivery_id, ids, *, lease, now, lookups) -> Claim:
+    """SQLite: the claim, then the referrals (its RETURNING cannot read the joined tables, so
+    their columns are read first; a write lock is taken by the claim, not before it)."""
+    before = {
+        item.id: item for item in items_open(ids)
+        if item.delivery_id == delivery_id and item.delivery_open
+    }  # fmt: skip
+    if not before:
+        return Claim([], None, {})
+    claimed = _fetch(_CLAIM_OF_DELIVERY_APART, list(before), before=[_db_time(lease)],
+                     after=[delivery_id, _db_time(now)])  # fmt: skip
+    if not claimed:
+        return Claim([], None, {})
+    anyone = next(iter(before.values()))
+    rows = [
+        (pk, referral_id, attempts, created, before[pk].status, before[pk].next_attempt_at,
+         anyone.delivery_updated_at, anyone.last_success_at, anyone.failing_since)
+        for pk, referral_id, attempts, created in claimed
+    ]  # fmt: skip
+    return _claim(rows, referral_values(lookups, [row[1] for row in rows]))
+
+
+def items_extend_lease(ids: Sequence[int], *, lease: dt.datetime) -> None:
+    """A longer lease for claimed items (their delivery's timeouts grew meanwhile)."""
+    _fetch(_EXTEND_LEASE, ids, before=[_db_time(lease)], returns=False)
+
+
+def items_due_of(delivery_id: int, *, limit: int, now: dt.datetime) -> list[int]:
+    """The delivery's oldest items due again (put off for its budget, retries): what a chunk
+    that holds a token goes on with; none once the delivery is paused or made inactive (by
+    hand, meanwhile)."""
     with connection.cursor() as cursor:
         cursor.execute(_DUE_OF, [delivery_id, _db_time(now), limit])
-        return cursor.fetchall()
+        return [item_id for (item_id,) in cursor.fetchall()]
 
 
 def items_defer(ids: Sequence[int], *, due: dt.datetime) -> None:
@@ -198,10 +298,10 @@ def referral_values(lookups: tuple[str, ...], ids: Sequence[int]) -> dict[int, t
     """The referrals ``ids`` as the values of ``lookups`` (as ``values_list`` gives them), by
     a statement compiled once per lookups and thread: compiling a values_list of thirty
     lookups costs more than the rest of a send together."""
-    sql, compiler, converters = _referral_statement(lookups)
+    sql, params, compiler, converters = _referral_statement(lookups)
     param = list(ids) if connection.vendor == "postgresql" else json.dumps(list(ids))
     with connection.cursor() as cursor:
-        cursor.execute(sql, [param])
+        cursor.execute(sql, [param if p is None else p for p in params])
         rows = cursor.fetchall()
     if converters:
         rows = compiler.apply_converters(rows, converters)
@@ -211,24 +311,31 @@ def referral_values(lookups: tuple[str, ...], ids: Sequence[int]) -> dict[int, t
 _compiled_statements = threading.local()
 
 
-def _referral_statement(lookups: tuple[str, ...]):
+def _referral_statement(lookups: tuple[str, ...], *, claimed: bool = False):
+    """The SELECT of the referrals' ``lookups``, compiled once per thread: of the ids given as
+    one parameter (an array, a JSON list: one statement for any number), or (``claimed``) of
+    those the claim's ``claimed`` CTE returned."""
     cache = getattr(_compiled_statements, "by_lookups", None)
     if cache is None or getattr(_compiled_statements, "connection", None) is not connection:
         cache = _compiled_statements.by_lookups = {}
         _compiled_statements.connection = connection
-    if lookups not in cache:
-        # The ids as one parameter (an array, a JSON list): one statement for any number.
-        ids = (
-            "SELECT unnest(%s::bigint[])" if connection.vendor == "postgresql"
-            else "SELECT value FROM json_each(%s)"
-        )  # fmt: skip
-        only = RawSQL(ids, [None])  # noqa: S611 (a constant; the ids go as a parameter)
-        query = Referral.objects.filter(pk__in=only).values_list("pk", *lookups)
+    key = (lookups, claimed)
+    if key not in cache:
+        if claimed:
+            only = RawSQL("SELECT referral_id FROM claimed", [])
+        else:
+            ids = (
+                "SELECT unnest(%s::bigint[])" if connection.vendor == "postgresql"
+                else "SELECT value FROM json_each(%s)"
+            )  # fmt: skip
+            only = RawSQL(ids, [None])  # noqa: S611 (a constant; the ids go as a parameter)
+        # No ORDER BY (the model's default ordering would sort every read for nothing).
+        query = Referral.objects.filter(pk__in=only).order_by().values_list("pk", *lookups)
         compiler = query.query.get_compiler(connection=connection)
-        sql, _ = compiler.as_sql()
+        sql, params = compiler.as_sql()
         fields = [selected[0] for selected in compiler.select[: compiler.col_count]]
-        cache[lookups] = (sql, compiler, compiler.get_converters(fields))
-    return cache[lookups]
+        cache[key] = (sql, list(params), compiler, compiler.get_converters(fields))
+    return cache[key]
 
 
 def _fetch(sql: str, ids: Sequence[int], *, before=(), after=(), returns=True) -> list[tuple]:

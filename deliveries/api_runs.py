@@ -18,7 +18,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit, urlunsplit
 
 import re2
@@ -28,12 +28,13 @@ from django.utils import timezone
 from customfields.engine import Column, compile_columns
 from deliveries.alerts import delivery_failed, delivery_succeeded
 from deliveries.api_items import (
+    Claim,
     ClaimedItem,
     ItemRecord,
-    OpenItem,
-    items_claim,
+    items_claim_and_read,
     items_defer,
     items_due_of,
+    items_extend_lease,
     items_open,
     items_put_back,
     items_record,
@@ -92,95 +93,154 @@ def api_items_enqueue(by_delivery: Mapping[int, Sequence[int]]) -> None:
     one would hold up the other's items behind it). A lone item (one referral a call) goes as
     itself, waiting for no batch; many (a bulk ingestion, a replay, a backlog) in chunks,
     each sent by one task with a handful of statements instead of a task and a handful each.
+    Each message names its delivery: the send takes the endpoint's budget before it reads
+    anything.
     """
     from deliveries.tasks import send_api_item, send_api_items
 
-    for item_ids in by_delivery.values():
+    for delivery_id, item_ids in by_delivery.items():
         if len(item_ids) == 1:
-            send_api_item.delay(item_ids[0])
+            send_api_item.delay(item_ids[0], delivery_id)
             continue
         # A chunk's requests go one after another, and an endpoint may take
         # ``max_in_flight`` at once (8 by default): a few items spread over several chunks.
         size = max(1, min(SEND_CHUNK, math.ceil(len(item_ids) / _SPREAD)))
         for start in range(0, len(item_ids), size):
-            send_api_items.delay(list(item_ids[start : start + size]))
+            send_api_items.delay(list(item_ids[start : start + size]), delivery_id)
 
 
-def api_item_send(item_id: int) -> str:
+def api_item_send(item_id: int, delivery_id: int | None = None) -> str:
     """Attempt one item if it is due and its endpoint has room; the outcome, or why not."""
-    return api_items_send([item_id]).get(item_id, "not open")
+    return api_items_send([item_id], delivery_id).get(item_id, "not open")
 
 
-def api_items_send(item_ids: list[int]) -> dict[int, str]:
-    """Attempt the items that are open and due, each delivery's in turn under its budget; the
-    outcome of each item, or why it was not sent."""
+def api_items_send(item_ids: Sequence[int], delivery_id: int | None = None) -> dict[int, str]:
+    """Attempt the items that are open and due under their delivery's budget; the outcome of
+    each item, or why it was not sent. ``delivery_id`` is the items' delivery (every message
+    queued names it); without it, the items' deliveries are looked up, each sent in turn."""
     now = timezone.now()
-    outcomes: dict[int, str] = {}
-    groups: dict[int, list[OpenItem]] = defaultdict(list)
+    if delivery_id is not None:
+        return _send_for_delivery(delivery_id, list(item_ids), now)
+    by_delivery: dict[int, list[int]] = defaultdict(list)
     for item in items_open(item_ids):
-        if not item.delivery_open:
-            outcomes[item.id] = "delivery paused"
-        elif item.next_attempt_at and item.next_attempt_at > now:
-            outcomes[item.id] = "not due"
-        else:
-            groups[item.delivery_id].append(item)
-    for items in groups.values():
-        outcomes.update(_send_for_delivery(items, now))
+        by_delivery[item.delivery_id].append(item.id)
+    outcomes: dict[int, str] = {}
+    for one_delivery, ids in by_delivery.items():
+        outcomes.update(_send_for_delivery(one_delivery, ids, now))
     return outcomes
 
 
-def _send_for_delivery(items: list[OpenItem], now: dt.datetime) -> dict[int, str]:
+def _send_for_delivery(delivery_id: int, ids: list[int], now: dt.datetime) -> dict[int, str]:
     """One delivery's items under one token of its endpoint's budget: their requests go one
     after another on a kept-alive connection, so the endpoint never has more than
-    ``max_in_flight`` at once. While the chunk has time left it goes on with the delivery's
-    other due items (sends that found no token left them in the database), so a busy
-    endpoint's backlog is worked at the pace of its budget, not of the tick."""
-    first = items[0]
-    ids = [item.id for item in items]
+    ``max_in_flight`` at once. The token comes first, before anything is read: behind a busy
+    endpoint a send costs a Redis call and one UPDATE. While the chunk has time left it goes
+    on with the delivery's other due items (sends that found no token left them in the
+    database), so a busy endpoint's backlog is worked at the pace of its budget, not of the
+    tick."""
     try:
-        delivery = delivery_for_send(
-            first.delivery_id, first.delivery_updated_at,
-            last_success_at=first.last_success_at, failing_since=first.failing_since,
-        )  # fmt: skip
+        # The worker's copy (10 s at most); checked against the version the claim reads.
+        delivery = delivery_for_send(delivery_id)
+    except Delivery.DoesNotExist:
+        return {}  # deleted, and its items with it
     except SecretUnreadable as exc:
-        delivery_pause_unreadable(first.delivery_id, exc)
+        delivery_pause_unreadable(delivery_id, exc)
         return dict.fromkeys(ids, "delivery paused")
-    hold = delivery.connect_timeout + delivery.total_timeout
-    # Longer than the chunk may run plus its last request: past it, the worker died (the
-    # token frees itself, the tick sends the items again; sooner would repeat a request that
-    # is still in flight).
-    lease_seconds = _CHUNK_SECONDS + hold + 5
+    lease_seconds = _lease_seconds(delivery)
     token = budget().acquire(delivery.pk, delivery.max_in_flight, lease_seconds)
     if token is None:
         # Behind a busy or slow endpoint: leave the items unclaimed, due a moment later,
         # before any work is spent on them; a chunk that holds a token, or the tick, takes them.
         items_defer(ids, due=now + dt.timedelta(seconds=_BUDGET_WAIT))
         return dict.fromkeys(ids, "waiting for budget")
-    outcomes = dict.fromkeys(ids, "claimed elsewhere")
-    lease = now + dt.timedelta(seconds=lease_seconds)
+    outcomes: dict[int, str] = {}
     deadline = time.monotonic() + _CHUNK_SECONDS
-    status_before = {item.id: item.status for item in items}
-    # A chunk, or an item that was put off or retried, says there may be a backlog to go on
-    # with; a fresh lone referral (the usual one-a-call traffic) saves the look.
-    backlog = len(items) > 1 or any(item.next_attempt_at for item in items)
+    # A chunk says there may be a backlog to go on with, as does an item that was put off or
+    # retried; a fresh lone referral (the usual one-a-call traffic) saves the look.
+    backlog = len(ids) > 1
     try:
-        while status_before:
-            claimed = items_claim(list(status_before), lease=lease, now=timezone.now())
-            if not _send_claimed(delivery, claimed, status_before, outcomes, deadline):
+        while ids:
+            lease = timezone.now() + dt.timedelta(seconds=lease_seconds)
+            lookups = tuple(_body_columns(delivery).lookups)
+            claim = items_claim_and_read(
+                delivery.pk, ids, lease=lease, now=timezone.now(), lookups=lookups
+            )
+            if len(claim.items) < len(ids):
+                outcomes.update(_why_not_claimed(delivery.pk, ids, claim, now))
+            if not claim.items:
                 break
+            delivery = _as_claimed(delivery, claim, lease_seconds)
+            if delivery is None:
+                outcomes.update(dict.fromkeys((item.id for item in claim.items),
+                                              "delivery paused"))  # fmt: skip
+                break
+            if tuple(_body_columns(delivery).lookups) != lookups:  # its body changed meanwhile
+                claim = replace(claim, rows=referral_values(
+                    tuple(_body_columns(delivery).lookups),
+                    [item.referral_id for item in claim.items],
+                ))  # fmt: skip
+            if not _send_claimed(delivery, claim, outcomes, deadline):
+                break
+            backlog = backlog or any(item.due_before for item in claim.items)
             if not backlog or time.monotonic() > deadline:
                 break
-            status_before = dict(items_due_of(delivery.pk, limit=SEND_CHUNK, now=timezone.now()))
+            ids = items_due_of(delivery.pk, limit=SEND_CHUNK, now=timezone.now())
     finally:
         budget().release(delivery.pk, token)
     return outcomes
 
 
-def _send_claimed(delivery: Delivery, claimed: list[ClaimedItem], status_before: dict[int, str],
-                  outcomes: dict[int, str], deadline: float) -> bool:  # fmt: skip
+def _lease_seconds(delivery: Delivery) -> float:
+    # Longer than the chunk may run plus its last request: past it, the worker died (the
+    # token frees itself, the tick sends the items again; sooner would repeat a request that
+    # is still in flight).
+    return _CHUNK_SECONDS + delivery.connect_timeout + delivery.total_timeout + 5
+
+
+def _as_claimed(delivery: Delivery, claim: Claim, lease_seconds: float) -> Delivery | None:
+    """The delivery as of the version the claim read, with its live health columns; ``None``
+    (the claimed items put back as they were) if that version cannot be sent with."""
+    live = claim.live
+    if live.updated_at != delivery.updated_at:  # saved since the worker's copy was taken
+        try:
+            delivery = delivery_for_send(delivery.pk, live.updated_at)
+        except (Delivery.DoesNotExist, SecretUnreadable) as exc:
+            _put_back(claim.items, timezone.now(), {}, "delivery paused")
+            if isinstance(exc, SecretUnreadable):
+                delivery_pause_unreadable(delivery.pk, exc)
+            return None
+        if _lease_seconds(delivery) > lease_seconds:  # its timeouts grew: a longer lease
+            lease = timezone.now() + dt.timedelta(seconds=_lease_seconds(delivery))
+            items_extend_lease([item.id for item in claim.items], lease=lease)
+    delivery.last_success_at = live.last_success_at
+    delivery.failing_since = live.failing_since
+    return delivery
+
+
+def _why_not_claimed(
+    delivery_id: int, ids: list[int], claim: Claim, now: dt.datetime
+) -> dict[int, str]:
+    """Why the claim left some of ``ids`` (rare: a second look, for the outcome only). Items
+    no longer open are not named, as before."""
+    taken = {item.id for item in claim.items}
+    reasons = {}
+    for item in items_open([pk for pk in ids if pk not in taken]):
+        if item.delivery_id != delivery_id:
+            reasons[item.id] = "another delivery's"
+        elif not item.delivery_open:
+            reasons[item.id] = "delivery paused"
+        elif item.next_attempt_at and item.next_attempt_at > now:
+            reasons[item.id] = "not due"
+        else:
+            reasons[item.id] = "claimed elsewhere"
+    return reasons
+
+
+def _send_claimed(delivery: Delivery, claim: Claim, outcomes: dict[int, str],
+                  deadline: float) -> bool:  # fmt: skip
     """Send the claimed items one after another and record them; whether all went (not
     stopped by the chunk's deadline or an answer that pauses the delivery)."""
-    rows = _referral_rows(delivery, [item.referral_id for item in claimed])
+    claimed = claim.items
     records: list[ItemRecord] = []
     results: list[Outcome] = []
     recorded = time.monotonic()
@@ -188,16 +248,15 @@ def _send_claimed(delivery: Delivery, claimed: list[ClaimedItem], status_before:
     try:
         for position, item in enumerate(claimed):
             if position and time.monotonic() > deadline:
-                _put_back(claimed[position:], status_before, now, outcomes, "chunk ran long")
+                _put_back(claimed[position:], now, outcomes, "chunk ran long")
                 return False
-            built, response = _send_one(delivery, item, rows.get(item.referral_id))
+            built, response = _send_one(delivery, item, claim.rows.get(item.referral_id))
             result = classify(delivery, response)
             records.append(_item_record(delivery, item, built, response, result))
             results.append(result)
             outcomes[item.id] = result.outcome
             if result.pause:  # 410, a refused target: not one more request to it
-                _put_back(claimed[position + 1 :], status_before, now, outcomes,
-                          "delivery paused")  # fmt: skip
+                _put_back(claimed[position + 1 :], now, outcomes, "delivery paused")
                 return False
             if time.monotonic() - recorded >= _RECORD_EVERY:
                 items_record(records)
@@ -221,21 +280,14 @@ def _send_one(delivery: Delivery, item: ClaimedItem, row) -> tuple[Built, http.H
     return built, http.send(_http_request(delivery, built), allowed_networks=allowed_networks())
 
 
-def _put_back(rest: list[ClaimedItem], status_before: dict[int, str], now: dt.datetime,
-              outcomes: dict[int, str], why: str) -> None:  # fmt: skip
+def _put_back(rest: list[ClaimedItem], now: dt.datetime, outcomes: dict[int, str],
+              why: str) -> None:  # fmt: skip
     """Undo the claims of items that got no request, as they were: due now when the chunk
     ran long (another chunk, or the tick, takes them), on resume when the delivery paused."""
-    for status in set(status_before.values()):
-        ids = [item.id for item in rest if status_before[item.id] == status]
-        if ids:
-            items_put_back(ids, status=status, due=now)
+    for status in {item.status_before for item in rest}:
+        ids = [item.id for item in rest if item.status_before == status]
+        items_put_back(ids, status=status, due=now)
     outcomes.update(dict.fromkeys((item.id for item in rest), why))
-
-
-def _referral_rows(delivery: Delivery, referral_ids: list[int]) -> dict[int, tuple]:
-    """The referrals as the values of exactly the lookups the delivery's body needs, in one
-    SELECT (no model instances)."""
-    return referral_values(tuple(_body_columns(delivery).lookups), referral_ids)
 
 
 def api_test_send(delivery: Delivery) -> Attempt:

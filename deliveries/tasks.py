@@ -31,14 +31,16 @@ def run_file_delivery(delivery_id: int, forced: bool = False) -> None:
     file_delivery_run(delivery_id, forced=forced)
 
 
+# delivery_id: queued with every message now; messages queued before it was carried have
+# none, and the send looks the items' deliveries up.
 @shared_task(name="deliveries.api.send", ignore_result=True)
-def send_api_item(item_id: int) -> None:
-    api_item_send(item_id)
+def send_api_item(item_id: int, delivery_id: int | None = None) -> None:
+    api_item_send(item_id, delivery_id)
 
 
 @shared_task(name="deliveries.api.send_many", ignore_result=True)
-def send_api_items(item_ids: list[int]) -> None:
-    api_items_send(item_ids)
+def send_api_items(item_ids: list[int], delivery_id: int | None = None) -> None:
+    api_items_send(item_ids, delivery_id)
 
 
 @shared_task(name="housekeeping.api_deliveries_tick", ignore_result=True)

@@ -15,6 +15,7 @@ Beat must run as exactly one process; ``rokt_platform.beat_lock`` enforces it.
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
 from celery.signals import beat_init, task_postrun, task_prerun
@@ -90,16 +91,38 @@ def _configure(app: Celery) -> None:
 _configure(app)
 
 
+# A connection checked (``CONN_HEALTH_CHECKS``) this recently, with no error since, is not
+# checked again: a real-time send is a couple of statements, and a ``SELECT 1`` round trip
+# before each task was a third. After a pause in the traffic, the first task checks again.
+_HEALTH_CHECK_EVERY = 1.0
+
+
 @task_prerun.connect
 @task_postrun.connect
 def _recycle_database_connections(sender=None, **kwargs) -> None:
-    """What Django does around each request: drop connections past CONN_MAX_AGE or broken.
-    Not for a task run eagerly: it runs inside its caller's transaction and connection."""
-    from django.db import close_old_connections
+    """What Django does around each request: drop connections past CONN_MAX_AGE or broken
+    (``close_old_connections``), and health-check the others before their next use, at most
+    once a second each. Not for a task run eagerly: it runs inside its caller's transaction
+    and connection."""
+    from django.db import connections
 
     if getattr(getattr(sender, "request", None), "is_eager", False):
         return
-    close_old_connections()
+    now = time.monotonic()
+    for connection in connections.all(initialized_only=True):
+        checked_lately = (
+            not connection.errors_occurred
+            and now - getattr(connection, "_checked_at", float("-inf")) < _HEALTH_CHECK_EVERY
+        )
+        connection.close_if_unusable_or_obsolete()
+        if connection.connection is None:
+            continue
+        if checked_lately:
+            connection.health_check_done = True
+        else:  # checked on its next use
+            connection._checked_at = now
+
+
 app.autodiscover_tasks()
 
 

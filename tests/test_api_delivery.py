@@ -33,7 +33,7 @@ def _loopback_allowed(settings):
 
 def send(delivery, referral) -> tuple[str, DeliveryItem]:
     item = DeliveryItem.objects.get(delivery=delivery, referral=referral)
-    outcome = api_item_send(item.pk)
+    outcome = api_item_send(item.pk, delivery.pk)
     item.refresh_from_db()
     return outcome, item
 
@@ -431,15 +431,13 @@ def test_a_full_budget_defers_the_item_before_any_work(client_a, http_receiver, 
     delivery = make_api_delivery(client_a, http_receiver.url())
     item = DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
     monkeypatch.setattr(api_runs, "budget", Full)
+    assert api_item_send(item.pk, delivery.pk) != "delivered"  # the worker's copy, warm
     with CaptureQueriesContext(connection) as queries:
-        assert api_item_send(item.pk) == "waiting for budget"
-    # Read the item (and load its delivery, once per process): defer it, nothing more: no
+        assert api_item_send(item.pk, delivery.pk) == "waiting for budget"
+    # The token comes first: without one, the item is deferred, nothing more: no read, no
     # claim, no referral read, no request.
     statements = [query["sql"] for query in queries]
-    assert [sql for sql in statements if sql.lstrip().startswith("UPDATE")] == [
-        next(sql for sql in statements if "queued_at = NULL" in sql)
-    ]
-    assert not [sql for sql in statements if "referrals_referral" in sql]
+    assert len(statements) == 1 and "queued_at = NULL" in statements[0]
     assert http_receiver.requests == []
     item.refresh_from_db()
     assert (item.status, item.attempts) == ("pending", 0)
@@ -483,12 +481,15 @@ def test_a_transactions_items_are_queued_apart_per_delivery(client_a, monkeypatc
     from deliveries.api_runs import api_items_enqueue
 
     queued = []
-    monkeypatch.setattr(tasks.send_api_item, "delay", lambda pk: queued.append(("one", pk)))
-    monkeypatch.setattr(tasks.send_api_items, "delay", lambda ids: queued.append(("many", ids)))
+    monkeypatch.setattr(tasks.send_api_item, "delay",
+                        lambda pk, delivery_id: queued.append(("one", pk, delivery_id)))
+    monkeypatch.setattr(tasks.send_api_items, "delay",
+                        lambda ids, delivery_id: queued.append(("many", ids, delivery_id)))
     api_items_enqueue({1: [10], 2: list(range(100, 140)), 3: list(range(200, 1000))})
-    assert ("one", 10) in queued
-    chunks_2 = [ids for kind, ids in queued if kind == "many" and ids[0] < 200]
-    chunks_3 = [ids for kind, ids in queued if kind == "many" and ids[0] >= 200]
+    assert ("one", 10, 1) in queued  # each message names its delivery
+    chunks_2 = [ids for kind, ids, delivery in queued if kind == "many" and delivery == 2]
+    chunks_3 = [ids for kind, ids, delivery in queued if kind == "many" and delivery == 3]
+    assert all(ids[0] < 200 for ids in chunks_2) and all(ids[0] >= 200 for ids in chunks_3)
     assert sorted(pk for ids in chunks_2 for pk in ids) == list(range(100, 140))
     assert len(chunks_2) == 8  # 40 items over the 8 requests an endpoint may take at once
     assert sorted(pk for ids in chunks_3 for pk in ids) == list(range(200, 1000))
@@ -686,9 +687,11 @@ def test_a_fresh_lone_referral_does_not_look_for_a_backlog(client_a, http_receiv
         next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
     )
     with CaptureQueriesContext(connection) as queries:
-        assert api_item_send(fresh.pk) == "delivered"
-    # Read, claim, the referral, the record: no look for the delivery's due items.
+        assert api_item_send(fresh.pk, delivery.pk) == "delivered"
+    # The claim, the referral, the record: no look for the delivery's due items.
     assert not [q for q in queries if "ORDER BY i.next_attempt_at" in q["sql"]]
+    if connection.vendor == "postgresql":  # the claim reads the referral in one statement
+        assert len(queries) == 2
     waiting.refresh_from_db()
     assert waiting.status == "pending"  # left for its own message, or the tick
     assert api_item_send(waiting.pk) == "delivered"  # itself put off: it would look
@@ -707,15 +710,84 @@ def test_a_delivery_paused_by_hand_stops_a_chunk_going_on_with_its_backlog(
     DeliveryItem.objects.filter(pk__in=backlog).update(
         next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
     )
-    claim = api_items.items_claim
+    claim = api_items.items_claim_and_read
 
     def claim_then_pause(*args, **kwargs):  # an account manager pauses it meanwhile
         claimed = claim(*args, **kwargs)
         delivery_pause(delivery, "by hand")
         return claimed
 
-    monkeypatch.setattr("deliveries.api_runs.items_claim", claim_then_pause)
+    monkeypatch.setattr("deliveries.api_runs.items_claim_and_read", claim_then_pause)
     outcomes = api_items_send([item.pk for item in items[:2]])
     assert outcomes == {items[0].pk: "delivered", items[1].pk: "delivered"}
     assert set(DeliveryItem.objects.filter(pk__in=backlog).values_list("status", flat=True)) \
         == {"pending"}  # fmt: skip
+
+
+def test_a_save_reaches_the_next_send_at_once_whatever_the_workers_copy(
+    client_a, http_receiver, monkeypatch
+):
+    """The send takes its endpoint's token with the worker's copy of the delivery, then its
+    claim reads the delivery's version: a save made since (new columns, headers, longer
+    timeouts) goes into that very request, and a longer lease covers its longer timeouts."""
+    from deliveries import api_runs
+    from deliveries.services import delivery_save
+
+    delivery = make_api_delivery(client_a, http_receiver.url(), columns=COLUMNS)
+    outcome, _ = send(delivery, make_referral(client_a))  # the worker's copy, warm
+    assert outcome == "delivered"
+    delivery.columns = [{"source": "last_name", "output": "Surname"}]
+    delivery.headers = [{"name": "X-Account", "value": "42"}]
+    delivery.total_timeout = 300
+    delivery_save(delivery)
+    leases = []
+    send_one = api_runs._send_one
+
+    def noting_the_lease(delivery, item, row):
+        leases.append(DeliveryItem.objects.get(pk=item.id).lease_until)
+        return send_one(delivery, item, row)
+
+    monkeypatch.setattr(api_runs, "_send_one", noting_the_lease)
+    person = make_referral(client_a, last_name="Okafor")
+    outcome, _ = send(delivery, person)
+    assert outcome == "delivered"
+    request = http_receiver.requests[-1]
+    assert json.loads(request.body) == {"Surname": "Okafor"}
+    assert request.header("X-Account") == "42"
+    assert leases[0] >= timezone.now() + dt.timedelta(seconds=300)
+
+
+def test_a_message_without_its_delivery_is_still_sent(client_a, client_b, http_receiver):
+    """Messages queued before they named their delivery: the items' deliveries are looked up,
+    each sent under its own budget."""
+    from deliveries.api_runs import api_items_send
+
+    mine = make_api_delivery(client_a, http_receiver.url())
+    theirs = make_api_delivery(client_b, http_receiver.url())
+    ids = [DeliveryItem.objects.get(delivery=d, referral=make_referral(c)).pk
+           for d, c in [(mine, client_a), (theirs, client_b), (mine, client_a)]]  # fmt: skip
+    assert api_items_send(ids) == dict.fromkeys(ids, "delivered")
+    assert len(http_receiver.requests) == 3
+
+
+def test_a_send_says_why_it_left_an_item(client_a, client_b, http_receiver):
+    """Named with the wrong delivery, not due yet, or already sent: nothing goes out, and the
+    outcome says so (an item no longer open is not named)."""
+    from deliveries.api_runs import api_items_send
+
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    other = make_api_delivery(client_b, http_receiver.url())
+    later, sent, elsewhere = (
+        DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
+        for _ in range(3)
+    )  # fmt: skip
+    foreign = DeliveryItem.objects.get(delivery=other, referral=make_referral(client_b))
+    DeliveryItem.objects.filter(pk=later.pk).update(
+        next_attempt_at=timezone.now() + dt.timedelta(minutes=5)
+    )
+    assert api_item_send(sent.pk, delivery.pk) == "delivered"
+    outcomes = api_items_send([later.pk, sent.pk, foreign.pk, elsewhere.pk], delivery.pk)
+    assert outcomes == {later.pk: "not due", elsewhere.pk: "delivered",
+                        foreign.pk: "another delivery's"}  # fmt: skip
+    assert len(http_receiver.requests) == 2
+    assert DeliveryItem.objects.get(pk=foreign.pk).status == "pending"
