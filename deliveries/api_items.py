@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 
 from referrals.models import Referral
+from rokt_platform.prepared import prepared_cursor
 
 # Older SQLite builds allow 999 parameters in one statement.
 _SQLITE_CHUNK = 900
@@ -190,7 +191,7 @@ def items_claim_and_read(
     statement = _CLAIM_AND_READ_PG.format(
         claim=_CLAIM_OF_DELIVERY.format(ids="= ANY(%s)"), values=sql
     )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         claim_params = [_db_time(lease), list(ids), delivery_id, _db_time(now)]
         cursor.execute(statement, [*claim_params, *params])
         rows = cursor.fetchall()
@@ -246,7 +247,7 @@ def items_due_of(delivery_id: int, *, limit: int, now: dt.datetime) -> list[int]
     """The delivery's oldest items due again (put off for its budget, retries): what a chunk
     that holds a token goes on with; none once the delivery is paused or made inactive (by
     hand, meanwhile)."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_DUE_OF, [delivery_id, _db_time(now), limit])
         return [item_id for (item_id,) in cursor.fetchall()]
 
@@ -268,10 +269,10 @@ def items_record(records: Iterable[ItemRecord]) -> None:
         return
     if len(records) == 1 and connection.vendor == "postgresql":
         # One statement is atomic by itself: no BEGIN and COMMIT round trips.
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(_RECORD_PG, [*_attempt_row(records[0]), *_item_row(records[0])])
         return
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), prepared_cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.executemany(_RECORD_PG, [[*_attempt_row(r), *_item_row(r)] for r in records])
         else:
@@ -340,7 +341,7 @@ def _referral_statement(lookups: tuple[str, ...], *, claimed: bool = False):
 
 def _fetch(sql: str, ids: Sequence[int], *, before=(), after=(), returns=True) -> list[tuple]:
     rows: list[tuple] = []
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(sql.format(ids="= ANY(%s)"), [*before, list(ids), *after])
             return cursor.fetchall() if returns else []

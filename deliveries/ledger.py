@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from django.db import connection, transaction
 from django.utils import timezone
 
+from rokt_platform.prepared import prepared_cursor
+
 # SQLite allows 999 parameters in older builds; PostgreSQL takes the ids as one array.
 _SQLITE_CHUNK = 900
 
@@ -42,7 +44,7 @@ def ledger_record(referral_ids: Sequence[int]) -> None:
         return
     now = timezone.now()
     rows: list[tuple[int, int, str]] = []
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 _MATCH.format(ids="= ANY(%s)"), [now, list(referral_ids)]

@@ -133,6 +133,9 @@ def _database() -> dict:
 
 
 DATABASES = {"default": _database()}
+# The hottest statements (real-time sends, ingestion) prepared once per connection on
+# PostgreSQL (rokt_platform.prepared); off behind a pooler in transaction mode.
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
