@@ -25,9 +25,26 @@ def prepared_cursor():
     # As ``connection.cursor()`` does, with a cursor of our own underneath.
     connection.close_if_health_check_failed()
     connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django turns psycopg's preparing off (None), which ``prepare=True`` cannot override.
+        # Its own cursors bind on the client and never prepare, whatever the threshold: a
+        # threshold no statement reaches leaves ours the only ones prepared.
+        raw.prepare_threshold = _NEVER
     with connection.wrap_database_errors:
-        return connection._prepare_cursor(_preparing_cursor_class()(connection.connection))
+        return connection._prepare_cursor(_preparing_cursor_class()(raw))
 
+
+_NEVER = 2**62
+
+
+class _Shown:
+    """The statement as Django's ``last_executed_query`` reads it (placeholders, no values)."""
+
+    __slots__ = ("query",)
+
+    def __init__(self, query: bytes) -> None:
+        self.query = query
 
 _class = []
 
@@ -41,7 +58,10 @@ def _preparing_cursor_class():
             statements of each connection, the least used dropped past ``prepared_max``)."""
 
             def execute(self, query, params=None, *, prepare=None, binary=None):
-                return super().execute(query, params, prepare=True, binary=binary)
+                super().execute(query, params, prepare=True, binary=binary)
+                # What Django's query log shows (it reads this of client-binding cursors).
+                self._query = _Shown(query.encode())
+                return self
 
         _class.append(PreparingCursor)
     return _class[0]
