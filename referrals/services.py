@@ -20,7 +20,8 @@ from rest_framework.exceptions import ValidationError
 
 from deliveries.ledger import ledger_record
 from referrals.api.serializers import ReferralIngestSerializer
-from referrals.models import Campaign, Client, Referral
+from referrals.ingest_lookups import Known, client_ids, known_ids
+from referrals.models import Campaign, Referral
 
 Status = Literal["created", "duplicate", "invalid"]
 # A concurrent request storing the same external id makes the insert fail (or, against a writer
@@ -71,7 +72,7 @@ def referrals_ingest(*, records: Iterable[Any]) -> list[RecordOutcome]:
         else:
             valid.append(checked)
 
-    clients = {c.slug: c for c in Client.objects.filter(slug__in={v.client_slug for v in valid})}
+    clients = client_ids({v.client_slug for v in valid})  # slug -> id
     known = []
     for item in valid:
         if item.client_slug in clients:
@@ -136,17 +137,19 @@ def _validate(
 
 
 @transaction.atomic
-def _store(items: list[_Valid], clients: dict[str, Client]) -> dict[int, RecordOutcome]:
+def _store(items: list[_Valid], clients: dict[str, int]) -> dict[int, RecordOutcome]:
     outcomes: dict[int, RecordOutcome] = {}
-    existing = _existing_ids(items, clients)
+    known = _known(items, clients)
     first_in_request: set[tuple[int, str]] = set()
     repeats: list[tuple[int, tuple[int, str]]] = []  # (index, key) of in-request repeats
     fresh: list[_Valid] = []
     for item in items:
-        key = (clients[item.client_slug].pk, item.fields["external_id"])
-        if key in existing:
+        client_id = clients[item.client_slug]
+        key = (client_id, item.fields["external_id"])
+        existing = known[client_id].referrals.get(key[1])
+        if existing is not None:
             outcomes[item.index] = RecordOutcome(
-                index=item.index, status="duplicate", id=existing[key], external_id=key[1]
+                index=item.index, status="duplicate", id=existing, external_id=key[1]
             )
         elif key in first_in_request:
             repeats.append((item.index, key))
@@ -155,12 +158,14 @@ def _store(items: list[_Valid], clients: dict[str, Client]) -> dict[int, RecordO
             fresh.append(item)
 
     # Only records that will be stored may create a campaign: a duplicate changes nothing.
-    campaigns = _campaigns(fresh, clients)
+    campaigns = _campaigns(fresh, clients, known)
     to_create: list[tuple[_Valid, Referral]] = []
     for item in fresh:
-        client = clients[item.client_slug]
-        campaign = campaigns[(client.pk, item.campaign_external_id)]
-        to_create.append((item, Referral(client=client, campaign=campaign, **item.fields)))
+        client_id = clients[item.client_slug]
+        campaign_id = campaigns[(client_id, item.campaign_external_id)]
+        to_create.append(
+            (item, Referral(client_id=client_id, campaign_id=campaign_id, **item.fields))
+        )
 
     # Inserted in key order, so two requests sharing external ids lock them in the same order
     # and wait for each other instead of deadlocking.
@@ -175,6 +180,20 @@ def _store(items: list[_Valid], clients: dict[str, Client]) -> dict[int, RecordO
             index=index, status="duplicate", id=ids[key], external_id=key[1]
         )
     return outcomes
+
+
+def _known(items: list[_Valid], clients: dict[str, int]) -> dict[int, Known]:
+    """Per client of ``items``: the referrals it already holds and the campaigns it has, of
+    those the records name (one statement a client on PostgreSQL)."""
+    wanted: dict[int, tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
+    for item in items:
+        referral_ids, campaign_ids = wanted[clients[item.client_slug]]
+        referral_ids.add(item.fields["external_id"])
+        campaign_ids.add(item.campaign_external_id)
+    return {
+        client_id: known_ids(client_id, referral_ids, campaign_ids)
+        for client_id, (referral_ids, campaign_ids) in wanted.items()
+    }
 
 
 def referrals_insert(referrals: list[Referral]) -> None:
@@ -217,38 +236,23 @@ def referrals_insert(referrals: list[Referral]) -> None:
     ledger_record([referral.pk for referral in referrals])
 
 
-def _existing_ids(items: list[_Valid], clients: dict[str, Client]) -> dict[tuple[int, str], int]:
-    wanted: dict[int, set[str]] = defaultdict(set)
-    for item in items:
-        wanted[clients[item.client_slug].pk].add(item.fields["external_id"])
-    found: dict[tuple[int, str], int] = {}
-    for client_id, external_ids in wanted.items():
-        rows = Referral.objects.filter(client_id=client_id, external_id__in=external_ids)
-        for pk, external_id in rows.values_list("pk", "external_id"):
-            found[(client_id, external_id)] = pk
-    return found
-
-
-def _campaigns(items: list[_Valid], clients: dict[str, Client]) -> dict[tuple[int, str], Campaign]:
-    """Every campaign the records name, creating the ones new to their client.
+def _campaigns(
+    items: list[_Valid], clients: dict[str, int], known: dict[int, Known]
+) -> dict[tuple[int, str], int]:
+    """The id of every campaign the records name, creating the ones new to their client.
 
     A campaign the collector has not announced yet is created rather than refused: the referral
     is real and must not be lost, and the account manager can rename the campaign later.
     """
     names: dict[tuple[int, str], str] = {}
     for item in items:
-        key = (clients[item.client_slug].pk, item.campaign_external_id)
+        key = (clients[item.client_slug], item.campaign_external_id)
         names.setdefault(key, item.campaign_name or item.campaign_external_id)
-
-    def load() -> dict[tuple[int, str], Campaign]:
-        found = {}
-        for client_id in {client_id for client_id, _ in names}:
-            wanted = [ext for cid, ext in names if cid == client_id]
-            for campaign in Campaign.objects.filter(client_id=client_id, external_id__in=wanted):
-                found[(client_id, campaign.external_id)] = campaign
-        return found
-
-    found = load()
+    found = {
+        (client_id, external_id): known[client_id].campaigns[external_id]
+        for client_id, external_id in names
+        if external_id in known[client_id].campaigns
+    }
     missing = sorted(key for key in names if key not in found)  # one lock order, as above
     if missing:
         Campaign.objects.bulk_create(
@@ -258,7 +262,11 @@ def _campaigns(items: list[_Valid], clients: dict[str, Client]) -> dict[tuple[in
             ],
             ignore_conflicts=True,  # a concurrent request may create the same campaign
         )
-        found = load()
+        for client_id in {cid for cid, _ in missing}:
+            created = known_ids(client_id, (), [ext for cid, ext in missing if cid == client_id])
+            found.update(
+                ((client_id, ext), pk) for ext, pk in created.campaigns.items()
+            )  # fmt: skip
     return found
 
 
