@@ -1295,9 +1295,9 @@ def _report(args, r: dict) -> str:
         "item each through `api_item_send`, or a chunk of a transaction's items through "
         "`api_items_send`, as it is: one call may carry up to 50 items), the *items* those "
         "calls carried, and what each item came to (a send that finds its endpoint's budget "
-        "spent, `max_in_flight` = 8 by default, leaves the item in the database, due 0.5 s "
-        "later, for the tick; *anything else*: an item no longer open, claimed elsewhere, not "
-        "yet due, or put back from a chunk that ran long):",
+        "spent, `max_in_flight` = 8 by default, leaves the item in the database, due, for a "
+        "chunk that holds a token or the tick; *anything else*: an item no longer open, "
+        "claimed elsewhere, not yet due, or put back from a chunk that ran long):",
         "",
         "| phase | calls | of them chunks | items | delivered | waiting for budget "
         "| anything else |",
@@ -1434,22 +1434,22 @@ def _findings(args, r: dict) -> list[str]:
         "",
         "### Where the time goes",
         "",
-        "The platform now sends as the bench's two earlier prototypes did (the slim send and "
-        "batched sends, built in as commits f59c512 and 016d403, then 5615c17; the prototypes "
-        "are gone from `bench/`): `api_items_send` takes one item or a chunk alike. It reads "
-        "the items with their delivery's live columns (active, paused, health) in one raw "
-        "SELECT, takes the `Delivery` from a per-process cache (by id and `updated_at`, 10 s "
-        "at most), takes ONE token of the endpoint's budget for the whole call (its requests "
-        "go one after another: one slot; no token leaves the items unclaimed, due 0.5 s later), "
-        "claims them in one `UPDATE ... RETURNING`, reads the referrals as the body's lookups "
-        "by a statement compiled once (no model instances), sends them one after another, and "
-        "records each attempt and its item's state in one statement (a CTE), flushed at least "
-        "every 50 ms; while its 5 s have not run out it goes on with its delivery's due items "
-        "(those other calls left for want of a token), so a busy endpoint's backlog is worked "
-        "at its budget's pace. The ledger's on-commit hook queues a lone item as a single send "
-        "(`deliveries.api.send`) and a transaction's many, per delivery, in chunks of up to 50 "
-        "spread over 8 at least (`deliveries.api.send_many`); the tick queues at most a chunk "
-        "per free slot of each delivery's budget.",
+        "How the platform sends: each message names its delivery; `api_items_send` takes "
+        "one item or a chunk alike. It takes the `Delivery` from a per-process cache (10 s at "
+        "most), then ONE token of the endpoint's budget for the whole call (its requests go one "
+        "after another: one slot; no token leaves the items unclaimed and due, for a chunk "
+        "that holds a token or the tick), then in one statement (prepared once per connection) "
+        "claims the items, reads the delivery's live columns (its version, pause, health) and "
+        "the referrals as the body's lookups; a newer version than the cached one is loaded at "
+        "once. It sends them one after another and records each attempt and its item's state "
+        "in one statement (a CTE, prepared), flushed at least every 50 ms; a chunk goes on, "
+        "while its 5 s last, with its delivery's due items (those other calls left for want of "
+        "a token), so a busy endpoint's backlog is worked at its budget's pace. The ledger's "
+        "on-commit hook queues a lone item as a single send (`deliveries.api.send`) and a "
+        "transaction's many, per delivery, in chunks of up to 50 spread over 8 at least "
+        "(`deliveries.api.send_many`); the tick queues at most a chunk per free slot of each "
+        "delivery's budget. Ingestion (the driver) looks up clients, known referrals and "
+        "campaigns in raw statements and inserts up to 10 referrals in one prepared INSERT.",
         "",
     ]
     if before:

@@ -60,9 +60,6 @@ logger = logging.getLogger(__name__)
 _FIRST_DELAYS = [5, 30, 120, 600]
 _MAX_DELAY = 6 * 3600
 RETRY_WINDOW = dt.timedelta(days=3)
-# A send that finds its endpoint's budget spent leaves its items due again this soon (for a
-# chunk that holds a token, or the tick).
-_BUDGET_WAIT = 0.5
 # Health columns are written at most this often on success (one hot row otherwise).
 _SUCCESS_STAMP_EVERY = dt.timedelta(seconds=5)
 _BODY_LOG_LIMIT = 64 * 1024
@@ -149,9 +146,11 @@ def _send_for_delivery(delivery_id: int, ids: list[int], now: dt.datetime) -> di
     lease_seconds = _lease_seconds(delivery)
     token = budget().acquire(delivery.pk, delivery.max_in_flight, lease_seconds)
     if token is None:
-        # Behind a busy or slow endpoint: leave the items unclaimed, due a moment later,
-        # before any work is spent on them; a chunk that holds a token, or the tick, takes them.
-        items_defer(ids, due=now + dt.timedelta(seconds=_BUDGET_WAIT))
+        # Behind a busy or slow endpoint: leave the items unclaimed and due, before any work
+        # is spent on them: a chunk that holds one of the endpoint's tokens takes them as soon
+        # as it is done with its own; else the tick, as slots free up (never while none is:
+        # no message is queued only to be put off again).
+        items_defer(ids, due=now)
         return dict.fromkeys(ids, "waiting for budget")
     outcomes: dict[int, str] = {}
     deadline = time.monotonic() + _CHUNK_SECONDS

@@ -413,9 +413,8 @@ def test_a_spent_budget_leaves_the_item_for_later(client_a, http_receiver, monke
     outcome, item = send(delivery, person)
     assert outcome == "waiting for budget" and http_receiver.requests == []
     assert (item.status, item.attempts, item.lease_until) == ("pending", 0, None)
-    assert item.next_attempt_at > timezone.now()  # due a moment later...
-    soon = timezone.now() + dt.timedelta(seconds=1)
-    assert api_items_due(now=soon) == {delivery.pk: [item.pk]}  # ...when the tick sends it
+    assert item.next_attempt_at <= timezone.now() and item.queued_at is None  # due...
+    assert api_items_due() == {delivery.pk: [item.pk]}  # ...for the tick, as slots free up
 
 
 def test_a_full_budget_defers_the_item_before_any_work(client_a, http_receiver, monkeypatch):
@@ -441,7 +440,7 @@ def test_a_full_budget_defers_the_item_before_any_work(client_a, http_receiver, 
     assert http_receiver.requests == []
     item.refresh_from_db()
     assert (item.status, item.attempts) == ("pending", 0)
-    assert item.next_attempt_at > timezone.now()
+    assert item.next_attempt_at <= timezone.now()  # due, for a send that holds a token
 
 
 # Chunks: the many items one transaction stores go out a chunk per task.
@@ -558,6 +557,36 @@ def test_a_chunk_holds_one_token_and_goes_on_with_its_deliverys_due_items(
     assert DeliveryItem.objects.get(pk=items[-1].pk).attempts == 3
     assert set(DeliveryItem.objects.filter(delivery=other).values_list("status", flat=True)) \
         == {"pending"}  # fmt: skip
+
+
+def test_items_left_for_want_of_a_token_go_with_the_chunk_that_holds_it(
+    client_a, http_receiver, monkeypatch
+):
+    """An endpoint with one slot: a chunk holds it; a send meanwhile finds none and leaves its
+    items in the database, and the chunk sends them as soon as it is done with its own, not
+    a tick later."""
+    from deliveries import api_runs
+    from deliveries.api_runs import api_items_send
+    from deliveries.budget import LocalBudget
+
+    delivery = make_api_delivery(client_a, http_receiver.url(), max_in_flight=1)
+    items = _ingest_items(client_a, delivery, 6)
+    mine, later = [item.pk for item in items[:3]], [item.pk for item in items[3:]]
+    one_slot = LocalBudget()
+    monkeypatch.setattr(api_runs, "budget", lambda: one_slot)
+    left: dict = {}
+    send_one = api_runs._send_one
+
+    def meanwhile(*args):  # while the chunk's first request is out
+        if not left:
+            left.update(api_items_send(later, delivery.pk))
+        return send_one(*args)
+
+    monkeypatch.setattr(api_runs, "_send_one", meanwhile)
+    outcomes = api_items_send(mine, delivery.pk)
+    assert left == dict.fromkeys(later, "waiting for budget")
+    assert outcomes == dict.fromkeys(mine + later, "delivered")
+    assert len(http_receiver.requests) == 6
 
 
 def test_a_chunk_that_runs_long_leaves_the_rest_due_now(client_a, http_receiver, monkeypatch):
