@@ -214,7 +214,7 @@ class Stack:
         self.concurrency = concurrency
         self.postgres = PostgresSampler()
 
-    def start_worker(self, concurrency: int, env: dict[str, str]) -> None:
+    def start_worker(self, concurrency: int, env: dict[str, str], cwd: Path = ROOT) -> None:
         from tests.processes import BIN, start
 
         self.workers_started += 1
@@ -226,7 +226,7 @@ class Stack:
              "deliveries_api,housekeeping", "--pool", "threads", "--concurrency",
              str(concurrency), "--hostname", f"bench{self.workers_started}@%h",
              "--without-mingle", "--without-gossip"],
-            env=env, log=self.work / f"worker-{self.workers_started}.log",
+            env=env, log=self.work / f"worker-{self.workers_started}.log", cwd=cwd,
         )  # fmt: skip
 
     def start_beat(self) -> None:
@@ -579,12 +579,18 @@ def _phases(args, stack: Stack) -> dict:
                 _say(f"no {args.before} to compare with: skipped")
                 continue
             env = {**env, "PYTHONPATH": os.pathsep.join([tree, str(BENCH), str(ROOT)])}
+            # Run from the tree too: Celery imports its app with the working directory first
+            # on the path, and a package found there (or through the project's editable
+            # install) would mix today's code into the worker of before.
+            cwd = Path(tree)
+        else:
+            cwd = ROOT
         _say(f"platform {label}, --concurrency {args.concurrency}")
         # A delivery (and client) of its own for each configuration: what one leaves unsent
         # is paused with it, and never reaches the next.
         alpha = _delivery(f"alpha{number}", stack.fast_port)
         records = Records(f"alpha{number}", seed=1)
-        stack.start_worker(args.concurrency, env)
+        stack.start_worker(args.concurrency, env, cwd)
         _single_sends(config == "before")
         _warm_up(stack, alpha, records)
         measured = results["configs"][config] = {"levels": {}}

@@ -27,12 +27,14 @@ def child_database_url() -> str:
     return f"postgres://{user}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-def start(args: list[str], *, env: dict[str, str] | None = None, log: Path) -> subprocess.Popen:
+def start(
+    args: list[str], *, env: dict[str, str] | None = None, log: Path, cwd: Path = ROOT
+) -> subprocess.Popen:
     """Start ``args`` in a new process group (so its children die with it), output to ``log``."""
     full_env = {**os.environ, **(env or {})}
     handle = log.open("wb")
     return subprocess.Popen(
-        args, cwd=ROOT, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
+        args, cwd=cwd, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
 
