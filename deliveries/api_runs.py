@@ -155,49 +155,37 @@ def _send_for_delivery(delivery_id: int, ids: list[int], now: dt.datetime) -> di
     outcomes: dict[int, str] = {}
     deadline = time.monotonic() + _CHUNK_SECONDS
     # A chunk says there may be a backlog to go on with, as does an item that was put off or
-    # retried; a fresh lone referral (the usual one-a-call traffic) saves the look, unless
-    # sends found no token meanwhile (the budget says so when the token is handed over).
+    # retried; a fresh lone referral (the usual one-a-call traffic) saves the look.
     backlog = len(ids) > 1
     try:
-        while True:
-            if ids:
-                lease = timezone.now() + dt.timedelta(seconds=lease_seconds)
-                lookups = tuple(_body_columns(delivery).lookups)
-                claim = items_claim_and_read(
-                    delivery_id, ids, lease=lease, now=timezone.now(), lookups=lookups
-                )
-                if len(claim.items) < len(ids):
-                    outcomes.update(_why_not_claimed(delivery_id, ids, claim, now))
-                ids = []
-                if claim.items:
-                    delivery = _as_claimed(delivery, claim, lease_seconds)
-                    if delivery is None:
-                        outcomes.update(dict.fromkeys((item.id for item in claim.items),
-                                                      "delivery paused"))  # fmt: skip
-                        break
-                    if tuple(_body_columns(delivery).lookups) != lookups:  # body changed
-                        claim = replace(claim, rows=referral_values(
-                            tuple(_body_columns(delivery).lookups),
-                            [item.referral_id for item in claim.items],
-                        ))  # fmt: skip
-                    if not _send_claimed(delivery, claim, outcomes, deadline):
-                        break  # ran long, or the delivery paused
-                    backlog = backlog or any(item.due_before for item in claim.items)
-                    if backlog and time.monotonic() <= deadline:
-                        ids = items_due_of(delivery_id, limit=SEND_CHUNK, now=timezone.now())
-                        continue
-            # Done with what it had: the token goes on to the items of sends that found none
-            # meanwhile (left due in the database), or back to the budget.
-            if time.monotonic() > deadline:
+        while ids:
+            lease = timezone.now() + dt.timedelta(seconds=lease_seconds)
+            lookups = tuple(_body_columns(delivery).lookups)
+            claim = items_claim_and_read(
+                delivery.pk, ids, lease=lease, now=timezone.now(), lookups=lookups
+            )
+            if len(claim.items) < len(ids):
+                outcomes.update(_why_not_claimed(delivery.pk, ids, claim, now))
+            if not claim.items:
                 break
-            if not budget().hand_over(delivery_id, token):
-                token = None
+            delivery = _as_claimed(delivery, claim, lease_seconds)
+            if delivery is None:
+                outcomes.update(dict.fromkeys((item.id for item in claim.items),
+                                              "delivery paused"))  # fmt: skip
                 break
-            backlog = True
-            ids = items_due_of(delivery_id, limit=SEND_CHUNK, now=timezone.now())
+            if tuple(_body_columns(delivery).lookups) != lookups:  # its body changed meanwhile
+                claim = replace(claim, rows=referral_values(
+                    tuple(_body_columns(delivery).lookups),
+                    [item.referral_id for item in claim.items],
+                ))  # fmt: skip
+            if not _send_claimed(delivery, claim, outcomes, deadline):
+                break
+            backlog = backlog or any(item.due_before for item in claim.items)
+            if not backlog or time.monotonic() > deadline:
+                break
+            ids = items_due_of(delivery.pk, limit=SEND_CHUNK, now=timezone.now())
     finally:
-        if token is not None:
-            budget().release(delivery_id, token)
+        budget().release(delivery.pk, token)
     return outcomes
 
 

@@ -18,7 +18,6 @@ from functools import cache
 
 from django.conf import settings
 
-# KEYS: the delivery's tokens, its "a send is waiting" mark.
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
@@ -26,14 +25,6 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('EXPIRE', KEYS[1], 3600)
   return 1
 end
-redis.call('SET', KEYS[2], '1', 'EX', 60)
-return 0
-"""
-_HAND_OVER = """
-if redis.call('DEL', KEYS[2]) == 1 then
-  return 1
-end
-redis.call('ZREM', KEYS[1], ARGV[1])
 return 0
 """
 
@@ -44,12 +35,6 @@ class Budget:
         raise NotImplementedError
 
     def release(self, delivery_id: int, token: str) -> None:
-        raise NotImplementedError
-
-    def hand_over(self, delivery_id: int, token: str) -> bool:
-        """Done with its own items: keep the token if a send found none since the last hand
-        over (its items wait in the database: the holder goes on with them, and says True),
-        else release it (False). One round trip either way, as a release is."""
         raise NotImplementedError
 
     def free(self, delivery_id: int, limit: int) -> int:
@@ -63,21 +48,16 @@ class RedisBudget(Budget):
 
         self._redis = redis.Redis.from_url(url)
         self._acquire = self._redis.register_script(_ACQUIRE)
-        self._hand_over = self._redis.register_script(_HAND_OVER)
 
     def acquire(self, delivery_id: int, limit: int, hold_seconds: float) -> str | None:
         now = time.time()
         token = uuid.uuid4().hex
-        keys = [f"rokt:budget:{delivery_id}", f"rokt:budget-waiting:{delivery_id}"]
-        granted = self._acquire(keys=keys, args=[now, limit, now + hold_seconds, token])
+        key = f"rokt:budget:{delivery_id}"
+        granted = self._acquire(keys=[key], args=[now, limit, now + hold_seconds, token])
         return token if granted else None
 
     def release(self, delivery_id: int, token: str) -> None:
         self._redis.zrem(f"rokt:budget:{delivery_id}", token)
-
-    def hand_over(self, delivery_id: int, token: str) -> bool:
-        keys = [f"rokt:budget:{delivery_id}", f"rokt:budget-waiting:{delivery_id}"]
-        return bool(self._hand_over(keys=keys, args=[token]))
 
     def free(self, delivery_id: int, limit: int) -> int:
         key = f"rokt:budget:{delivery_id}"
@@ -88,13 +68,11 @@ class LocalBudget(Budget):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._held: dict[int, set[str]] = {}
-        self._waiting: set[int] = set()
 
     def acquire(self, delivery_id: int, limit: int, hold_seconds: float) -> str | None:
         with self._lock:
             held = self._held.setdefault(delivery_id, set())
             if len(held) >= limit:
-                self._waiting.add(delivery_id)
                 return None
             token = uuid.uuid4().hex
             held.add(token)
@@ -103,14 +81,6 @@ class LocalBudget(Budget):
     def release(self, delivery_id: int, token: str) -> None:
         with self._lock:
             self._held.get(delivery_id, set()).discard(token)
-
-    def hand_over(self, delivery_id: int, token: str) -> bool:
-        with self._lock:
-            if delivery_id in self._waiting:
-                self._waiting.discard(delivery_id)
-                return True
-            self._held.get(delivery_id, set()).discard(token)
-            return False
 
     def free(self, delivery_id: int, limit: int) -> int:
         with self._lock:

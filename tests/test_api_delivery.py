@@ -529,10 +529,6 @@ class _Tokens:
     def release(self, *args):
         self.released += 1
 
-    def hand_over(self, *args):  # nobody waited: given back
-        self.released += 1
-        return False
-
 
 def test_a_chunk_holds_one_token_and_goes_on_with_its_deliverys_due_items(
     client_a, client_b, http_receiver, monkeypatch
@@ -824,60 +820,3 @@ def test_a_send_says_why_it_left_an_item(client_a, client_b, http_receiver):
                         foreign.pk: "another delivery's"}  # fmt: skip
     assert len(http_receiver.requests) == 2
     assert DeliveryItem.objects.get(pk=foreign.pk).status == "pending"
-
-
-@pytest.mark.parametrize("kind", ["redis", "local"])
-def test_a_token_is_handed_over_to_sends_that_found_none(kind, settings):
-    """Released at the end of a send, unless a send found no token since: then kept (the
-    holder goes on with what waits in the database), once per time sends were refused."""
-    from deliveries.budget import LocalBudget, RedisBudget
-
-    budget = RedisBudget(settings.CELERY_BROKER_URL) if kind == "redis" else LocalBudget()
-    delivery_id = 900_000 + (kind == "redis")
-    if kind == "redis":  # from an earlier run
-        budget._redis.delete(f"rokt:budget:{delivery_id}", f"rokt:budget-waiting:{delivery_id}")
-    first = budget.acquire(delivery_id, 2, 60)
-    second = budget.acquire(delivery_id, 2, 60)
-    assert budget.free(delivery_id, 2) == 0
-    assert budget.hand_over(delivery_id, second) is False  # nobody waited: given back
-    assert budget.free(delivery_id, 2) == 1
-    third = budget.acquire(delivery_id, 2, 60)
-    assert budget.acquire(delivery_id, 2, 60) is None  # refused: a send waits now
-    assert budget.hand_over(delivery_id, first) is True  # kept, for what waits
-    assert budget.free(delivery_id, 2) == 0
-    assert budget.hand_over(delivery_id, first) is False  # nothing more waits: given back
-    budget.release(delivery_id, third)
-    assert budget.free(delivery_id, 2) == 2
-
-
-def test_a_lone_send_takes_on_the_items_of_sends_that_found_no_token(
-    client_a, http_receiver, monkeypatch
-):
-    """One referral a call to an endpoint with one slot: a send holds it, another finds none
-    meanwhile and leaves its item in the database; the holder sends it before giving the
-    token back, not a tick later."""
-    from deliveries import api_runs
-    from deliveries.budget import LocalBudget
-
-    delivery = make_api_delivery(client_a, http_receiver.url(), max_in_flight=1)
-    first, waiting = (
-        DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
-        for _ in range(2)
-    )  # fmt: skip
-    one_slot = LocalBudget()
-    monkeypatch.setattr(api_runs, "budget", lambda: one_slot)
-    left = []
-    send_one = api_runs._send_one
-
-    def meanwhile(*args):
-        if not left:
-            left.append(api_item_send(waiting.pk, delivery.pk))
-        return send_one(*args)
-
-    monkeypatch.setattr(api_runs, "_send_one", meanwhile)
-    assert api_item_send(first.pk, delivery.pk) == "delivered"
-    assert left == ["waiting for budget"]
-    waiting.refresh_from_db()
-    assert (waiting.status, waiting.attempts) == ("delivered", 1)
-    assert len(http_receiver.requests) == 2
-    assert one_slot.free(delivery.pk, 1) == 1  # and the token given back
