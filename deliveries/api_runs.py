@@ -185,7 +185,7 @@ def _send_for_delivery(delivery_id: int, ids: list[int], now: dt.datetime) -> di
                 break
             ids = items_due_of(delivery.pk, limit=SEND_CHUNK, now=timezone.now())
     finally:
-        budget().release(delivery.pk, token)
+        budget().release(delivery_id, token)
     return outcomes
 
 

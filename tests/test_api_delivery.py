@@ -820,3 +820,41 @@ def test_a_send_says_why_it_left_an_item(client_a, client_b, http_receiver):
                         foreign.pk: "another delivery's"}  # fmt: skip
     assert len(http_receiver.requests) == 2
     assert DeliveryItem.objects.get(pk=foreign.pk).status == "pending"
+
+
+def test_a_secret_unreadable_since_the_workers_copy_pauses_and_keeps_the_claimed_items(
+    client_a, http_receiver
+):
+    """The worker's copy of the delivery still reads; the version the claim finds does not
+    (the key it was written with is gone): the claimed item is put back as it was, the
+    delivery paused, the endpoint's token given back."""
+    from django.db import connection
+
+    from deliveries import api_runs
+
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    assert send(delivery, make_referral(client_a))[0] == "delivered"  # the copy, warm
+    item = DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
+    with connection.cursor() as cursor:  # raw: the field would encrypt what it is given
+        cursor.execute(
+            "UPDATE deliveries_delivery SET signing_secret = %s, updated_at = %s WHERE id = %s",
+            ["fernet:gAAAAABnot-a-token", timezone.now(), delivery.pk],
+        )
+    released = []
+    budget = api_runs.budget()
+    release = budget.release
+
+    def noting(delivery_id, token):
+        released.append(delivery_id)
+        return release(delivery_id, token)
+
+    budget.release = noting
+    try:
+        assert api_item_send(item.pk, delivery.pk) == "delivery paused"
+    finally:
+        budget.release = release
+    assert released == [delivery.pk]
+    item.refresh_from_db()
+    assert (item.status, item.attempts, item.lease_until) == ("pending", 0, None)
+    assert Delivery.objects.defer("signing_secret").get(pk=delivery.pk).paused
+    assert len(http_receiver.requests) == 1
