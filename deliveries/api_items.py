@@ -4,7 +4,9 @@ A send is a handful of small statements, run hundreds of times a second: compili
 queries and building 70-column model instances for each cost more CPU than the HTTP exchange
 itself (docs/PERFORMANCE.md). So the hot statements are written once, in SQL both PostgreSQL
 and SQLite run (``UPDATE ... RETURNING``; ids as one array on PostgreSQL, a list of
-parameters on SQLite), and return plain tuples.
+parameters on SQLite), and return plain tuples. On PostgreSQL the claim also reads the
+delivery's live columns and the referrals (one round trip), and the hot statements are
+prepared once per connection (``rokt_platform.prepared``).
 
 Times go in through the backend's own adaptation and come back aware, whatever the backend.
 """
