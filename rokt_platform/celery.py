@@ -50,6 +50,10 @@ def _configure(app: Celery) -> None:
         transport_options = {"visibility_timeout": 3600}
     app.conf.update(
         broker_url=broker_url,
+        # One Redis client per channel, not one per message (rokt_platform.broker).
+        broker_transport=(
+            "rokt_platform.broker:Transport" if broker_url.startswith("redis://") else None
+        ),
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
         task_ignore_result=True,
