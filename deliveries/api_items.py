@@ -23,10 +23,7 @@ from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 
 from referrals.models import Referral
-from rokt_platform.prepared import prepared_cursor
-
-# Older SQLite builds allow 999 parameters in one statement.
-_SQLITE_CHUNK = 900
+from rokt_platform.prepared import execute_for_ids, prepared_cursor
 
 
 @dataclass(frozen=True)
@@ -176,7 +173,7 @@ def items_open(ids: Sequence[int]) -> list[OpenItem]:
         OpenItem(item_id, delivery_id, status, _aware(due), _aware(updated), bool(live),
                  _aware(last_ok), _aware(failing))
         for item_id, delivery_id, status, due, updated, live, last_ok, failing
-        in _fetch(_OPEN_ITEMS, ids)
+        in execute_for_ids(_OPEN_ITEMS, ids)
     ]
 
 
@@ -227,7 +224,7 @@ def _claim_and_read_apart(delivery_id, ids, *, lease, now, lookups) -> Claim:
     }  # fmt: skip
     if not before:
         return Claim([], None, {})
-    claimed = _fetch(_CLAIM_OF_DELIVERY_APART, list(before), before=[_db_time(lease)],
+    claimed = execute_for_ids(_CLAIM_OF_DELIVERY_APART, list(before), before=[_db_time(lease)],
                      after=[delivery_id, _db_time(now)])  # fmt: skip
     if not claimed:
         return Claim([], None, {})
@@ -242,7 +239,7 @@ def _claim_and_read_apart(delivery_id, ids, *, lease, now, lookups) -> Claim:
 
 def items_extend_lease(ids: Sequence[int], *, lease: dt.datetime) -> None:
     """A longer lease for claimed items (their delivery's timeouts grew meanwhile)."""
-    _fetch(_EXTEND_LEASE, ids, before=[_db_time(lease)], returns=False)
+    execute_for_ids(_EXTEND_LEASE, ids, before=[_db_time(lease)], returns=False)
 
 
 def items_due_of(delivery_id: int, *, limit: int, now: dt.datetime) -> list[int]:
@@ -256,12 +253,12 @@ def items_due_of(delivery_id: int, *, limit: int, now: dt.datetime) -> list[int]
 
 def items_defer(ids: Sequence[int], *, due: dt.datetime) -> None:
     """Leave open items alone, due again at ``due`` (the tick sends them)."""
-    _fetch(_DEFER, ids, before=[_db_time(due)], returns=False)
+    execute_for_ids(_DEFER, ids, before=[_db_time(due)], returns=False)
 
 
 def items_put_back(ids: Sequence[int], *, status: str, due: dt.datetime) -> None:
     """Undo the claims of items that got no request: ``status`` as they were, due at ``due``."""
-    _fetch(_PUT_BACK, ids, before=[status, _db_time(due)], returns=False)
+    execute_for_ids(_PUT_BACK, ids, before=[status, _db_time(due)], returns=False)
 
 
 def items_record(records: Iterable[ItemRecord]) -> None:
@@ -339,21 +336,6 @@ def _referral_statement(lookups: tuple[str, ...], *, claimed: bool = False):
         fields = [selected[0] for selected in compiler.select[: compiler.col_count]]
         cache[key] = (sql, list(params), compiler, compiler.get_converters(fields))
     return cache[key]
-
-
-def _fetch(sql: str, ids: Sequence[int], *, before=(), after=(), returns=True) -> list[tuple]:
-    rows: list[tuple] = []
-    with prepared_cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(sql.format(ids="= ANY(%s)"), [*before, list(ids), *after])
-            return cursor.fetchall() if returns else []
-        for start in range(0, len(ids), _SQLITE_CHUNK):
-            chunk = list(ids[start : start + _SQLITE_CHUNK])
-            placeholders = ", ".join(["%s"] * len(chunk))
-            cursor.execute(sql.format(ids=f"IN ({placeholders})"), [*before, *chunk, *after])
-            if returns:
-                rows += cursor.fetchall()
-    return rows
 
 
 def _db_time(value: dt.datetime | None):

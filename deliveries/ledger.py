@@ -13,13 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from rokt_platform.prepared import prepared_cursor
-
-# SQLite allows 999 parameters in older builds; PostgreSQL takes the ids as one array.
-_SQLITE_CHUNK = 900
+from rokt_platform.prepared import execute_for_ids
 
 _MATCH = """
 INSERT INTO deliveries_deliveryitem
@@ -43,19 +40,7 @@ def ledger_record(referral_ids: Sequence[int]) -> None:
     if not referral_ids:
         return
     now = timezone.now()
-    rows: list[tuple[int, int, str]] = []
-    with prepared_cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                _MATCH.format(ids="= ANY(%s)"), [now, list(referral_ids)]
-            )
-            rows = cursor.fetchall()
-        else:
-            for start in range(0, len(referral_ids), _SQLITE_CHUNK):
-                chunk = list(referral_ids[start : start + _SQLITE_CHUNK])
-                placeholders = ", ".join(["%s"] * len(chunk))
-                cursor.execute(_MATCH.format(ids=f"IN ({placeholders})"), [now, *chunk])
-                rows += cursor.fetchall()
+    rows = execute_for_ids(_MATCH, referral_ids, before=[now])
     api_items: dict[int, list[int]] = {}
     for item_id, delivery_id, status in rows:
         if status == "pending":

@@ -15,21 +15,19 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from rokt_platform.prepared import prepared_cursor
+from rokt_platform.prepared import execute_for_ids, prepared_cursor
 
-# Older SQLite builds allow 999 parameters in one statement.
-_SQLITE_CHUNK = 900
-_CLIENTS = "SELECT slug, id FROM referrals_client WHERE slug {values}"
+_CLIENTS = "SELECT slug, id FROM referrals_client WHERE slug {ids}"
 _REFERRALS = (
     "SELECT 'referral', external_id, id FROM referrals_referral "
-    "WHERE client_id = %s AND external_id {values}"
+    "WHERE client_id = %s AND external_id {ids}"
 )
 _CAMPAIGNS = (
     "SELECT 'campaign', external_id, id FROM referrals_campaign "
-    "WHERE client_id = %s AND external_id {values}"
+    "WHERE client_id = %s AND external_id {ids}"
 )
 _KNOWN_PG = (
-    f"{_REFERRALS.format(values='= ANY(%s)')} UNION ALL {_CAMPAIGNS.format(values='= ANY(%s)')}"
+    f"{_REFERRALS.format(ids='= ANY(%s)')} UNION ALL {_CAMPAIGNS.format(ids='= ANY(%s)')}"
 )
 
 
@@ -43,7 +41,7 @@ class Known:
 
 def client_ids(slugs: Collection[str]) -> dict[str, int]:
     """The ids of the clients of ``slugs`` that exist, by slug."""
-    return dict(_rows(_CLIENTS, [], list(slugs)))
+    return dict(execute_for_ids(_CLIENTS, list(slugs)))
 
 
 def known_ids(
@@ -57,24 +55,8 @@ def known_ids(
             cursor.execute(_KNOWN_PG, params)
             rows = cursor.fetchall()
     else:
-        rows = _rows(_REFERRALS, [client_id], list(referral_ids))
-        rows += _rows(_CAMPAIGNS, [client_id], list(campaign_ids))
+        rows = execute_for_ids(_REFERRALS, list(referral_ids), before=[client_id])
+        rows += execute_for_ids(_CAMPAIGNS, list(campaign_ids), before=[client_id])
     for kind, external_id, pk in rows:
         (known.referrals if kind == "referral" else known.campaigns)[external_id] = pk
     return known
-
-
-def _rows(sql: str, before: list, values: list) -> list[tuple]:
-    if not values:
-        return []
-    with prepared_cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(sql.format(values="= ANY(%s)"), [*before, values])
-            return cursor.fetchall()
-        rows: list[tuple] = []
-        for start in range(0, len(values), _SQLITE_CHUNK):
-            chunk = values[start : start + _SQLITE_CHUNK]
-            placeholders = ", ".join(["%s"] * len(chunk))
-            cursor.execute(sql.format(values=f"IN ({placeholders})"), [*before, *chunk])
-            rows += cursor.fetchall()
-    return rows

@@ -13,8 +13,13 @@ a session's prepared statements) gives Django's usual cursor. SQLite always does
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.conf import settings
 from django.db import connection
+
+# Older SQLite builds allow 999 parameters in one statement.
+_SQLITE_CHUNK = 900
 
 
 def prepared_cursor():
@@ -33,6 +38,29 @@ def prepared_cursor():
         raw.prepare_threshold = _NEVER
     with connection.wrap_database_errors:
         return connection._prepare_cursor(_preparing_cursor_class()(raw))
+
+
+def execute_for_ids(
+    sql: str, ids: Sequence, *, before=(), after=(), returns: bool = True
+) -> list[tuple]:
+    """Run ``sql`` for ``ids`` (its ``{ids}`` becomes ``= ANY(%s)`` over one array parameter
+    on PostgreSQL, prepared: one statement for any number; ``IN (%s, ...)`` by chunks of
+    parameters on SQLite), ``before`` and ``after`` its other parameters; the rows, unless
+    ``returns`` is false."""
+    if not ids:
+        return []
+    rows: list[tuple] = []
+    with prepared_cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(sql.format(ids="= ANY(%s)"), [*before, list(ids), *after])
+            return cursor.fetchall() if returns else []
+        for start in range(0, len(ids), _SQLITE_CHUNK):
+            chunk = list(ids[start : start + _SQLITE_CHUNK])
+            placeholders = ", ".join(["%s"] * len(chunk))
+            cursor.execute(sql.format(ids=f"IN ({placeholders})"), [*before, *chunk, *after])
+            if returns:
+                rows += cursor.fetchall()
+    return rows
 
 
 _NEVER = 2**62
