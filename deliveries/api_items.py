@@ -97,24 +97,72 @@ class ItemRecord:
     next_attempt_at: dt.datetime | None
 
 
-_OPEN_ITEMS = """
+# Statements that name their items by id come in two forms: PostgreSQL's finds the items by
+# key first (``_KEY_FIRST``), the other's (SQLite) names them and their state in one WHERE.
+#
+# Why: PostgreSQL plans a prepared statement once for any ids ("generic plan"), and with
+# ``id = ANY(%s) AND status IN (...)`` it often chose to walk the index of open items
+# (``item_api_open``, statistics showing few open) or of the delivery's items, and only then
+# to keep the asked ids: a claim that read every open item, tens of thousands behind a dead
+# endpoint, for each item sent to any endpoint. Found first by key (the only condition it
+# can look up by), an item costs one index probe whatever the backlog; the state is tested
+# on the row found, locked (``FOR UPDATE``: what the row is when the statement updates it,
+# a concurrent claim waited for, as an UPDATE would).
+_KEY_FIRST = """
+WITH o AS MATERIALIZED (
+    SELECT id, delivery_id, status, next_attempt_at FROM deliveries_deliveryitem
+    WHERE id = ANY(%s) {lock}
+)
+"""
+_LOCKED = _KEY_FIRST.format(lock="FOR UPDATE")
+
+
+@dataclass(frozen=True)
+class _ForItems:
+    """One statement on items named by id: ``postgresql`` takes the ids first, then the
+    other parameters in the order ``other`` (``{ids}``: ``IN (...)``) takes them."""
+
+    postgresql: str
+    other: str
+
+    def execute(self, ids: Sequence[int], *, before=(), after=(), returns: bool = True):
+        if connection.vendor == "postgresql":
+            return execute_for_ids(self.postgresql, ids, after=[*before, *after],
+                                   returns=returns)  # fmt: skip
+        return execute_for_ids(self.other, ids, before=before, after=after, returns=returns)
+
+
+_OPEN_ITEMS = _ForItems(
+    _KEY_FIRST.format(lock="") + """
+SELECT o.id, o.delivery_id, o.status, o.next_attempt_at, d.updated_at,
+       d.active AND d.paused_at IS NULL, d.last_success_at, d.failing_since
+FROM o JOIN deliveries_delivery d ON d.id = o.delivery_id
+WHERE o.status IN ('pending', 'failed')
+""",
+    """
 SELECT i.id, i.delivery_id, i.status, i.next_attempt_at, d.updated_at,
        d.active AND d.paused_at IS NULL, d.last_success_at, d.failing_since
 FROM deliveries_deliveryitem i JOIN deliveries_delivery d ON d.id = i.delivery_id
 WHERE i.id {ids} AND i.status IN ('pending', 'failed')
-"""
-# One delivery's items, only while it is active and not paused. ``o`` is the item's row as
-# the statement found it: its status and due time before the claim.
-_CLAIM_OF_DELIVERY = """
-UPDATE deliveries_deliveryitem i
-SET status = 'sending', lease_until = %s, attempts = i.attempts + 1
-FROM deliveries_deliveryitem o, deliveries_delivery d
-WHERE i.id {ids} AND o.id = i.id AND i.delivery_id = %s AND d.id = i.delivery_id
-  AND d.active AND d.paused_at IS NULL AND i.status IN ('pending', 'failed')
-  AND (i.next_attempt_at IS NULL OR i.next_attempt_at <= %s)
-RETURNING i.id, i.referral_id, i.attempts, i.created_at, o.status, o.next_attempt_at,
-          d.updated_at, d.last_success_at, d.failing_since
-"""
+""",
+)
+# PostgreSQL: one delivery's items, only while it is active and not paused; ``o`` is the
+# item's row as the statement found it: its status and due time before the claim. Then, in
+# the same round trip, the delivery's live columns and the referrals (``{values}``).
+_CLAIM_AND_READ_PG = _LOCKED + """,
+claimed AS (
+    UPDATE deliveries_deliveryitem i
+    SET status = 'sending', lease_until = %s, attempts = i.attempts + 1
+    FROM o, deliveries_delivery d
+    WHERE i.id = o.id AND o.delivery_id = %s AND d.id = o.delivery_id
+      AND d.active AND d.paused_at IS NULL AND o.status IN ('pending', 'failed')
+      AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= %s)
+    RETURNING i.id, i.referral_id, i.attempts, i.created_at, o.status, o.next_attempt_at,
+              d.updated_at, d.last_success_at, d.failing_since
+)
+SELECT claimed.*, v.* FROM claimed LEFT JOIN ({values}) v ON v."pk" = claimed.referral_id
+"""  # noqa: S608 (constants only)
+_CLAIMED_COLUMNS = 9
 # SQLite: the same claim, its RETURNING limited to the updated table's columns.
 _CLAIM_OF_DELIVERY_APART = """
 UPDATE deliveries_deliveryitem
@@ -125,15 +173,13 @@ WHERE id {ids} AND delivery_id = %s AND status IN ('pending', 'failed')
               WHERE d.id = delivery_id AND d.active AND d.paused_at IS NULL)
 RETURNING id, referral_id, attempts, created_at
 """
-# PostgreSQL: the claim, the delivery's live columns and the referrals in one round trip.
-_CLAIM_AND_READ_PG = """
-WITH claimed AS ({claim})
-SELECT claimed.*, v.* FROM claimed LEFT JOIN ({values}) v ON v."pk" = claimed.referral_id
-"""
-_CLAIMED_COLUMNS = 9
-_EXTEND_LEASE = """
-UPDATE deliveries_deliveryitem SET lease_until = %s WHERE id {ids} AND status = 'sending'
-"""
+_EXTEND_LEASE = _ForItems(
+    _LOCKED + """
+UPDATE deliveries_deliveryitem i SET lease_until = %s FROM o
+WHERE i.id = o.id AND o.status = 'sending'
+""",
+    "UPDATE deliveries_deliveryitem SET lease_until = %s WHERE id {ids} AND status = 'sending'",
+)
 _DUE_OF = """
 SELECT i.id FROM deliveries_deliveryitem i
 JOIN deliveries_delivery d ON d.id = i.delivery_id AND d.active AND d.paused_at IS NULL
@@ -141,16 +187,30 @@ WHERE i.delivery_id = %s AND i.status IN ('pending', 'failed') AND i.next_attemp
 ORDER BY i.next_attempt_at, i.id
 LIMIT %s
 """
-_DEFER = """
+_DEFER = _ForItems(
+    _LOCKED + """
+UPDATE deliveries_deliveryitem i SET queued_at = NULL, next_attempt_at = %s FROM o
+WHERE i.id = o.id AND o.status IN ('pending', 'failed')
+""",
+    """
 UPDATE deliveries_deliveryitem SET queued_at = NULL, next_attempt_at = %s
 WHERE id {ids} AND status IN ('pending', 'failed')
-"""
-_PUT_BACK = """
+""",
+)
+_PUT_BACK = _ForItems(
+    _LOCKED + """
+UPDATE deliveries_deliveryitem i
+SET status = %s, attempts = i.attempts - 1, lease_until = NULL, queued_at = NULL,
+    next_attempt_at = %s
+FROM o WHERE i.id = o.id AND o.status = 'sending'
+""",
+    """
 UPDATE deliveries_deliveryitem
 SET status = %s, attempts = attempts - 1, lease_until = NULL, queued_at = NULL,
     next_attempt_at = %s
 WHERE id {ids} AND status = 'sending'
-"""
+""",
+)
 _ATTEMPT_COLUMNS = """
     delivery_id, item_id, referral_id, number, test, started_at, method, url, request_headers,
     request_body, status_code, response_headers, response_body, latency_ms, error_class,
@@ -173,7 +233,7 @@ def items_open(ids: Sequence[int]) -> list[OpenItem]:
         OpenItem(item_id, delivery_id, status, _aware(due), _aware(updated), bool(live),
                  _aware(last_ok), _aware(failing))
         for item_id, delivery_id, status, due, updated, live, last_ok, failing
-        in execute_for_ids(_OPEN_ITEMS, ids)
+        in _OPEN_ITEMS.execute(ids)
     ]
 
 
@@ -187,11 +247,9 @@ def items_claim_and_read(
     if connection.vendor != "postgresql":
         return _claim_and_read_apart(delivery_id, ids, lease=lease, now=now, lookups=lookups)
     sql, params, compiler, converters = _referral_statement(lookups, claimed=True)
-    statement = _CLAIM_AND_READ_PG.format(
-        claim=_CLAIM_OF_DELIVERY.format(ids="= ANY(%s)"), values=sql
-    )
+    statement = _CLAIM_AND_READ_PG.format(values=sql)
     with prepared_cursor() as cursor:
-        claim_params = [_db_time(lease), list(ids), delivery_id, _db_time(now)]
+        claim_params = [list(ids), _db_time(lease), delivery_id, _db_time(now)]
         cursor.execute(statement, [*claim_params, *params])
         rows = cursor.fetchall()
     if not rows:
@@ -239,7 +297,7 @@ def _claim_and_read_apart(delivery_id, ids, *, lease, now, lookups) -> Claim:
 
 def items_extend_lease(ids: Sequence[int], *, lease: dt.datetime) -> None:
     """A longer lease for claimed items (their delivery's timeouts grew meanwhile)."""
-    execute_for_ids(_EXTEND_LEASE, ids, before=[_db_time(lease)], returns=False)
+    _EXTEND_LEASE.execute(ids, before=[_db_time(lease)], returns=False)
 
 
 def items_due_of(delivery_id: int, *, limit: int, now: dt.datetime) -> list[int]:
@@ -253,12 +311,12 @@ def items_due_of(delivery_id: int, *, limit: int, now: dt.datetime) -> list[int]
 
 def items_defer(ids: Sequence[int], *, due: dt.datetime) -> None:
     """Leave open items alone, due again at ``due`` (the tick sends them)."""
-    execute_for_ids(_DEFER, ids, before=[_db_time(due)], returns=False)
+    _DEFER.execute(ids, before=[_db_time(due)], returns=False)
 
 
 def items_put_back(ids: Sequence[int], *, status: str, due: dt.datetime) -> None:
     """Undo the claims of items that got no request: ``status`` as they were, due at ``due``."""
-    execute_for_ids(_PUT_BACK, ids, before=[status, _db_time(due)], returns=False)
+    _PUT_BACK.execute(ids, before=[status, _db_time(due)], returns=False)
 
 
 def items_record(records: Iterable[ItemRecord]) -> None:
