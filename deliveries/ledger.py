@@ -13,19 +13,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from rokt_platform.prepared import execute_for_ids
 
+# The referrals are found by key first: PostgreSQL plans this statement once for any ids
+# (prepared), and joined to the deliveries it read every referral of their clients (found
+# through the delivery's client) to keep the asked ones. MATERIALIZED keeps it from merging
+# the look-up into the join (SQLite has no need, and older ones no keyword).
 _MATCH = """
+WITH r AS {materialized} (
+    SELECT id, client_id, campaign_id, created_at FROM referrals_referral WHERE id {ids}
+)
 INSERT INTO deliveries_deliveryitem
     (delivery_id, referral_id, created_at, status, attempts, reason)
 SELECT d.id, r.id, %s, CASE WHEN d.kind = 'api' THEN 'pending' ELSE 'file' END, 0, ''
-FROM referrals_referral r
+FROM r
 JOIN deliveries_delivery d ON d.client_id = r.client_id
-WHERE r.id {ids}
-  AND d.active
+WHERE d.active
   AND r.created_at >= d.starts_at
   AND (d.all_campaigns OR EXISTS (
         SELECT 1 FROM deliveries_delivery_campaigns dc
@@ -40,7 +46,9 @@ def ledger_record(referral_ids: Sequence[int]) -> None:
     if not referral_ids:
         return
     now = timezone.now()
-    rows = execute_for_ids(_MATCH, referral_ids, before=[now])
+    materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
+    match = _MATCH.replace("{materialized}", materialized)
+    rows = execute_for_ids(match, referral_ids, after=[now])
     api_items: dict[int, list[int]] = {}
     for item_id, delivery_id, status in rows:
         if status == "pending":

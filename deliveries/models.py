@@ -280,7 +280,11 @@ class DeliveryItem(models.Model):
         REJECTED = "rejected", "Rejected (not retried)"
         FAILED = "failed", "Failed (retried)"
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="items")
+    # No index of its own: the unique constraint leads with it (an item is written three
+    # times on its way: an index fewer to write each time).
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
     referral = models.ForeignKey(Referral, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.FILE)
@@ -301,9 +305,10 @@ class DeliveryItem(models.Model):
         indexes = [
             # What a file delivery owes: found without reading anything else.
             models.Index(fields=["delivery"], condition=Q(status="file"), name="item_owed_file"),
-            # What the API retry tick looks at: only items still in flight.
+            # Items still in flight, by delivery: what the API retry tick looks at, and the
+            # due backlog a send goes on with.
             models.Index(
-                fields=["status", "next_attempt_at"],
+                fields=["delivery", "status", "next_attempt_at"],
                 condition=Q(status__in=["pending", "sending", "failed"]),
                 name="item_api_open",
             ),
@@ -342,7 +347,10 @@ class Attempt(models.Model):
         REJECTED = "rejected", "Rejected"
         FAILED = "failed", "Failed"
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    # No index of its own: ``attempt_recent`` leads with it.
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="attempts", db_index=False
+    )
     # No database constraint: it would make PostgreSQL check this table for every ledger row
     # a batch freeze deletes (seconds per million); attempts point at real-time items only,
     # which are never deleted but with their delivery (Django cascades).

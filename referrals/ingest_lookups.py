@@ -26,9 +26,20 @@ _CAMPAIGNS = (
     "SELECT 'campaign', external_id, id FROM referrals_campaign "
     "WHERE client_id = %s AND external_id {ids}"
 )
-_KNOWN_PG = (
-    f"{_REFERRALS.format(ids='= ANY(%s)')} UNION ALL {_CAMPAIGNS.format(ids='= ANY(%s)')}"
-)
+# PostgreSQL: each external id looked up in the client's unique index, one probe apiece
+# (OFFSET 0 keeps the planner from merging the look-up into a join; a LIMIT would have it
+# walk the client's referrals hoping to meet the id soon, and a new one is never met). As
+# ``client_id = %s AND external_id = ANY(%s)`` or as a join, a plan made without statistics
+# (or when the client held few referrals) read every referral of the client.
+_KNOWN_REFERRALS_PG = """
+SELECT 'referral', asked.external_id, r.id
+FROM unnest(%s::text[]) AS asked (external_id)
+CROSS JOIN LATERAL (
+    SELECT id FROM referrals_referral
+    WHERE client_id = %s AND external_id = asked.external_id OFFSET 0
+) r
+"""
+_KNOWN_PG = f"{_KNOWN_REFERRALS_PG} UNION ALL {_CAMPAIGNS.format(ids='= ANY(%s)')}"
 
 
 @dataclass
@@ -51,7 +62,7 @@ def known_ids(
     known = Known({}, {})
     if connection.vendor == "postgresql":
         with prepared_cursor() as cursor:
-            params = [client_id, list(referral_ids), client_id, list(campaign_ids)]
+            params = [list(referral_ids), client_id, client_id, list(campaign_ids)]
             cursor.execute(_KNOWN_PG, params)
             rows = cursor.fetchall()
     else:

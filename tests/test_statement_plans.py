@@ -1,10 +1,11 @@
-"""The send's statements on items find them by key: what one costs does not grow with the
-number of open items, whatever statistics PostgreSQL planned it with.
+"""The hottest statements find their rows by key: what one costs does not grow with the
+table, whatever statistics PostgreSQL planned it with.
 
 A prepared statement is planned once for any parameters ("generic plan"). Planned as
-``id = ANY(ids) AND status IN (...)``, it walked the index of open items (statistics taken
-when few were open) and only then kept the asked ids: behind a dead endpoint's backlog every
-claim, of any delivery, read the whole backlog."""
+``id = ANY(ids) AND status IN (...)``, the send's claim walked the index of open items
+(statistics taken when few were open) and only then kept the asked ids: behind a dead
+endpoint's backlog every claim, of any delivery, read the whole backlog. Ingestion's look-up
+of known external ids read every referral of the client."""
 
 from __future__ import annotations
 
@@ -20,22 +21,31 @@ from tests.factories import make_api_delivery, referral_record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 BACKLOG = 1500
+# Enough referrals that reading them all costs more than looking a few up by key, as it does
+# in any real table (in a tiny one a plain scan is the better plan).
+CLIENTS_REFERRALS = 6000
 
 
-def _rows_read() -> int:
-    """Item rows this transaction has read so far, by scans and index look-ups."""
+def _rows_read(table: str) -> int:
+    """Rows of ``table`` this transaction has read so far, by scans and index look-ups."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) "
-            "FROM pg_stat_xact_user_tables WHERE relname = 'deliveries_deliveryitem'"
+            "FROM pg_stat_xact_user_tables WHERE relname = %s",
+            [table],
         )
         return cursor.fetchone()[0]
 
 
-def _reads(action) -> int:
-    before = _rows_read()
+def _reads(action, table: str = "deliveries_deliveryitem") -> int:
+    before = _rows_read(table)
     action()
-    return _rows_read() - before
+    return _rows_read(table) - before
+
+
+def _generic_plans() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
 
 
 @pytest.fixture
@@ -52,8 +62,7 @@ def backlog(client_a):
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE deliveries_deliveryitem")
     items.update(status="pending")
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    _generic_plans()
     return delivery, list(items.order_by("pk").values_list("pk", flat=True))
 
 
@@ -92,3 +101,24 @@ def test_putting_off_putting_back_and_extending_read_their_items_only(backlog):
     assert DeliveryItem.objects.get(pk=ids[20]).next_attempt_at == later
     assert DeliveryItem.objects.get(pk=ids[0]).lease_until == later
     assert DeliveryItem.objects.get(pk=ids[2]).status == "pending"
+
+
+def test_ingestion_reads_the_referrals_it_stores_not_the_clients(client_a):
+    """Planned without statistics (a new database, a PostgreSQL with autovacuum off, or
+    before its first visit), the known external ids and the ledger's match each read every
+    referral of the client."""
+    from referrals.services import referrals_ingest
+
+    def ingest(count: int) -> None:
+        outcomes = referrals_ingest(records=[referral_record(client_a) for _ in range(count)])
+        assert {outcome.status for outcome in outcomes} == {"created"}
+
+    make_api_delivery(client_a, "https://crm.example.com/hook")
+    ingest(CLIENTS_REFERRALS)
+    _generic_plans()
+    ingest(1)  # prepares the statements
+    assert _reads(lambda: ingest(1), "referrals_referral") <= 2  # the ledger's, by key
+    again = referral_record(client_a)
+    referrals_ingest(records=[again])
+    [outcome] = referrals_ingest(records=[again])
+    assert outcome.status != "created"  # still found: the look-up works by key
