@@ -134,6 +134,12 @@ def main() -> None:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+        from rokt_platform.startup import freeze_startup_objects
+
+        # This process stands in for the API's (whose web workers freeze theirs once loaded,
+        # rokt_platform/wsgi.py): without it, a full collection walking Django's objects now
+        # and then stalls it between a commit and the send it queues.
+        freeze_startup_objects()
         results = _bench(args, work)
     finally:
         from django.db import connections

@@ -18,7 +18,13 @@ import os
 import time
 
 from celery import Celery
-from celery.signals import beat_init, task_postrun, task_prerun
+from celery.signals import (
+    beat_init,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_ready,
+)
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rokt_platform.settings")
@@ -128,6 +134,15 @@ def _recycle_database_connections(sender=None, **kwargs) -> None:
 
 
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def _freeze_startup_objects(**kwargs) -> None:
+    """Once the worker (or a prefork child) is up: see ``rokt_platform.startup``."""
+    from rokt_platform.startup import freeze_startup_objects
+
+    freeze_startup_objects()
 
 
 @beat_init.connect
