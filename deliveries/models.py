@@ -306,9 +306,10 @@ class DeliveryItem(models.Model):
             # What a file delivery owes: found without reading anything else.
             models.Index(fields=["delivery"], condition=Q(status="file"), name="item_owed_file"),
             # Items still in flight, by delivery: what the API retry tick looks at, and the
-            # due backlog a send goes on with.
+            # due backlog a send goes on with, oldest first (the id orders items due at the
+            # same time: a resume makes a whole backlog due at once).
             models.Index(
-                fields=["delivery", "status", "next_attempt_at"],
+                fields=["delivery", "status", "next_attempt_at", "id"],
                 condition=Q(status__in=["pending", "sending", "failed"]),
                 name="item_api_open",
             ),

@@ -103,6 +103,30 @@ def test_putting_off_putting_back_and_extending_read_their_items_only(backlog):
     assert DeliveryItem.objects.get(pk=ids[2]).status == "pending"
 
 
+def test_a_look_for_the_due_backlog_reads_about_a_chunk(backlog):
+    """An endpoint just resumed: everything it owes is due at once. Each chunk going on
+    with the backlog looks for the next oldest due items."""
+    delivery, ids = backlog
+    now = timezone.now()
+    items = DeliveryItem.objects.filter(delivery=delivery)
+    items.update(next_attempt_at=now - dt.timedelta(minutes=1))
+    # Retries due earlier than the rest, and fresh items due later: the oldest due go first.
+    items.filter(pk__in=ids[-5:]).update(
+        status="failed", next_attempt_at=now - dt.timedelta(minutes=2)
+    )
+    items.filter(pk__in=ids[:5]).update(next_attempt_at=now + dt.timedelta(minutes=1))
+
+    def look():
+        return api_items.items_due_of(delivery.pk, limit=50, now=now)
+
+    look()  # prepares the statement
+    assert look() == ids[-5:] + ids[5:50]
+    assert _reads(look) <= 2 * 50 + 2  # a chunk's worth from each status at most
+    delivery.paused_at = now
+    delivery.save(update_fields=["paused_at"])
+    assert look() == []
+
+
 def test_ingestion_reads_the_referrals_it_stores_not_the_clients(client_a):
     """Planned without statistics (a new database, a PostgreSQL with autovacuum off, or
     before its first visit), the known external ids and the ledger's match each read every

@@ -28,6 +28,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='deliveryitem',
-            index=models.Index(condition=models.Q(('status__in', ['pending', 'sending', 'failed'])), fields=['delivery', 'status', 'next_attempt_at'], name='item_api_open'),
+            index=models.Index(condition=models.Q(('status__in', ['pending', 'sending', 'failed'])), fields=['delivery', 'status', 'next_attempt_at', 'id'], name='item_api_open'),
         ),
     ]
