@@ -17,10 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.db.models import F, Q, Window
-from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from deliveries.api_due import items_due_for_tick
 from deliveries.api_runs import SEND_CHUNK, api_items_enqueue
 from deliveries.budget import budget
 from deliveries.models import Delivery, DeliveryItem
@@ -47,37 +46,12 @@ def api_items_due(*, now: dt.datetime | None = None) -> dict[int, list[int]]:
     orphaned = items.filter(status=Status.SENDING, lease_until__lt=now)
     # Back to "failed and due" first, so the claim in the send can take them.
     orphaned.update(status=Status.FAILED, next_attempt_at=now, lease_until=None)
-    due = items.filter(
-        Q(status=Status.FAILED, next_attempt_at__lte=now)
-        | Q(status=Status.PENDING, next_attempt_at__lte=now)
-        | Q(status=Status.PENDING, next_attempt_at__isnull=True, created_at__lt=now - _LOST_AFTER)
-    ).filter(
-        # Not already queued for this attempt (a backlog would otherwise be queued again and
-        # again, a message per item per tick): queued before it fell due, or long ago.
-        Q(queued_at__isnull=True)
-        | Q(queued_at__lt=F("next_attempt_at"))
-        | Q(queued_at__lt=now - _LOST_AFTER)
-    )
-    oldest_first = Window(
-        RowNumber(), partition_by=[F("delivery_id")],
-        order_by=[F("next_attempt_at").asc(nulls_first=True), F("pk").asc()],
-    )  # fmt: skip
-    rows = (
-        due.annotate(place=oldest_first)
-        .filter(place__lte=F("delivery__max_in_flight") * SEND_CHUNK)
-        .values_list("pk", "delivery_id", "delivery__max_in_flight", "place")
-    )
-    by_delivery: dict[int, list[tuple[int, int]]] = {}
-    limits: dict[int, int] = {}
-    for pk, delivery_id, max_in_flight, place in rows:
-        by_delivery.setdefault(delivery_id, []).append((place, pk))
-        limits[delivery_id] = max_in_flight
     chosen: dict[int, list[int]] = {}
-    for delivery_id, placed in by_delivery.items():
-        free = budget().free(delivery_id, limits[delivery_id])
-        ids = [pk for _, pk in sorted(placed)[: free * SEND_CHUNK]]
-        if ids:
-            chosen[delivery_id] = ids
+    due = items_due_for_tick(now=now, lost_before=now - _LOST_AFTER, chunk=SEND_CHUNK)
+    for delivery_id, (max_in_flight, ids) in due.items():
+        free = budget().free(delivery_id, max_in_flight)
+        if free:
+            chosen[delivery_id] = ids[: free * SEND_CHUNK]
     queued = [pk for ids in chosen.values() for pk in ids]
     DeliveryItem.objects.filter(pk__in=queued).update(queued_at=now)
     return chosen

@@ -180,26 +180,6 @@ WHERE i.id = o.id AND o.status = 'sending'
 """,
     "UPDATE deliveries_deliveryitem SET lease_until = %s WHERE id {ids} AND status = 'sending'",
 )
-# The delivery's oldest due items, each status read apart in the order of the index that
-# leads with (delivery, status, due time): a look for a chunk reads about a chunk. As one
-# ``status IN (...)`` it sorted all the delivery's due items for each look, the whole
-# backlog of an endpoint just resumed (every item it owes is due at once).
-_DUE_IN = """
-    SELECT id, next_attempt_at FROM (
-        SELECT id, next_attempt_at FROM deliveries_deliveryitem
-        WHERE delivery_id = %(delivery)s AND status = '{status}'
-          AND next_attempt_at <= %(now)s
-        ORDER BY next_attempt_at, id LIMIT %(limit)s
-    ) AS {status}
-"""
-_DUE_OF = f"""
-SELECT id FROM ({_DUE_IN.format(status="pending")} UNION ALL {_DUE_IN.format(status="failed")}
-) AS due
-WHERE EXISTS (SELECT 1 FROM deliveries_delivery d
-              WHERE d.id = %(delivery)s AND d.active AND d.paused_at IS NULL)
-ORDER BY next_attempt_at, id
-LIMIT %(limit)s
-"""  # noqa: S608 (constants only)
 _DEFER = _ForItems(
     _LOCKED + """
 UPDATE deliveries_deliveryitem i SET queued_at = NULL, next_attempt_at = %s FROM o
@@ -311,15 +291,6 @@ def _claim_and_read_apart(delivery_id, ids, *, lease, now, lookups) -> Claim:
 def items_extend_lease(ids: Sequence[int], *, lease: dt.datetime) -> None:
     """A longer lease for claimed items (their delivery's timeouts grew meanwhile)."""
     _EXTEND_LEASE.execute(ids, before=[_db_time(lease)], returns=False)
-
-
-def items_due_of(delivery_id: int, *, limit: int, now: dt.datetime) -> list[int]:
-    """The delivery's oldest items due again (put off for its budget, retries): what a chunk
-    that holds a token goes on with; none once the delivery is paused or made inactive (by
-    hand, meanwhile)."""
-    with prepared_cursor() as cursor:
-        cursor.execute(_DUE_OF, {"delivery": delivery_id, "now": _db_time(now), "limit": limit})
-        return [item_id for (item_id,) in cursor.fetchall()]
 
 
 def items_defer(ids: Sequence[int], *, due: dt.datetime) -> None:

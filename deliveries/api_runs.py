@@ -27,13 +27,13 @@ from django.utils import timezone
 
 from customfields.engine import Column, compile_columns
 from deliveries.alerts import delivery_failed, delivery_succeeded
+from deliveries.api_due import items_due_of
 from deliveries.api_items import (
     Claim,
     ClaimedItem,
     ItemRecord,
     items_claim_and_read,
     items_defer,
-    items_due_of,
     items_extend_lease,
     items_open,
     items_put_back,

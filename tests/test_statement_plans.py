@@ -15,7 +15,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from deliveries import api_items
+from deliveries import api_due, api_items
 from deliveries.models import DeliveryItem
 from tests.factories import make_api_delivery, referral_record
 
@@ -117,7 +117,7 @@ def test_a_look_for_the_due_backlog_reads_about_a_chunk(backlog):
     items.filter(pk__in=ids[:5]).update(next_attempt_at=now + dt.timedelta(minutes=1))
 
     def look():
-        return api_items.items_due_of(delivery.pk, limit=50, now=now)
+        return api_due.items_due_of(delivery.pk, limit=50, now=now)
 
     look()  # prepares the statement
     assert look() == ids[-5:] + ids[5:50]
@@ -125,6 +125,32 @@ def test_a_look_for_the_due_backlog_reads_about_a_chunk(backlog):
     delivery.paused_at = now
     delivery.save(update_fields=["paused_at"])
     assert look() == []
+
+
+def test_the_tick_reads_what_the_budget_can_take_not_the_backlog(backlog):
+    """An endpoint just resumed: every item it owes is due at once, and the tick takes each
+    second as many as the endpoint's budget can (a chunk per slot), the oldest first."""
+    from deliveries.api_dispatch import _LOST_AFTER, api_items_due
+    from deliveries.api_runs import SEND_CHUNK
+
+    delivery, ids = backlog
+    now = timezone.now()
+    items = DeliveryItem.objects.filter(delivery=delivery)
+    items.update(next_attempt_at=now - dt.timedelta(minutes=1))
+    lost = ids[-3:]  # never put off, their message lost long ago: taken first
+    items.filter(pk__in=lost).update(next_attempt_at=None,
+                                     created_at=now - dt.timedelta(hours=1))  # fmt: skip
+    takes = delivery.max_in_flight * SEND_CHUNK
+
+    assert api_items_due(now=now) == {delivery.pk: lost + ids[: takes - 3]}
+
+    def look():  # the next tick's
+        return api_due.items_due_for_tick(now=now, lost_before=now - _LOST_AFTER,
+                                          chunk=SEND_CHUNK)  # fmt: skip
+
+    assert look() == {delivery.pk: (delivery.max_in_flight, ids[takes - 3 : 2 * takes - 3])}
+    assert _reads(look) <= 2 * takes + 3  # the items it skips (queued by the tick), its own
+    assert api_items_due(now=now) == {delivery.pk: ids[takes - 3 : 2 * takes - 3]}
 
 
 def test_ingestion_reads_the_referrals_it_stores_not_the_clients(client_a):
