@@ -4,8 +4,9 @@ commit to arrival, through a real Celery worker and beat on Redis, beside baseli
 Run:  .venv/bin/python bench/realtime.py              (full: about 35 minutes, writes the docs)
       .venv/bin/python bench/realtime.py --quick      (under a minute; the platform as it is)
 
-It creates a scratch database (``bench_realtime``, dropped first and at the end), empties Redis
-database 11 (its broker), and starts, each in a process of its own:
+It creates a scratch database for each configuration of the platform (``bench_realtime_<name>``,
+dropped first and at the end), empties Redis database 11 (its broker), and starts, each in a
+process of its own:
 
 - the receiver (``bench/_realtime_receiver.py``, asyncio): one endpoint answering 200 at once,
   one answering after 2 s; it notes ``time.time()`` and the ``webhook-id`` of each request;
@@ -61,7 +62,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from _data import ROOT, scratch_database, write_section  # noqa: E402
+from _data import ROOT, use_database, write_section  # noqa: E402
 
 SCRATCH_DB = "bench_realtime"
 BROKER = "redis://127.0.0.1:6379/11"
@@ -129,11 +130,9 @@ def main() -> None:
     began = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="bench-realtime-"))
     _environment(args, work)
-    scratch_database(args.server, SCRATCH_DB)
+    use_database(f"{args.server}/{SCRATCH_DB}_{args.configs[0]}")
     try:
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+        _fresh_database(args, None, args.configs[0])
         from rokt_platform.startup import freeze_startup_objects
 
         # This process stands in for the API's (whose web workers freeze theirs once loaded,
@@ -146,7 +145,7 @@ def main() -> None:
 
         connections.close_all()
         if not args.keep:
-            _drop(args.server)
+            _drop(args.server, DATABASES)
         shutil.rmtree(work, ignore_errors=True)
     results["total_seconds"] = time.monotonic() - began
     for measured in results["configs"].values():
@@ -191,11 +190,38 @@ def _say(message: str) -> None:
     print(f"[{time.monotonic() - _BEGAN:5.1f} s] {message}", flush=True)
 
 
-def _drop(server: str) -> None:
+def _drop(server: str, names) -> None:
     import psycopg
 
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
+        for name in names:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+DATABASES: list[str] = []  # the scratch databases made so far
+
+
+def _fresh_database(args, stack: Stack | None, label: str) -> None:
+    """Measure on a database of its own (``bench_realtime_<label>``, migrated): each
+    configuration of the platform starts from what a platform that has always run it would
+    hold, not from what the one measured before it left (before's backlog of 20,000 items
+    and its attempts made every later phase's statements cost more). Django, the children
+    started from here on and beat (restarted) use it."""
+    import psycopg
+    from django.core.management import call_command
+    from django.db import connections
+
+    name = f"{SCRATCH_DB}_{label}"
+    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    DATABASES.append(name)
+    connections.close_all()
+    connections["default"].settings_dict["NAME"] = name
+    os.environ["DATABASE_URL"] = f"{args.server}/{name}"
+    call_command("migrate", verbosity=0)
+    if stack is not None and stack.beat is not None:
+        stack.restart_beat()
 
 
 # --- the processes -------------------------------------------------------------------------
@@ -243,6 +269,12 @@ class Stack:
              str(self.work / "beat-schedule")],
             log=self.work / "beat.log",
         )  # fmt: skip
+
+    def restart_beat(self) -> None:
+        from tests.processes import stop
+
+        stop(self.beat)
+        self.start_beat()
 
     def stop_worker(self) -> None:
         from tests.processes import stop
@@ -323,7 +355,7 @@ class PostgresSampler:
     def _is_mine(self, pid: int) -> bool:
         known = self.mine.get(pid)
         if known is None:
-            marker = f" {SCRATCH_DB} ".encode()
+            marker = f" {SCRATCH_DB}".encode()  # any of ours: bench_realtime_<label>
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 known = int(stat[1]) == self.postmaster and marker in (
@@ -591,6 +623,8 @@ def _phases(args, stack: Stack) -> dict:
             cwd = Path(tree)
         else:
             cwd = ROOT
+        if number:
+            _fresh_database(args, stack, config)
         _say(f"platform {label}, --concurrency {args.concurrency}")
         # A delivery (and client) of its own for each configuration: what one leaves unsent
         # is paused with it, and never reaches the next.
@@ -627,6 +661,7 @@ def _phases(args, stack: Stack) -> dict:
     results["sweep_config"] = args.sweep_config
     results["sweep_burst"] = args.burst // 4
     for number, concurrency in enumerate(args.sweep_list):
+        _fresh_database(args, stack, f"sweep{concurrency}")
         _say(f"worker --concurrency {concurrency}, {CONFIGS[args.sweep_config][0]}...")
         alpha = _delivery(f"sweep{number}", stack.fast_port)
         records = Records(f"sweep{number}", seed=1)
@@ -637,6 +672,7 @@ def _phases(args, stack: Stack) -> dict:
             "burst": _burst(args, stack, alpha, records.take(results["sweep_burst"])),
         }
         _end_config(stack, alpha)
+    _fresh_database(args, stack, "profile")
     _say(f"profile of {args.profile_items:,} sends one a call, as many in chunks...")
     alpha = _delivery("profile", stack.fast_port)
     results["profile"] = _profile(stack, alpha, Records("profile", seed=1).take(
@@ -1215,8 +1251,9 @@ def _report(args, r: dict) -> str:
             for n in args.configs
         )
         + " (*before* runs its worker on that commit's packages, unpacked apart; the driver "
-        "then queues each item as its own send, as that code did). Each phase starts on a "
-        "freshly vacuumed and analyzed database (`VACUUM (ANALYZE)`: what autovacuum does in "
+        "then queues each item as its own send, as that code did). Each configuration (and "
+        "each worker concurrency tried) runs on a database of its own, and each phase starts "
+        "on it freshly vacuumed and analyzed (`VACUUM (ANALYZE)`: what autovacuum does in "
         "production; this server's autovacuum is "
         f"{'/'.join(sorted(VACUUMED)) or 'unknown'}).",
         "",
