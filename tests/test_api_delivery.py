@@ -273,6 +273,24 @@ def test_orphaned_and_lost_items_are_found_by_the_tick(client_a, http_receiver):
     assert fresh.pk not in due
 
 
+def test_the_watchdog_says_how_many_retries_are_overdue(client_a, http_receiver, caplog,
+                                                       monkeypatch):  # fmt: skip
+    from deliveries import api_dispatch
+
+    delivery = make_api_delivery(client_a, http_receiver.url(), columns=COLUMNS)
+    now = timezone.now()
+    items = [send(delivery, make_referral(client_a))[1] for _ in range(4)]
+    assert api_dispatch.api_retries_overdue(now=now) == 0
+    DeliveryItem.objects.filter(pk__in=[i.pk for i in items[:3]]).update(
+        status="failed", next_attempt_at=now - dt.timedelta(minutes=6)
+    )
+    assert api_dispatch.api_retries_overdue(now=now) == 3
+    assert "watchdog: 3 real-time retries are over 0:05:00 late" in caplog.text
+    monkeypatch.setattr(api_dispatch, "_COUNT_AT_MOST", 2)  # a backlog counted only so far
+    assert api_dispatch.api_retries_overdue(now=now) == 3
+    assert "watchdog: more than 2 real-time retries are over 0:05:00 late" in caplog.text
+
+
 def test_replays_and_the_test_referral(client_a, http_receiver):
     delivery = make_api_delivery(client_a, http_receiver.url())
     person = make_referral(client_a)
