@@ -19,7 +19,7 @@ import logging
 
 from django.utils import timezone
 
-from deliveries.api_due import items_due_for_tick
+from deliveries.api_due import items_due_for_tick, open_api_deliveries
 from deliveries.api_runs import SEND_CHUNK, api_items_enqueue
 from deliveries.budget import budget
 from deliveries.models import Delivery, DeliveryItem
@@ -34,16 +34,12 @@ _COUNT_AT_MOST = 10_000
 Status = DeliveryItem.Status
 
 
-def _open_deliveries():
-    return Delivery.objects.filter(kind=Delivery.Kind.API, active=True, paused_at__isnull=True)
-
-
 def api_items_due(*, now: dt.datetime | None = None) -> dict[int, list[int]]:
     """The items to queue now, by delivery: each delivery's oldest due ones, as many as the
     free slots of its budget can take (none behind an endpoint that has all it may have: they
     stay due, for a later tick), so one delivery's backlog never crowds out another's."""
     now = now or timezone.now()
-    items = DeliveryItem.objects.filter(delivery__in=_open_deliveries())
+    items = DeliveryItem.objects.filter(delivery__in=open_api_deliveries())
     orphaned = items.filter(status=Status.SENDING, lease_until__lt=now)
     # Back to "failed and due" first, so the claim in the send can take them.
     orphaned.update(status=Status.FAILED, next_attempt_at=now, lease_until=None)
@@ -70,7 +66,7 @@ def api_retries_overdue(*, now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
     late = (
         DeliveryItem.objects.filter(
-            delivery__in=_open_deliveries(),
+            delivery__in=open_api_deliveries(),
             status__in=[Status.FAILED, Status.PENDING],
             next_attempt_at__lt=now - _OVERDUE_AFTER,
         )

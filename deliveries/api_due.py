@@ -30,9 +30,9 @@ def _due_statement(*, delivery: str, limit: str, for_tick: bool, where: str = ""
     """The oldest due items of ``delivery`` (an SQL expression), at most ``limit``, oldest
     first (never put off before those put off)."""
     kinds = [_LOST, *_DUE] if for_tick else list(_DUE)
+    queued = f" AND {_NOT_QUEUED}" if for_tick else ""
     reads = []
     for number, (status, when) in enumerate(kinds):
-        queued = f" AND {_NOT_QUEUED}" if for_tick else ""
         reads.append(f"""
     SELECT id, next_attempt_at FROM (
         SELECT id, next_attempt_at FROM deliveries_deliveryitem
@@ -67,6 +67,11 @@ ORDER BY d.id, due.next_attempt_at IS NOT NULL, due.next_attempt_at, due.id
 _DUE_FOR_TICK_OF = _due_statement(delivery="%(delivery)s", limit="%(limit)s", for_tick=True)
 
 
+def open_api_deliveries():
+    """Real-time deliveries that may send now: active, not paused (``_OPEN`` in SQL)."""
+    return Delivery.objects.filter(kind=Delivery.Kind.API, active=True, paused_at__isnull=True)
+
+
 def items_due_of(delivery_id: int, *, limit: int, now: dt.datetime) -> list[int]:
     """The delivery's oldest items due again (put off for its budget, retries): what a chunk
     that holds a token goes on with; none once the delivery is paused or made inactive (by
@@ -90,10 +95,9 @@ def items_due_for_tick(
             rows = cursor.fetchall()
         else:
             rows = []
-            open_deliveries = Delivery.objects.filter(
-                kind=Delivery.Kind.API, active=True, paused_at__isnull=True
-            ).values_list("pk", "max_in_flight")
-            for delivery_id, max_in_flight in open_deliveries:
+            for delivery_id, max_in_flight in open_api_deliveries().values_list(
+                "pk", "max_in_flight"
+            ):
                 limit = max_in_flight * chunk
                 cursor.execute(_DUE_FOR_TICK_OF, {**params, "delivery": delivery_id,
                                                   "limit": limit})  # fmt: skip
