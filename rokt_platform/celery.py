@@ -20,6 +20,7 @@ import time
 from celery import Celery
 from celery.signals import (
     beat_init,
+    celeryd_init,
     task_postrun,
     task_prerun,
     worker_process_init,
@@ -143,6 +144,18 @@ def _freeze_startup_objects(**kwargs) -> None:
     from rokt_platform.startup import freeze_startup_objects
 
     freeze_startup_objects()
+
+
+@celeryd_init.connect
+def _hint_queues_without_ack_emulation(sender=None, conf=None, options=None, **kwargs) -> None:
+    """A worker of hint queues only drops kombu's ack bookkeeping (``rokt_platform.broker``)."""
+    from rokt_platform.broker import hint_worker_options
+
+    if conf is None or not conf.broker_url.startswith("redis://"):
+        return
+    extra = hint_worker_options((options or {}).get("queues"))
+    if extra:
+        conf.broker_transport_options = {**conf.broker_transport_options, **extra}
 
 
 @beat_init.connect
