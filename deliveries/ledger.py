@@ -11,21 +11,17 @@ campaign scope and start time, whatever the number of referrals or deliveries.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from rokt_platform.prepared import execute_for_ids
 
-# The referrals are found by key first: PostgreSQL plans this statement once for any ids
-# (prepared), and joined to the deliveries it read every referral of their clients (found
-# through the delivery's client) to keep the asked ones. MATERIALIZED keeps it from merging
-# the look-up into the join (SQLite has no need, and older ones no keyword).
-_MATCH = """
-WITH r AS {materialized} (
-    SELECT id, client_id, campaign_id, created_at FROM referrals_referral WHERE id {ids}
-)
+# What each delivery owes the referrals of a CTE ``r`` (id, client_id, campaign_id,
+# created_at) made by the statement it ends: the stored referrals' ids here; the row just
+# inserted by ``referrals.ingest_one``, which stores a referral and its items in one statement.
+LEDGER_INSERT = """
 INSERT INTO deliveries_deliveryitem
     (delivery_id, referral_id, created_at, status, attempts, reason)
 SELECT d.id, r.id, %s, CASE WHEN d.kind = 'api' THEN 'pending' ELSE 'file' END, 0, ''
@@ -39,6 +35,17 @@ WHERE d.active
 RETURNING id, delivery_id, status
 """
 
+# The referrals are found by key first: PostgreSQL plans this statement once for any ids
+# (prepared), and joined to the deliveries it read every referral of their clients (found
+# through the delivery's client) to keep the asked ones. MATERIALIZED keeps it from merging
+# the look-up into the join (SQLite has no need, and older ones no keyword).
+_STORED = """
+WITH r AS {materialized} (
+    SELECT id, client_id, campaign_id, created_at FROM referrals_referral WHERE id {ids}
+)
+"""
+_MATCH = _STORED + LEDGER_INSERT
+
 
 def ledger_record(referral_ids: Sequence[int]) -> None:
     """Record one pending item per active delivery that each stored referral matches; items
@@ -48,7 +55,12 @@ def ledger_record(referral_ids: Sequence[int]) -> None:
     now = timezone.now()
     materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
     match = _MATCH.replace("{materialized}", materialized)
-    rows = execute_for_ids(match, referral_ids, after=[now])
+    ledger_queue(execute_for_ids(match, referral_ids, after=[now]))
+
+
+def ledger_queue(rows: Iterable[tuple[int, int, str]]) -> None:
+    """Queue the real-time items among the ledger's new ``rows`` (id, delivery id, status)
+    for sending once the transaction that wrote them commits (at once outside one)."""
     api_items: dict[int, list[int]] = {}
     for item_id, delivery_id, status in rows:
         if status == "pending":

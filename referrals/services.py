@@ -7,8 +7,6 @@ half stored: a record is either stored whole or reported with its reasons.
 
 from __future__ import annotations
 
-import functools
-import json
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -22,6 +20,7 @@ from rest_framework.exceptions import ValidationError
 from deliveries.ledger import ledger_record
 from referrals.api.serializers import ReferralIngestSerializer
 from referrals.ingest_lookups import Known, client_ids, known_ids
+from referrals.ingest_one import referral_store_one, referral_values, store_one_applies
 from referrals.models import Campaign, Referral
 from rokt_platform.prepared import prepared_cursor
 
@@ -73,6 +72,17 @@ def referrals_ingest(*, records: Iterable[Any]) -> list[RecordOutcome]:
             outcomes[index] = checked
         else:
             valid.append(checked)
+
+    if len(valid) == 1 and store_one_applies():
+        # One referral (a collector's usual request): one statement stores it, unless it is
+        # a duplicate or names a client or campaign it does not find (the path below says).
+        one = valid[0]
+        stored = referral_store_one(one.client_slug, one.campaign_external_id, one.fields)
+        if stored is not None:
+            outcomes[one.index] = RecordOutcome(
+                index=one.index, status="created", id=stored, external_id=one.fields["external_id"]
+            )
+            return [outcomes[index] for index in sorted(outcomes)]
 
     clients = client_ids({v.client_slug for v in valid})  # slug -> id
     known = []
@@ -237,7 +247,8 @@ def _insert_few(referrals: list[Referral]) -> None:
         "RETURNING id, client_id, external_id"
     )
     with prepared_cursor() as cursor:
-        cursor.execute(statement, [value for r in referrals for value in _values(r, fields)])
+        params = [value for r in referrals for value in referral_values(r, fields)]
+        cursor.execute(statement, params)
         # RETURNING promises no order: matched by the (client, external id) key.
         ids = {(client_id, external_id): pk for pk, client_id, external_id in cursor.fetchall()}
     for referral in referrals:
@@ -259,25 +270,7 @@ def _copy_many(referrals: list[Referral]) -> None:
         )
         with connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
             for referral in referrals:
-                copy.write_row(_values(referral, fields))
-
-
-def _values(referral: Referral, fields: list) -> list:
-    """The referral's values of ``fields``, as the database takes them (JSON as its text)."""
-    json_fields = _json_attnames()
-    return [
-        json.dumps(getattr(referral, f.attname), allow_nan=False)
-        if f.attname in json_fields
-        else getattr(referral, f.attname)
-        for f in fields
-    ]  # fmt: skip
-
-
-@functools.cache
-def _json_attnames() -> frozenset[str]:
-    return frozenset(
-        f.attname for f in Referral._meta.concrete_fields if f.get_internal_type() == "JSONField"
-    )
+                copy.write_row(referral_values(referral, fields))
 
 
 def _campaigns(
