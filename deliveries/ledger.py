@@ -20,7 +20,8 @@ from rokt_platform.prepared import execute_for_ids
 
 # What each delivery owes the referrals of a CTE ``r`` (id, client_id, campaign_id,
 # created_at) made by the statement it ends: the stored referrals' ids here; the row just
-# inserted by ``referrals.ingest_one``, which stores a referral and its items in one statement.
+# inserted by ``referrals.ingest_few``, which stores a few referrals and their items in one
+# statement.
 LEDGER_INSERT = """
 INSERT INTO deliveries_deliveryitem
     (delivery_id, referral_id, created_at, status, attempts, reason)

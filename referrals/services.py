@@ -19,8 +19,14 @@ from rest_framework.exceptions import ValidationError
 
 from deliveries.ledger import ledger_record
 from referrals.api.serializers import ReferralIngestSerializer
+from referrals.ingest_few import (
+    Record,
+    is_conflict,
+    referral_values,
+    referrals_store_at_once,
+    store_at_once_applies,
+)
 from referrals.ingest_lookups import Known, client_ids, known_ids
-from referrals.ingest_one import referral_store_one, referral_values, store_one_applies
 from referrals.models import Campaign, Referral
 from rokt_platform.prepared import prepared_cursor
 
@@ -29,8 +35,6 @@ Status = Literal["created", "duplicate", "invalid"]
 # that locks rows in another order, deadlock); the whole transaction is retried with a fresh
 # duplicate check, a bounded number of times.
 _CONFLICT_RETRIES = 3
-# PostgreSQL's deadlock_detected and serialization_failure: the transaction may simply be rerun.
-_RETRYABLE_SQLSTATES = {"40P01", "40001"}
 
 
 @dataclass
@@ -73,15 +77,17 @@ def referrals_ingest(*, records: Iterable[Any]) -> list[RecordOutcome]:
         else:
             valid.append(checked)
 
-    if len(valid) == 1 and store_one_applies():
-        # One referral (a collector's usual request): one statement stores it, unless it is
-        # a duplicate or names a client or campaign it does not find (the path below says).
-        one = valid[0]
-        stored = referral_store_one(one.client_slug, one.campaign_external_id, one.fields)
+    # A few referrals (a collector's usual request holds one): one statement stores them, unless
+    # one is a duplicate or names a client or campaign it does not find (the path below says).
+    few = [Record(v.client_slug, v.campaign_external_id, v.fields) for v in valid]
+    if store_at_once_applies(few):
+        stored = referrals_store_at_once(few)
         if stored is not None:
-            outcomes[one.index] = RecordOutcome(
-                index=one.index, status="created", id=stored, external_id=one.fields["external_id"]
-            )
+            for item, pk in zip(valid, stored, strict=True):
+                external_id = item.fields["external_id"]
+                outcomes[item.index] = RecordOutcome(
+                    index=item.index, status="created", id=pk, external_id=external_id
+                )
             return [outcomes[index] for index in sorted(outcomes)]
 
     clients = client_ids({v.client_slug for v in valid})  # slug -> id
@@ -100,7 +106,7 @@ def referrals_ingest(*, records: Iterable[Any]) -> list[RecordOutcome]:
             outcomes.update(_store(known, clients))
             break
         except (IntegrityError, OperationalError) as exc:
-            if attempt == _CONFLICT_RETRIES - 1 or not _retryable(exc):
+            if attempt == _CONFLICT_RETRIES - 1 or not is_conflict(exc):
                 raise
     return [outcomes[index] for index in sorted(outcomes)]
 
@@ -116,12 +122,6 @@ def _validator() -> ReferralIngestSerializer:
     if validator is None:
         validator = _validators.serializer = ReferralIngestSerializer()
     return validator
-
-
-def _retryable(exc: Exception) -> bool:
-    if isinstance(exc, IntegrityError):
-        return True
-    return getattr(exc.__cause__, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
 def _validate(

@@ -1,6 +1,7 @@
-"""One referral, one statement (``referrals.ingest_one``): a collector's usual request is
-stored with its ledger items in a single round trip on PostgreSQL, exactly as the general path
-would store it; whatever that statement cannot decide goes to the general path.
+"""A few referrals, one statement (``referrals.ingest_few``): a collector's usual request is
+stored with its ledger items in a single statement on PostgreSQL, exactly as the general path
+would store it, all or nothing; whatever that statement cannot decide goes, whole request, to
+the general path.
 
 Transactional tests: the fast path runs only outside a caller's transaction (pytest-django's
 plain ``db`` wraps each test in one)."""
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from deliveries import api_runs
 from deliveries.models import DeliveryItem
+from referrals.ingest_few import AT_ONCE_AT_MOST
 from referrals.models import Campaign, Referral
 from referrals.services import referrals_ingest
 from tests.factories import make_api_delivery, make_client, make_file_delivery, referral_record
@@ -78,8 +80,13 @@ def test_every_value_is_stored_as_the_general_path_stores_it(alpha):
         "extra": {"utm": {"source": "news", "tags": ["a", "b"]}, "score": 3.5, "none": None},
     }  # fmt: skip
     one = ingest_one(referral_record(alpha, **fields))
+    blank = {name: None for name in ("birth_date", "age", "ip_address", "bid_price")}
+    few = referrals_ingest(records=[referral_record(alpha, **fields),
+                                    referral_record(alpha, **{**fields, **blank})])  # fmt: skip
+    # The general path: more records than go at once.
     general = referrals_ingest(records=[referral_record(alpha, **fields),
-                                        referral_record(alpha, **fields)])  # fmt: skip
+                                        referral_record(alpha, **{**fields, **blank})] * 1
+                                       + [referral_record(alpha) for _ in range(AT_ONCE_AT_MOST)])
 
     def stored(pk: int) -> dict:
         values = model_to_dict(Referral.objects.get(pk=pk))
@@ -87,7 +94,9 @@ def test_every_value_is_stored_as_the_general_path_stores_it(alpha):
             values.pop(name)
         return values
 
-    assert stored(one.id) == stored(general[0].id)
+    assert stored(one.id) == stored(few[0].id) == stored(general[0].id)
+    assert stored(few[1].id) == stored(general[1].id)
+    assert Referral.objects.get(pk=few[1].id).age is None
     referral = Referral.objects.get(pk=one.id)
     assert referral.bid_price == Decimal("1.2500") and referral.age == 37
     assert referral.opted_in_at == dt.datetime(2024, 6, 1, 10, 30, tzinfo=dt.UTC)
@@ -167,3 +176,59 @@ def test_in_a_callers_transaction_the_items_go_out_on_its_commit_or_never(alpha,
     assert queued == []
     assert not Referral.objects.filter(external_id=record["external_id"]).exists()
     assert Referral.objects.filter(pk=kept.id).exists()
+
+
+def test_a_few_referrals_are_stored_together_and_queued_once_committed(alpha, queued):
+    realtime = make_api_delivery(alpha, "http://127.0.0.1:9/hook")
+    records = [referral_record(alpha, campaign=c) for c in ("c1", "c2", "c1")]
+
+    with CaptureQueriesContext(connection) as statements:
+        outcomes = referrals_ingest(records=records)
+
+    # One statement in a transaction of its own: all stored, or none.
+    assert [q["sql"].split()[0] for q in statements] == ["BEGIN", "WITH", "COMMIT"]
+    assert [(o.status, o.external_id) for o in outcomes] == [
+        ("created", r["external_id"]) for r in records
+    ]
+    stored = Referral.objects.in_bulk([o.id for o in outcomes])
+    assert [stored[o.id].external_id for o in outcomes] == [r["external_id"] for r in records]
+    assert [stored[o.id].campaign.external_id for o in outcomes] == ["c1", "c2", "c1"]
+    items = DeliveryItem.objects.filter(delivery=realtime)
+    assert sorted(items.values_list("referral_id", flat=True)) == sorted(stored)
+    assert queued == [{realtime.pk: sorted(items.values_list("pk", flat=True))}]
+
+
+@pytest.mark.parametrize("spoil", ["duplicate", "new campaign", "unknown client", "repeat"])
+def test_a_request_the_statement_cannot_store_whole_goes_whole_to_the_general_path(
+    alpha, queued, spoil
+):
+    realtime = make_api_delivery(alpha, "http://127.0.0.1:9/hook")
+    stored_before = referrals_ingest(records=[referral_record(alpha, campaign="c1")])[0]
+    queued.clear()
+    records = [referral_record(alpha, campaign="c1"), referral_record(alpha, campaign="c2")]
+    odd = {
+        "duplicate": {"external_id": stored_before.external_id},
+        "new campaign": {"campaign": "brand-new"},
+        "unknown client": {"client": "nobody"},
+        "repeat": {"external_id": records[0]["external_id"]},
+    }[spoil]
+    records.append({**referral_record(alpha, campaign="c1"), **odd})
+    before = Referral.objects.filter(client=alpha).count()
+
+    outcomes = referrals_ingest(records=records)
+
+    expected = {"duplicate": "duplicate", "new campaign": "created",
+                "unknown client": "invalid", "repeat": "duplicate"}[spoil]  # fmt: skip
+    assert [o.status for o in outcomes] == ["created", "created", expected]
+    if spoil == "duplicate":
+        assert outcomes[2].id == stored_before.id
+    if spoil == "repeat":
+        assert outcomes[2].id == outcomes[0].id
+    created = [o.id for o in outcomes if o.status == "created"]
+    # Each stored referral once, with one item each: nothing left over from the attempt.
+    assert Referral.objects.filter(client=alpha).count() == before + len(created)
+    items = DeliveryItem.objects.filter(delivery=realtime).exclude(referral_id=stored_before.id)
+    assert sorted(items.values_list("referral_id", flat=True)) == sorted(created)
+    assert [sorted(ids) for call in queued for ids in call.values()] == [
+        sorted(items.values_list("pk", flat=True))
+    ]
