@@ -147,46 +147,71 @@ def _send_for_delivery(delivery_id: int, ids: list[int], now: dt.datetime) -> di
     token = budget().acquire(delivery.pk, delivery.max_in_flight, lease_seconds)
     if token is None:
         # Behind a busy or slow endpoint: leave the items unclaimed and due, before any work
-        # is spent on them: a chunk that holds one of the endpoint's tokens takes them as soon
-        # as it is done with its own; else the tick, as slots free up (never while none is:
-        # no message is queued only to be put off again).
+        # is spent on them, and say so: whoever holds one of the endpoint's tokens takes them
+        # before giving it back; else the tick, as slots free up (never while none is: no
+        # message is queued only to be put off again).
         items_defer(ids, due=now)
+        budget().note_waiting(delivery.pk)
         return dict.fromkeys(ids, "waiting for budget")
     outcomes: dict[int, str] = {}
-    deadline = time.monotonic() + _CHUNK_SECONDS
     # A chunk says there may be a backlog to go on with, as does an item that was put off or
     # retried; a fresh lone referral (the usual one-a-call traffic) saves the look.
     backlog = len(ids) > 1
+    held = True
+    started = time.monotonic()
     try:
-        while ids:
-            lease = timezone.now() + dt.timedelta(seconds=lease_seconds)
-            lookups = tuple(_body_columns(delivery).lookups)
-            claim = items_claim_and_read(
-                delivery.pk, ids, lease=lease, now=timezone.now(), lookups=lookups
-            )
-            if len(claim.items) < len(ids):
-                outcomes.update(_why_not_claimed(delivery.pk, ids, claim, now))
-            if not claim.items:
+        while True:
+            delivery, went_on = _send_under_token(delivery, ids, outcomes, lease_seconds, backlog)
+            if not went_on or time.monotonic() - started > _CHUNK_SECONDS:
                 break
-            delivery = _as_claimed(delivery, claim, lease_seconds)
-            if delivery is None:
-                outcomes.update(dict.fromkeys((item.id for item in claim.items),
-                                              "delivery paused"))  # fmt: skip
+            # Sends that found no slot meanwhile left their items due: take them now, with
+            # this token, rather than leave them for the tick (up to a tick's interval late).
+            if not budget().keep_for_waiting(delivery_id, token, lease_seconds):
+                held = False  # given back
                 break
-            if tuple(_body_columns(delivery).lookups) != lookups:  # its body changed meanwhile
-                claim = replace(claim, rows=referral_values(
-                    tuple(_body_columns(delivery).lookups),
-                    [item.referral_id for item in claim.items],
-                ))  # fmt: skip
-            if not _send_claimed(delivery, claim, outcomes, deadline):
-                break
-            backlog = backlog or any(item.due_before for item in claim.items)
-            if not backlog or time.monotonic() > deadline:
-                break
-            ids = items_due_of(delivery.pk, limit=SEND_CHUNK, now=timezone.now())
+            ids, backlog = items_due_of(delivery_id, limit=SEND_CHUNK, now=timezone.now()), True
     finally:
-        budget().release(delivery_id, token)
+        if held:
+            budget().release(delivery_id, token)
     return outcomes
+
+
+def _send_under_token(
+    delivery: Delivery, ids: list[int], outcomes: dict[int, str], lease_seconds: float,
+    backlog: bool,
+) -> tuple[Delivery, bool]:  # fmt: skip
+    """Claim and send ``ids``, then, while the chunk's time lasts and there may be a backlog,
+    the delivery's other due items. The delivery as last read, and whether the sends ended
+    as they should (not stopped by a pause or the chunk's deadline)."""
+    deadline = time.monotonic() + _CHUNK_SECONDS
+    while ids:
+        lease = timezone.now() + dt.timedelta(seconds=lease_seconds)
+        lookups = tuple(_body_columns(delivery).lookups)
+        claim = items_claim_and_read(
+            delivery.pk, ids, lease=lease, now=timezone.now(), lookups=lookups
+        )
+        if len(claim.items) < len(ids):
+            outcomes.update(_why_not_claimed(delivery.pk, ids, claim, timezone.now()))
+        if not claim.items:
+            break
+        claimed = _as_claimed(delivery, claim, lease_seconds)
+        if claimed is None:
+            outcomes.update(dict.fromkeys((item.id for item in claim.items),
+                                          "delivery paused"))  # fmt: skip
+            return delivery, False
+        delivery = claimed
+        if tuple(_body_columns(delivery).lookups) != lookups:  # its body changed meanwhile
+            claim = replace(claim, rows=referral_values(
+                tuple(_body_columns(delivery).lookups),
+                [item.referral_id for item in claim.items],
+            ))  # fmt: skip
+        if not _send_claimed(delivery, claim, outcomes, deadline):
+            return delivery, False
+        backlog = backlog or any(item.due_before for item in claim.items)
+        if not backlog or time.monotonic() > deadline:
+            break
+        ids = items_due_of(delivery.pk, limit=SEND_CHUNK, now=timezone.now())
+    return delivery, True
 
 
 def _lease_seconds(delivery: Delivery) -> float:

@@ -7,6 +7,10 @@ one slow endpoint), it gives its thread back and is tried again a moment later.
 With Redis (production) the budget is a sorted set of tokens per delivery, each expiring on
 its own, so a worker that dies holding one cannot leak it for longer than a request can last.
 On the embedded demo (no Redis, one machine) it is a semaphore per process.
+
+A send that finds the budget spent leaves its items due in the database and says so
+(``note_waiting``); whoever holds a token then looks for them before giving it back
+(``keep_for_waiting``), so they go out as soon as a slot frees, not at the next tick.
 """
 
 from __future__ import annotations
@@ -27,6 +31,18 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
 end
 return 0
 """
+# Kept (its expiry pushed on) if a send found the budget spent since: the holder goes on with
+# what was left. Not if the token ran out meanwhile: it is no longer the holder's to keep.
+_KEEP_FOR_WAITING = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('DEL', KEYS[2]) == 1 then
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+  return 1
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 0
+"""
+# Long enough for a holder to come by; a flag nobody consumed only costs one look.
+_WAITING_SECONDS = 60
 
 
 class Budget:
@@ -35,6 +51,15 @@ class Budget:
         raise NotImplementedError
 
     def release(self, delivery_id: int, token: str) -> None:
+        raise NotImplementedError
+
+    def note_waiting(self, delivery_id: int) -> None:
+        """A send found no slot and left its items due: the next holder is to look."""
+        raise NotImplementedError
+
+    def keep_for_waiting(self, delivery_id: int, token: str, hold_seconds: float) -> bool:
+        """Keep ``token`` (for ``hold_seconds`` more) if a send found no slot since it was
+        taken, and say so; else give it back."""
         raise NotImplementedError
 
     def free(self, delivery_id: int, limit: int) -> int:
@@ -48,6 +73,7 @@ class RedisBudget(Budget):
 
         self._redis = redis.Redis.from_url(url)
         self._acquire = self._redis.register_script(_ACQUIRE)
+        self._keep_for_waiting = self._redis.register_script(_KEEP_FOR_WAITING)
 
     def acquire(self, delivery_id: int, limit: int, hold_seconds: float) -> str | None:
         now = time.time()
@@ -59,6 +85,15 @@ class RedisBudget(Budget):
     def release(self, delivery_id: int, token: str) -> None:
         self._redis.zrem(f"rokt:budget:{delivery_id}", token)
 
+    def note_waiting(self, delivery_id: int) -> None:
+        self._redis.set(f"rokt:budget:{delivery_id}:waiting", 1, ex=_WAITING_SECONDS)
+
+    def keep_for_waiting(self, delivery_id: int, token: str, hold_seconds: float) -> bool:
+        key = f"rokt:budget:{delivery_id}"
+        kept = self._keep_for_waiting(keys=[key, f"{key}:waiting"],
+                                      args=[token, time.time() + hold_seconds])  # fmt: skip
+        return bool(kept)
+
     def free(self, delivery_id: int, limit: int) -> int:
         key = f"rokt:budget:{delivery_id}"
         return max(0, limit - self._redis.zcount(key, time.time(), "+inf"))
@@ -68,6 +103,7 @@ class LocalBudget(Budget):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._held: dict[int, set[str]] = {}
+        self._waiting: set[int] = set()
 
     def acquire(self, delivery_id: int, limit: int, hold_seconds: float) -> str | None:
         with self._lock:
@@ -81,6 +117,19 @@ class LocalBudget(Budget):
     def release(self, delivery_id: int, token: str) -> None:
         with self._lock:
             self._held.get(delivery_id, set()).discard(token)
+
+    def note_waiting(self, delivery_id: int) -> None:
+        with self._lock:
+            self._waiting.add(delivery_id)
+
+    def keep_for_waiting(self, delivery_id: int, token: str, hold_seconds: float) -> bool:
+        with self._lock:
+            held = self._held.get(delivery_id, set())
+            if token in held and delivery_id in self._waiting:
+                self._waiting.discard(delivery_id)
+                return True
+            held.discard(token)
+            return False
 
     def free(self, delivery_id: int, limit: int) -> int:
         with self._lock:

@@ -425,6 +425,9 @@ def test_a_spent_budget_leaves_the_item_for_later(client_a, http_receiver, monke
         def acquire(self, *args):
             return None
 
+        def note_waiting(self, delivery_id):
+            pass
+
     delivery = make_api_delivery(client_a, http_receiver.url())
     person = make_referral(client_a)
     monkeypatch.setattr(api_runs, "budget", Spent)
@@ -444,6 +447,9 @@ def test_a_full_budget_defers_the_item_before_any_work(client_a, http_receiver, 
     class Full:
         def acquire(self, *args):
             return None
+
+        def note_waiting(self, delivery_id):
+            pass
 
     delivery = make_api_delivery(client_a, http_receiver.url())
     item = DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
@@ -546,6 +552,10 @@ class _Tokens:
 
     def release(self, *args):
         self.released += 1
+
+    def keep_for_waiting(self, *args):  # nobody waiting: given back
+        self.released += 1
+        return False
 
 
 def test_a_chunk_holds_one_token_and_goes_on_with_its_deliverys_due_items(
@@ -876,3 +886,36 @@ def test_a_secret_unreadable_since_the_workers_copy_pauses_and_keeps_the_claimed
     assert (item.status, item.attempts, item.lease_until) == ("pending", 0, None)
     assert Delivery.objects.defer("signing_secret").get(pk=delivery.pk).paused
     assert len(http_receiver.requests) == 1
+
+
+def test_a_lone_send_holding_the_only_slot_takes_what_another_left_before_giving_it_back(
+    client_a, http_receiver, monkeypatch
+):
+    """One referral a call (no chunk, no backlog to look for): a send that finds the slot
+    taken leaves its item due; the holder sends it before giving the slot back, not a tick
+    later."""
+    from deliveries import api_runs
+    from deliveries.budget import LocalBudget
+
+    delivery = make_api_delivery(client_a, http_receiver.url(), max_in_flight=1)
+    first, second = (DeliveryItem.objects.get(delivery=delivery, referral=make_referral(client_a))
+                     for _ in range(2))  # fmt: skip
+    one_slot = LocalBudget()
+    monkeypatch.setattr(api_runs, "budget", lambda: one_slot)
+    left: list[str] = []
+    send_one = api_runs._send_one
+
+    def meanwhile(*args):  # while the first request is out
+        if not left:
+            left.append(api_item_send(second.pk, delivery.pk))
+        return send_one(*args)
+
+    monkeypatch.setattr(api_runs, "_send_one", meanwhile)
+    assert api_item_send(first.pk, delivery.pk) == "delivered"
+    assert left == ["waiting for budget"]
+    second.refresh_from_db()
+    assert second.status == "delivered"
+    assert [r.header("webhook-id") for r in http_receiver.requests] == [
+        f"msg_{first.pk}", f"msg_{second.pk}"
+    ]
+    assert one_slot.free(delivery.pk, 1) == 1  # given back in the end
