@@ -1373,7 +1373,7 @@ def _report(args, r: dict) -> str:
         "`api_items_send`, as it is: one call may carry up to 50 items), the *items* those "
         "calls carried, and what each item came to (a send that finds its endpoint's budget "
         "spent, `max_in_flight` = 8 by default, leaves the item in the database, due, for a "
-        "chunk that holds a token or the tick; *anything else*: an item no longer open, "
+        "send that holds a token or the tick; *anything else*: an item no longer open, "
         "claimed elsewhere, not yet due, or put back from a chunk that ran long):",
         "",
         "| phase | calls | of them chunks | items | delivered | waiting for budget "
@@ -1514,8 +1514,9 @@ def _findings(args, r: dict) -> list[str]:
         "How the platform sends: each message names its delivery; `api_items_send` takes "
         "one item or a chunk alike. It takes the `Delivery` from a per-process cache (10 s at "
         "most), then ONE token of the endpoint's budget for the whole call (its requests go one "
-        "after another: one slot; no token leaves the items unclaimed and due, for a chunk "
-        "that holds a token or the tick), then in one statement (prepared once per connection) "
+        "after another: one slot; no token leaves the items unclaimed and due, flagged in "
+        "Redis, for whoever holds a token to take before giving it back, else the tick), then "
+        "in one statement (prepared once per connection) "
         "claims the items, reads the delivery's live columns (its version, pause, health) and "
         "the referrals as the body's lookups; a newer version than the cached one is loaded at "
         "once. It sends them one after another and records each attempt and its item's state "
@@ -1525,8 +1526,11 @@ def _findings(args, r: dict) -> list[str]:
         "on-commit hook queues a lone item as a single send (`deliveries.api.send`) and a "
         "transaction's many, per delivery, in chunks of up to 50 spread over 8 at least "
         "(`deliveries.api.send_many`); the tick queues at most a chunk per free slot of each "
-        "delivery's budget. Ingestion (the driver) looks up clients, known referrals and "
-        "campaigns in raw statements and inserts up to 10 referrals in one prepared INSERT.",
+        "delivery's budget. The worker consumes its queues without kombu's acknowledgement "
+        "bookkeeping in Redis (hint queues: the ledger holds the work). Ingestion (the driver) "
+        "stores up to 10 new referrals and their ledger items in one prepared statement (one "
+        "referral: no BEGIN or COMMIT either); what it cannot store whole takes the general "
+        "path (look-ups, then INSERT or COPY, then the ledger).",
         "",
     ]
     if before:
