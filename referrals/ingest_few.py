@@ -21,8 +21,7 @@ import functools
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -35,8 +34,9 @@ from rokt_platform.prepared import prepared_cursor
 AT_ONCE_AT_MOST = 10
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(Protocol):
+    """A validated ingestion record (``referrals.services._Valid``)."""
+
     client_slug: str
     campaign_external_id: str
     fields: dict[str, Any]
@@ -111,11 +111,12 @@ def _store(records: Sequence[Record]) -> list[int] | None:
     return [ids[position] for position in range(1, len(records) + 1)]
 
 
-def _stored_fields() -> list:
-    return [
+@functools.cache
+def _stored_fields() -> tuple:
+    return tuple(
         f for f in Referral._meta.concrete_fields
         if not f.primary_key and f.attname not in ("client_id", "campaign_id")
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 @functools.cache
@@ -156,7 +157,7 @@ def _base_type(field) -> str:
     return re.sub(r"\(.*\)", "", field.db_type(connection)).strip()
 
 
-def referral_values(referral: Referral, fields: list) -> list:
+def referral_values(referral: Referral, fields: Sequence) -> list:
     """The referral's values of ``fields``, as the database takes them (JSON as its text)."""
     json_fields = _json_attnames()
     return [

@@ -20,7 +20,6 @@ from rest_framework.exceptions import ValidationError
 from deliveries.ledger import ledger_record
 from referrals.api.serializers import ReferralIngestSerializer
 from referrals.ingest_few import (
-    Record,
     is_conflict,
     referral_values,
     referrals_store_at_once,
@@ -79,9 +78,8 @@ def referrals_ingest(*, records: Iterable[Any]) -> list[RecordOutcome]:
 
     # A few referrals (a collector's usual request holds one): one statement stores them, unless
     # one is a duplicate or names a client or campaign it does not find (the path below says).
-    few = [Record(v.client_slug, v.campaign_external_id, v.fields) for v in valid]
-    if store_at_once_applies(few):
-        stored = referrals_store_at_once(few)
+    if store_at_once_applies(valid):
+        stored = referrals_store_at_once(valid)
         if stored is not None:
             for item, pk in zip(valid, stored, strict=True):
                 external_id = item.fields["external_id"]
