@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="seconds of each load level")
     parser.add_argument("--rates", default="50,200", help="offered loads, referrals/s")
     parser.add_argument("--concurrency", type=int, default=32, help="worker threads")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="worker processes, of --concurrency threads each"
+    )  # fmt: skip
     parser.add_argument("--sweep", help="other worker concurrencies to try, e.g. 16,64")
     parser.add_argument("--sweep-config", default="as_is", help="the platform in the sweep")
     parser.add_argument(
@@ -230,7 +233,7 @@ def _fresh_database(args, stack: Stack | None, label: str) -> None:
 class Stack:
     """Receiver, worker and beat; the worker restartable with another concurrency."""
 
-    def __init__(self, work: Path, concurrency: int) -> None:
+    def __init__(self, work: Path, concurrency: int, processes: int = 1) -> None:
         import urllib3
 
         self.work = work
@@ -240,26 +243,33 @@ class Stack:
         )  # fmt: skip
         self.fast_port, self.slow_port = map(int, self.receiver.stdout.readline().split())
         self.control = urllib3.HTTPConnectionPool("127.0.0.1", self.fast_port, maxsize=1)
-        self.worker = None
+        self.workers: list[subprocess.Popen] = []
+        self.counts_files: list[Path] = []
         self.beat = None
         self.workers_started = 0
         self.concurrency = concurrency
+        self.processes = processes
         self.postgres = PostgresSampler()
 
     def start_worker(self, concurrency: int, env: dict[str, str], cwd: Path = ROOT) -> None:
+        """``processes`` workers of ``concurrency`` threads each, consuming the same queues
+        (as a deployment scales its api worker)."""
         from tests.processes import BIN, start
 
         self.workers_started += 1
         self.concurrency = concurrency
-        self.counts_file = self.work / f"counts-{self.workers_started}.json"
-        env = {**env, "BENCH_COUNTS": str(self.counts_file)}
-        self.worker = start(
-            [str(BIN / "celery"), "-A", "_realtime_celery", "worker", "--queues",
-             "deliveries_api,housekeeping", "--pool", "threads", "--concurrency",
-             str(concurrency), "--hostname", f"bench{self.workers_started}@%h",
-             "--without-mingle", "--without-gossip"],
-            env=env, log=self.work / f"worker-{self.workers_started}.log", cwd=cwd,
-        )  # fmt: skip
+        self.counts_files = []
+        for number in range(self.processes):
+            counts_file = self.work / f"counts-{self.workers_started}-{number}.json"
+            self.counts_files.append(counts_file)
+            self.workers.append(start(
+                [str(BIN / "celery"), "-A", "_realtime_celery", "worker", "--queues",
+                 "deliveries_api,housekeeping", "--pool", "threads", "--concurrency",
+                 str(concurrency), "--hostname", f"bench{self.workers_started}-{number}@%h",
+                 "--without-mingle", "--without-gossip"],
+                env={**env, "BENCH_COUNTS": str(counts_file)},
+                log=self.work / f"worker-{self.workers_started}-{number}.log", cwd=cwd,
+            ))  # fmt: skip
 
     def start_beat(self) -> None:
         from tests.processes import BIN, start
@@ -279,9 +289,9 @@ class Stack:
     def stop_worker(self) -> None:
         from tests.processes import stop
 
-        if self.worker is not None:
-            stop(self.worker)
-            self.worker = None
+        for worker in self.workers:
+            stop(worker)
+        self.workers = []
 
     def stop(self) -> None:
         from tests.processes import stop
@@ -304,10 +314,11 @@ class Stack:
         """What the worker's ``api_item_send`` calls have returned so far (written by the
         worker every 0.5 s)."""
         time.sleep(0.6)
-        try:
-            return Counter(json.loads(self.counts_file.read_text()))
-        except (OSError, ValueError):
-            return Counter()
+        total: Counter = Counter()
+        for counts_file in self.counts_files:
+            with contextlib.suppress(OSError, ValueError):  # that worker counted nothing yet
+                total.update(json.loads(counts_file.read_text()))
+        return total
 
     def logs(self) -> str:
         return "\n".join(
@@ -398,7 +409,7 @@ def cpu_snapshot(stack: Stack) -> dict[str, float]:
     hz = os.sysconf("SC_CLK_TCK")
     info = redis.Redis.from_url(BROKER).info("cpu")
     snapshot = {
-        "worker": _ticks(stack.worker.pid) / hz if stack.worker else 0.0,
+        "worker": sum(_ticks(worker.pid) for worker in stack.workers) / hz,
         "postgres": stack.postgres.sample() / hz,
         "redis": info["used_cpu_user"] + info["used_cpu_sys"],
         "receiver": _ticks(stack.receiver.pid) / hz,
@@ -566,7 +577,7 @@ def _bench(args, work: Path) -> dict:
     import redis
 
     redis.Redis.from_url(BROKER).flushdb()
-    stack = Stack(work, args.concurrency)
+    stack = Stack(work, args.concurrency, args.processes)
     try:
         return _phases(args, stack)
     except BaseException:
@@ -613,7 +624,10 @@ def _before_tree(args, work: Path) -> str | None:
 
 def _phases(args, stack: Stack) -> dict:
     stack.start_beat()
-    results: dict = {"concurrency": args.concurrency, "configs": {}, "code": _code()}
+    results: dict = {
+        "concurrency": args.concurrency, "processes": args.processes, "configs": {},
+        "code": _code(),
+    }  # fmt: skip
     payloads = None
     for number, config in enumerate(args.configs):
         label, _, env = CONFIGS[config]
@@ -1244,8 +1258,9 @@ def _report(args, r: dict) -> str:
         "## Real-time API delivery (`bench/realtime.py`)",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, Python "
-        f"{sys.version.split()[0]}, PostgreSQL and Redis on loopback. The worker (`celery "
-        f"worker --pool threads --concurrency {r['concurrency']}` on `deliveries_api,"
+        f"{sys.version.split()[0]}, PostgreSQL and Redis on loopback. The worker ("
+        + (f"{r['processes']} processes of " if r.get("processes", 1) > 1 else "")
+        + f"`celery worker --pool threads --concurrency {r['concurrency']}` on `deliveries_api,"
         "housekeeping`), beat (API tick every 1 s), the receiver (asyncio, a process of its "
         "own, 200 at once; the slow endpoint answers after 2 s), PostgreSQL, Redis and the "
         "driver (ingestion through `referrals_ingest`) all share the two cores. Each request: "
