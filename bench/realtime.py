@@ -1,7 +1,7 @@
 """Real-time API delivery: referrals/s from ingestion to the receiver's 2xx, and latency from
 commit to arrival, through a real Celery worker and beat on Redis, beside baselines.
 
-Run:  .venv/bin/python bench/realtime.py              (full: about 35 minutes, writes the docs)
+Run:  .venv/bin/python bench/realtime.py              (full: about 15 minutes, writes the docs)
       .venv/bin/python bench/realtime.py --quick      (under a minute; the platform as it is)
 
 It creates a scratch database for each configuration of the platform (``bench_realtime_<name>``,
@@ -10,7 +10,8 @@ process of its own:
 
 - the receiver (``bench/_realtime_receiver.py``, asyncio): one endpoint answering 200 at once,
   one answering after 2 s; it notes ``time.time()`` and the ``webhook-id`` of each request;
-- a Celery worker, ``--pool threads --concurrency N`` on ``deliveries_api,housekeeping``
+- Celery workers (``--processes``, 2 by default: one a core, as the README advises), each
+  ``--pool threads --concurrency N`` (16, the Procfile's) on ``deliveries_api,housekeeping``
   (``bench/_realtime_celery.py``: the platform's app, plus the baseline's bare task);
 - beat, firing ``housekeeping.api_deliveries_tick`` every second.
 
@@ -83,10 +84,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, help="referrals of the sustained burst")
     parser.add_argument("--seconds", type=float, help="seconds of each load level")
     parser.add_argument("--rates", default="50,200", help="offered loads, referrals/s")
-    parser.add_argument("--concurrency", type=int, default=32, help="worker threads")
-    parser.add_argument(
-        "--processes", type=int, default=1, help="worker processes, of --concurrency threads each"
-    )  # fmt: skip
+    # The Procfile's api worker: 16 threads a process, one process a core.
+    parser.add_argument("--concurrency", type=int, default=16, help="threads a worker process")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes")
     parser.add_argument("--sweep", help="other worker concurrencies to try, e.g. 16,64")
     parser.add_argument("--sweep-config", default="as_is", help="the platform in the sweep")
     parser.add_argument(
@@ -125,7 +125,7 @@ def main() -> None:
     args.sweep_config = args.sweep_config
     args.rate_list = [float(r) for r in args.rates.split(",")]
     args.sweep_list = [int(n) for n in args.sweep.split(",")] if args.sweep else (
-        [] if args.quick else [8, 16, 64]
+        [] if args.quick else [8, 32, 64]
     )  # fmt: skip
     args.profile_items = args.profile_items or (100 if args.quick else 2_000)
     write = args.write if args.write is not None else not args.quick
@@ -151,6 +151,9 @@ def main() -> None:
             _drop(args.server, DATABASES)
         shutil.rmtree(work, ignore_errors=True)
     results["total_seconds"] = time.monotonic() - began
+    # For a report made later (--report-from):
+    results["autovacuum"] = sorted(VACUUMED)
+    results["measured_at"] = datetime.now(UTC)
     for measured in results["configs"].values():
         measured["burst"].pop("referral_ids", None)
     if args.save:
@@ -645,7 +648,7 @@ def _phases(args, stack: Stack) -> dict:
             cwd = ROOT
         if number:
             _fresh_database(args, stack, config)
-        _say(f"platform {label}, --concurrency {args.concurrency}")
+        _say(f"platform {label}, {args.processes} x --concurrency {args.concurrency}")
         # A delivery (and client) of its own for each configuration: what one leaves unsent
         # is paused with it, and never reaches the next.
         alpha = _delivery(f"alpha{number}", stack.fast_port)
@@ -682,7 +685,8 @@ def _phases(args, stack: Stack) -> dict:
     results["sweep_burst"] = args.burst // 4
     for number, concurrency in enumerate(args.sweep_list):
         _fresh_database(args, stack, f"sweep{concurrency}")
-        _say(f"worker --concurrency {concurrency}, {CONFIGS[args.sweep_config][0]}...")
+        _say(f"worker {args.processes} x --concurrency {concurrency}, "
+             f"{CONFIGS[args.sweep_config][0]}...")
         alpha = _delivery(f"sweep{number}", stack.fast_port)
         records = Records(f"sweep{number}", seed=1)
         stack.start_worker(concurrency, CONFIGS[args.sweep_config][2])
@@ -1257,7 +1261,8 @@ def _report(args, r: dict) -> str:
     lines = [
         "## Real-time API delivery (`bench/realtime.py`)",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, Python "
+        f"Measured {r.get('measured_at') or datetime.now(UTC):%Y-%m-%d %H:%M} UTC on "
+        f"{os.cpu_count()} cores, Python "
         f"{sys.version.split()[0]}, PostgreSQL and Redis on loopback. The worker ("
         + (f"{r['processes']} processes of " if r.get("processes", 1) > 1 else "")
         + f"`celery worker --pool threads --concurrency {r['concurrency']}` on `deliveries_api,"
@@ -1276,7 +1281,7 @@ def _report(args, r: dict) -> str:
         "each worker concurrency tried) runs on a database of its own, and each phase starts "
         "on it freshly vacuumed and analyzed (`VACUUM (ANALYZE)`: what autovacuum does in "
         "production; this server's autovacuum is "
-        f"{'/'.join(sorted(VACUUMED)) or 'unknown'}).",
+        f"{'/'.join(r.get('autovacuum') or sorted(VACUUMED)) or 'unknown'}).",
         "",
         *_aims_table(args, r),
         "",
@@ -1349,8 +1354,9 @@ def _report(args, r: dict) -> str:
         sweep_label = CONFIGS[r["sweep_config"]][0]
         lines += [
             "",
-            f"Worker threads, platform {sweep_label} (a burst of {r['sweep_burst']:,}; latency "
-            f"at {top:g}/s):",
+            "Worker threads"
+            + (f" in each of the {r['processes']} processes" if r.get("processes", 1) > 1 else "")
+            + f", platform {sweep_label} (a burst of {r['sweep_burst']:,}; latency at {top:g}/s):",
             "",
             "| `--concurrency` | burst referrals/s | p50 ms | p95 ms | p99 ms |",
             "| ---: | ---: | ---: | ---: | ---: |",
@@ -1405,9 +1411,9 @@ def _report(args, r: dict) -> str:
     lines += [
         "",
         "Reproduce (PostgreSQL and Redis running): `.venv/bin/python bench/realtime.py` "
-        "(full, about 35 minutes, writes this section); `--quick` for a check in under a "
-        "minute (the platform as it is, nothing written); `--config` and `--concurrency` to "
-        "try one configuration.",
+        "(full, about 15 minutes, writes this section); `--quick` for a check in under a "
+        "minute (the platform as it is, nothing written); `--config`, `--processes` and "
+        "`--concurrency` to try one configuration.",
     ]
     return "\n".join(lines)
 
