@@ -239,9 +239,9 @@ def _fresh_database(args, stack: Stack | None, label: str) -> None:
 
 
 class Stack:
-    """Receiver, worker and beat; the worker restartable with another concurrency."""
+    """Receiver, workers and beat; the workers restartable with another concurrency."""
 
-    def __init__(self, work: Path, concurrency: int, processes: int = 1) -> None:
+    def __init__(self, work: Path, processes: int) -> None:
         import urllib3
 
         self.work = work
@@ -255,7 +255,6 @@ class Stack:
         self.counts_files: list[Path] = []
         self.beat = None
         self.workers_started = 0
-        self.concurrency = concurrency
         self.processes = processes
         self.postgres = PostgresSampler()
 
@@ -265,7 +264,6 @@ class Stack:
         from tests.processes import BIN, start
 
         self.workers_started += 1
-        self.concurrency = concurrency
         self.counts_files = []
         for number in range(self.processes):
             counts_file = self.work / f"counts-{self.workers_started}-{number}.json"
@@ -585,7 +583,7 @@ def _bench(args, work: Path) -> dict:
     import redis
 
     redis.Redis.from_url(BROKER).flushdb()
-    stack = Stack(work, args.concurrency, args.processes)
+    stack = Stack(work, args.processes)
     try:
         return _phases(args, stack)
     except BaseException:
