@@ -65,8 +65,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from _data import ROOT, use_database, write_section  # noqa: E402
 
-SCRATCH_DB = "bench_realtime"
-BROKER = "redis://127.0.0.1:6379/11"
+# Overridable so that two people benchmarking on one machine do not share a database or broker.
+SCRATCH_DB = os.environ.get("BENCH_REALTIME_DB", "bench_realtime")
+BROKER = os.environ.get("BENCH_REALTIME_BROKER", "redis://127.0.0.1:6379/11")
 # The worker decrypts the deliveries' secrets with the key this process encrypted them with.
 SECRET_KEY = "bench-realtime-secret-key-0123456789-not-for-production"  # noqa: S105
 AIMS = {"p95_ms": 25.0, "rate": 600.0, "slow_rise_ms": 10.0}

@@ -4,9 +4,11 @@ Beat calls ``api_items_due`` every ``DELIVERY_API_TICK_SECONDS``. It returns, fo
 that are active and not paused:
 
 - failed items whose retry is due;
-- items left "sending" past their lease (the worker died mid-request): sent again;
+- items left "sending" by a worker known dead (``deliveries.liveness``: at the first tick
+  after it died), or past their lease (a worker the database cannot vouch for): sent again;
 - pending items whose message never led to an attempt (the broker lost it, or it was queued
-  while the delivery was paused): after ``_LOST_AFTER``, or when a resume made them due.
+  while the delivery was paused): after ``_LOST_AFTER``, when a resume made them due, or at
+  once when a worker died (its prefetched messages died with it).
 
 ``api_retries_overdue`` is the watchdog: retries that should have happened minutes ago mean
 beat or the workers are not keeping up, and it says so in the log and on the dashboard.
@@ -17,11 +19,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from deliveries.api_due import items_due_for_tick, open_api_deliveries
 from deliveries.api_runs import SEND_CHUNK, api_items_enqueue
 from deliveries.budget import budget
+from deliveries.liveness import TAG_PREFIX, live_worker_tags
 from deliveries.models import Delivery, DeliveryItem
 
 logger = logging.getLogger(__name__)
@@ -40,9 +45,18 @@ def api_items_due(*, now: dt.datetime | None = None) -> dict[int, list[int]]:
     stay due, for a later tick), so one delivery's backlog never crowds out another's."""
     now = now or timezone.now()
     items = DeliveryItem.objects.filter(delivery__in=open_api_deliveries())
-    orphaned = items.filter(status=Status.SENDING, lease_until__lt=now)
+    gone = _workers_gone(items)
+    orphaned = items.filter(Q(lease_until__lt=now) | Q(claimed_by__in=gone), status=Status.SENDING)
     # Back to "failed and due" first, so the claim in the send can take them.
     orphaned.update(status=Status.FAILED, next_attempt_at=now, lease_until=None)
+    if gone:
+        # The messages a dead worker had taken and not yet begun died with it (the api queue
+        # runs without acknowledgements): which they were nobody knows, so every item still
+        # waiting for its first message is due now. A duplicate message costs a look.
+        items.filter(status=Status.PENDING, next_attempt_at__isnull=True,
+                     created_at__lt=now).update(next_attempt_at=now)  # fmt: skip
+        budget().release_owned_by(gone)
+        logger.warning("workers %s died: their sends are taken back", ", ".join(sorted(gone)))
     chosen: dict[int, list[int]] = {}
     due = items_due_for_tick(now=now, lost_before=now - _LOST_AFTER, chunk=SEND_CHUNK)
     for delivery_id, (max_in_flight, ids) in due.items():
@@ -52,6 +66,23 @@ def api_items_due(*, now: dt.datetime | None = None) -> dict[int, list[int]]:
     queued = [pk for ids in chosen.values() for pk in ids]
     DeliveryItem.objects.filter(pk__in=queued).update(queued_at=now)
     return chosen
+
+
+def _workers_gone(items) -> set[str]:
+    """The workers known dead since the last look: seen alive by an earlier tick, or holding
+    a claim, and with no session now (read last: a worker that claims or is seen after it is
+    never taken for dead). None on SQLite: leases only."""
+    if connection.vendor != "postgresql":
+        return set()
+    seen = budget().workers_seen()
+    claimers = set(
+        items.filter(status=Status.SENDING, claimed_by__startswith=TAG_PREFIX)
+        .values_list("claimed_by", flat=True).distinct()
+    )  # fmt: skip
+    live = live_worker_tags()
+    gone = (seen | claimers) - live
+    budget().workers_note(live=live, gone=gone)
+    return gone
 
 
 def api_items_queue_due() -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 
+from deliveries.liveness import worker_tag
 from referrals.models import Referral
 from rokt_platform.prepared import execute_for_ids, prepared_cursor
 
@@ -152,7 +153,7 @@ WHERE i.id {ids} AND i.status IN ('pending', 'failed')
 _CLAIM_AND_READ_PG = _LOCKED + """,
 claimed AS (
     UPDATE deliveries_deliveryitem i
-    SET status = 'sending', lease_until = %s, attempts = i.attempts + 1
+    SET status = 'sending', lease_until = %s, claimed_by = %s, attempts = i.attempts + 1
     FROM o, deliveries_delivery d
     WHERE i.id = o.id AND o.delivery_id = %s AND d.id = o.delivery_id
       AND d.active AND d.paused_at IS NULL AND o.status IN ('pending', 'failed')
@@ -166,7 +167,7 @@ _CLAIMED_COLUMNS = 9
 # SQLite: the same claim, its RETURNING limited to the updated table's columns.
 _CLAIM_OF_DELIVERY_APART = """
 UPDATE deliveries_deliveryitem
-SET status = 'sending', lease_until = %s, attempts = attempts + 1
+SET status = 'sending', lease_until = %s, claimed_by = %s, attempts = attempts + 1
 WHERE id {ids} AND delivery_id = %s AND status IN ('pending', 'failed')
   AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
   AND EXISTS (SELECT 1 FROM deliveries_delivery d
@@ -235,14 +236,15 @@ def items_claim_and_read(
     lookups: tuple[str, ...],
 ) -> Claim:  # fmt: skip
     """Claim those of ``ids`` that are ``delivery_id``'s, open and due, while the delivery is
-    active and not paused (from here on no other worker sends them until the lease ends), and
+    active and not paused (from here on no other worker sends them until the lease ends or
+    this worker is known dead: ``deliveries.liveness``), and
     read their referrals as the values of ``lookups``. One statement on PostgreSQL."""
     if connection.vendor != "postgresql":
         return _claim_and_read_apart(delivery_id, ids, lease=lease, now=now, lookups=lookups)
     sql, params, compiler, converters = _referral_statement(lookups, claimed=True)
     statement = _CLAIM_AND_READ_PG.format(values=sql)
     with prepared_cursor() as cursor:
-        claim_params = [list(ids), _db_time(lease), delivery_id, _db_time(now)]
+        claim_params = [list(ids), _db_time(lease), worker_tag(), delivery_id, _db_time(now)]
         cursor.execute(statement, [*claim_params, *params])
         rows = cursor.fetchall()
     if not rows:
@@ -275,8 +277,9 @@ def _claim_and_read_apart(delivery_id, ids, *, lease, now, lookups) -> Claim:
     }  # fmt: skip
     if not before:
         return Claim([], None, {})
-    claimed = execute_for_ids(_CLAIM_OF_DELIVERY_APART, list(before), before=[_db_time(lease)],
-                     after=[delivery_id, _db_time(now)])  # fmt: skip
+    claimed = execute_for_ids(_CLAIM_OF_DELIVERY_APART, list(before),
+                              before=[_db_time(lease), worker_tag()],
+                              after=[delivery_id, _db_time(now)])  # fmt: skip
     if not claimed:
         return Claim([], None, {})
     anyone = next(iter(before.values()))

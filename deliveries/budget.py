@@ -5,8 +5,10 @@ that finds the budget spent does not wait for it (that is what stalls a shared q
 one slow endpoint), it gives its thread back and is tried again a moment later.
 
 With Redis (production) the budget is a sorted set of tokens per delivery, each expiring on
-its own, so a worker that dies holding one cannot leak it for longer than a request can last.
-On the embedded demo (no Redis, one machine) it is a semaphore per process.
+its own, so a worker that dies holding one cannot leak it for longer than a request can last;
+a token taken by a Celery worker is named after it (``deliveries.liveness``), so that once the
+worker is known dead the tick gives its tokens back at once (``release_owned_by``). On the
+embedded demo (no Redis, one machine) it is a semaphore per process.
 
 A send that finds the budget spent leaves its items due in the database and says so
 (``note_waiting``); whoever holds a token then looks for them before giving it back
@@ -21,6 +23,8 @@ import uuid
 from functools import cache
 
 from django.conf import settings
+
+from deliveries.liveness import worker_tag
 
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -43,6 +47,7 @@ return 0
 """
 # Long enough for a holder to come by; a flag nobody consumed only costs one look.
 _WAITING_SECONDS = 60
+_WORKERS = "rokt:workers"
 
 
 class Budget:
@@ -66,6 +71,26 @@ class Budget:
         """How many of ``limit`` slots look free now (no token taken: a cheap check)."""
         raise NotImplementedError
 
+    def release_owned_by(self, tags: set[str]) -> int:
+        """Give back every token the workers ``tags`` (known dead) took; how many."""
+        raise NotImplementedError
+
+    def workers_seen(self) -> set[str]:
+        """The workers seen alive by ``workers_note``, and not since noted gone."""
+        raise NotImplementedError
+
+    def workers_note(self, *, live: set[str], gone: set[str]) -> None:
+        raise NotImplementedError
+
+
+def _new_token() -> str:
+    tag = worker_tag()
+    return f"{tag}/{uuid.uuid4().hex}" if tag else uuid.uuid4().hex
+
+
+def _owned_by(token: str, tags: set[str]) -> bool:
+    return token.rpartition("/")[0] in tags
+
 
 class RedisBudget(Budget):
     def __init__(self, url: str) -> None:
@@ -77,7 +102,7 @@ class RedisBudget(Budget):
 
     def acquire(self, delivery_id: int, limit: int, hold_seconds: float) -> str | None:
         now = time.time()
-        token = uuid.uuid4().hex
+        token = _new_token()
         key = f"rokt:budget:{delivery_id}"
         granted = self._acquire(keys=[key], args=[now, limit, now + hold_seconds, token])
         return token if granted else None
@@ -98,19 +123,40 @@ class RedisBudget(Budget):
         key = f"rokt:budget:{delivery_id}"
         return max(0, limit - self._redis.zcount(key, time.time(), "+inf"))
 
+    def release_owned_by(self, tags: set[str]) -> int:
+        # A look at every endpoint's budget: only when a worker died (rare), never per send.
+        released = 0
+        for key in self._redis.scan_iter(match="rokt:budget:*", _type="ZSET"):
+            dead = [t for t in self._redis.zrange(key, 0, -1) if _owned_by(t.decode(), tags)]
+            if dead:
+                released += self._redis.zrem(key, *dead)
+        return released
+
+    def workers_seen(self) -> set[str]:
+        return {tag.decode() for tag in self._redis.smembers(_WORKERS)}
+
+    def workers_note(self, *, live: set[str], gone: set[str]) -> None:
+        with self._redis.pipeline() as pipe:
+            if live:
+                pipe.sadd(_WORKERS, *live)
+            if gone:
+                pipe.srem(_WORKERS, *gone)
+            pipe.execute()
+
 
 class LocalBudget(Budget):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._held: dict[int, set[str]] = {}
         self._waiting: set[int] = set()
+        self._workers: set[str] = set()
 
     def acquire(self, delivery_id: int, limit: int, hold_seconds: float) -> str | None:
+        token = _new_token()
         with self._lock:
             held = self._held.setdefault(delivery_id, set())
             if len(held) >= limit:
                 return None
-            token = uuid.uuid4().hex
             held.add(token)
             return token
 
@@ -134,6 +180,21 @@ class LocalBudget(Budget):
     def free(self, delivery_id: int, limit: int) -> int:
         with self._lock:
             return max(0, limit - len(self._held.get(delivery_id, ())))
+
+    def release_owned_by(self, tags: set[str]) -> int:
+        with self._lock:
+            dead = {t for held in self._held.values() for t in held if _owned_by(t, tags)}
+            for held in self._held.values():
+                held -= dead
+            return len(dead)
+
+    def workers_seen(self) -> set[str]:
+        with self._lock:
+            return set(self._workers)
+
+    def workers_note(self, *, live: set[str], gone: set[str]) -> None:
+        with self._lock:
+            self._workers = (self._workers | live) - gone
 
 
 @cache

@@ -291,6 +291,9 @@ class DeliveryItem(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # The worker that claimed it (``deliveries.liveness``): once that worker is known dead,
+    # the item is sent again at once, not when the lease ends. Meaningful while "sending".
+    claimed_by = models.CharField(max_length=64, null=True, blank=True)
     # When the tick last queued it: a backlog must not make every tick queue it again.
     queued_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)

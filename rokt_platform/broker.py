@@ -36,7 +36,8 @@ class Transport(redis.Transport):
 
 
 # Queues whose messages only say "look now" about work the database already holds: a real-time
-# send's item is in the ledger (the tick sends any item whose message was lost, after a minute),
+# send's item is in the ledger (the tick sends an item whose message died with its worker at the
+# first tick after, ``deliveries.liveness``; one lost otherwise, after a minute),
 # and housekeeping runs on beat's schedule (a lost tick is the next one's work).
 HINT_QUEUES = frozenset({"deliveries_api", "housekeeping"})
 
@@ -48,7 +49,8 @@ def hint_worker_options(queues: Iterable[str] | str | None) -> dict:
     kombu emulates AMQP's acks on Redis by copying each message into an "unacked" hash (and an
     index) when it is delivered and deleting it when acked: two pipelines a message, about a
     tenth of a real-time worker's CPU, to redeliver after ``visibility_timeout`` (an hour) a
-    message its worker died holding. For hints the tick does that within a minute, and a
+    message its worker died holding. For hints the tick does that at its first run after the
+    worker died (within a minute if the database cannot tell that it died), and a
     warm shutdown still puts back what the worker had reserved; for other queues (a file run,
     an export) it stays on. A worker consuming every queue (no ``--queues``) keeps it.
     """

@@ -147,6 +147,14 @@ def _freeze_startup_objects(**kwargs) -> None:
 
 
 @celeryd_init.connect
+def _mark_claims_with_the_worker(**kwargs) -> None:
+    """What a worker claims is marked as its own, to be taken back the moment it dies."""
+    from deliveries.liveness import worker_enable
+
+    worker_enable()
+
+
+@celeryd_init.connect
 def _hint_queues_without_ack_emulation(sender=None, conf=None, options=None, **kwargs) -> None:
     """A worker of hint queues only drops kombu's ack bookkeeping (``rokt_platform.broker``)."""
     from rokt_platform.broker import hint_worker_options

@@ -658,7 +658,9 @@ def test_the_tick_queues_no_more_than_an_endpoints_budget_can_take(
     due_now = timezone.now()
     DeliveryItem.objects.update(status="failed", next_attempt_at=due_now)
 
-    class OneSlotForBusy:
+    from deliveries.budget import LocalBudget
+
+    class OneSlotForBusy(LocalBudget):
         def free(self, delivery_id, limit):
             return 0 if delivery_id == busy.pk else limit
 

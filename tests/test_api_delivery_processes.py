@@ -11,8 +11,10 @@ import time
 from collections import Counter, defaultdict
 
 import pytest
+import redis
+from django.conf import settings
 
-from deliveries.models import DeliveryItem
+from deliveries.models import Attempt, DeliveryItem
 from referrals.services import referrals_ingest
 from rokt_platform.celery import app
 from tests.factories import make_api_delivery, make_client, referral_record
@@ -99,6 +101,70 @@ def test_a_worker_killed_mid_burst_loses_nothing(cluster, http_receiver):
     assert len(per_id) == len(ids)
     # A request cut by the kill may be repeated, always under its own webhook-id.
     assert sum(per_id.values()) - len(ids) <= 16
+
+
+def _other_sessions() -> int:
+    """Sessions on the test database other than this process's own (the workers')."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_what_a_killed_worker_held_is_taken_back_at_the_next_tick(cluster, http_receiver):
+    """A worker SIGKILLed mid-request leaves claimed items, budget tokens and prefetched
+    messages: the first tick after its death frees them all (not when the claims' lease ends,
+    half a minute later, nor the minute after which a message counts as lost), and a
+    replacement then delivers every referral, none sent twice at once."""
+    from deliveries.api_dispatch import api_items_queue_due
+    from deliveries.budget import budget
+
+    client = make_client("alpha")
+    # A 36 s lease (5 s chunk + 1 s connect + 25 s total + 5 s): far beyond this test's waits.
+    delivery = make_api_delivery(client, http_receiver.url(), connect_timeout=1,
+                                 total_timeout=25)  # fmt: skip
+    http_receiver.slow(30)  # every request hangs: the worker is killed in the middle of some
+    cluster.worker_args = ("--pool", "threads", "--concurrency", "2")
+    cluster.start_worker()
+    cluster.wait_ready()
+    ids = [pk for _ in range(12) for pk in ingest(client, 1)]  # a message each
+    wait_for(lambda: len(http_receiver.requests) >= 2, timeout=30,
+             what="both threads in a request", logs=cluster.logs)  # fmt: skip
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    wait_for(lambda: broker.llen("deliveries_api") <= 8, timeout=30,
+             what="the worker to prefetch two messages", logs=cluster.logs)  # fmt: skip
+    stop(cluster.worker, signal.SIGKILL)
+    killed_at = time.monotonic()
+    in_flight = {r.header("webhook-id") for r in http_receiver.requests}
+    wait_for(lambda: _other_sessions() == 0, timeout=30, what="the database to see it dead",
+             logs=cluster.logs)  # fmt: skip
+
+    api_items_queue_due()  # the tick, once
+
+    items = DeliveryItem.objects.filter(delivery=delivery)
+    assert not items.filter(status="sending").exists(), _state()  # its claims, taken back
+    assert not items.filter(next_attempt_at__isnull=True).exists(), _state()  # its messages
+    assert budget().free(delivery.pk, delivery.max_in_flight) == delivery.max_in_flight
+    http_receiver.respond = lambda request: (200, [], b"{}")
+    cluster.start_beat()
+    cluster.start_worker()
+    wait_for(lambda: delivered(delivery), timeout=60, what="every referral delivered",
+             logs=cluster.logs)  # fmt: skip
+    by_id = defaultdict(list)
+    for request in http_receiver.requests:
+        by_id[request.header("webhook-id")].append(request.received_at)
+    assert set(by_id) == {f"msg_{pk}" for pk in items.values_list("pk", flat=True)}
+    assert len(by_id) == len(ids)
+    # Sent once; twice only if the kill cut its request, and then again only after the kill.
+    assert all(len(times) == 1 or (name in in_flight and len(times) == 2
+                                   and times[1] > killed_at)
+               for name, times in by_id.items()), by_id  # fmt: skip
+    attempts = Counter(Attempt.objects.filter(delivery=delivery).values_list("outcome", flat=True))
+    assert attempts == {"delivered": len(ids)}  # the cut requests were never recorded
 
 
 def test_a_slow_endpoint_does_not_hold_up_another(cluster, http_receiver):
