@@ -24,6 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from deliveries.api_due import items_due_for_tick, open_api_deliveries
+from deliveries.api_items import items_mark_queued
 from deliveries.api_runs import SEND_CHUNK, api_items_enqueue
 from deliveries.budget import budget
 from deliveries.liveness import TAG_PREFIX, live_worker_tags
@@ -64,7 +65,7 @@ def api_items_due(*, now: dt.datetime | None = None) -> dict[int, list[int]]:
         if free:
             chosen[delivery_id] = ids[: free * SEND_CHUNK]
     queued = [pk for ids in chosen.values() for pk in ids]
-    DeliveryItem.objects.filter(pk__in=queued).update(queued_at=now)
+    items_mark_queued(queued, at=now)
     return chosen
 
 

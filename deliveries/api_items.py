@@ -109,13 +109,18 @@ class ItemRecord:
 # can look up by), an item costs one index probe whatever the backlog; the state is tested
 # on the row found, locked (``FOR UPDATE``: what the row is when the statement updates it,
 # a concurrent claim waited for, as an UPDATE would).
+#
+# Locked in id order (``ORDER BY`` comes before the locks): each connection plans its own
+# prepared statement, and one that found the items by a scan locked them in the order they
+# lie in the table, another by key in id order; two claims of a backlog's overlapping items
+# then each held one the other wanted (``DeadlockDetected``, tests/test_claim_locks.py).
 _KEY_FIRST = """
 WITH o AS MATERIALIZED (
     SELECT id, delivery_id, status, next_attempt_at FROM deliveries_deliveryitem
     WHERE id = ANY(%s) {lock}
 )
 """
-_LOCKED = _KEY_FIRST.format(lock="FOR UPDATE")
+_LOCKED = _KEY_FIRST.format(lock="ORDER BY id FOR UPDATE")
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,12 @@ SET status = %s, attempts = attempts - 1, lease_until = NULL, queued_at = NULL,
     next_attempt_at = %s
 WHERE id {ids} AND status = 'sending'
 """,
+)
+_MARK_QUEUED = _ForItems(
+    _LOCKED + """
+UPDATE deliveries_deliveryitem i SET queued_at = %s FROM o WHERE i.id = o.id
+""",
+    "UPDATE deliveries_deliveryitem SET queued_at = %s WHERE id {ids}",
 )
 _ATTEMPT_COLUMNS = """
     delivery_id, item_id, referral_id, number, test, started_at, method, url, request_headers,
@@ -299,6 +310,11 @@ def items_extend_lease(ids: Sequence[int], *, lease: dt.datetime) -> None:
 def items_defer(ids: Sequence[int], *, due: dt.datetime) -> None:
     """Leave open items alone, due again at ``due`` (the tick sends them)."""
     _DEFER.execute(ids, before=[_db_time(due)], returns=False)
+
+
+def items_mark_queued(ids: Sequence[int], *, at: dt.datetime) -> None:
+    """Say that the tick queued ``ids`` at ``at`` (locking them in the claims' order)."""
+    _MARK_QUEUED.execute(ids, before=[_db_time(at)], returns=False)
 
 
 def items_put_back(ids: Sequence[int], *, status: str, due: dt.datetime) -> None:

@@ -41,12 +41,13 @@ from deliveries.api_items import (
     referral_values,
 )
 from deliveries.budget import budget
+from deliveries.configuration import ConfigurationError, configured
 from deliveries.delivery_cache import delivery_for_send
 from deliveries.filewriter import delivery_columns
 from deliveries.http_auth import auth_apply, redact_headers, redact_url
 from deliveries.models import Attempt, Delivery, DeliveryItem
 from deliveries.outcomes import Outcome, classify
-from deliveries.pausing import delivery_pause, delivery_pause_unreadable
+from deliveries.pausing import delivery_pause, delivery_pause_unreadable, delivery_stop
 from deliveries.payloads import payload_from_columns, payload_from_template, template_placeholders
 from deliveries.secrets import SecretUnreadable
 from deliveries.signing import webhook_headers
@@ -186,7 +187,7 @@ def _send_under_token(
     deadline = time.monotonic() + _CHUNK_SECONDS
     while ids:
         lease = timezone.now() + dt.timedelta(seconds=lease_seconds)
-        lookups = tuple(_body_columns(delivery).lookups)
+        lookups = _lookups(delivery)
         claim = items_claim_and_read(
             delivery.pk, ids, lease=lease, now=timezone.now(), lookups=lookups
         )
@@ -200,10 +201,9 @@ def _send_under_token(
                                           "delivery paused"))  # fmt: skip
             return delivery, False
         delivery = claimed
-        if tuple(_body_columns(delivery).lookups) != lookups:  # its body changed meanwhile
+        if _lookups(delivery) != lookups:  # its body changed meanwhile
             claim = replace(claim, rows=referral_values(
-                tuple(_body_columns(delivery).lookups),
-                [item.referral_id for item in claim.items],
+                _lookups(delivery), [item.referral_id for item in claim.items],
             ))  # fmt: skip
         if not _send_claimed(delivery, claim, outcomes, deadline):
             return delivery, False
@@ -212,6 +212,15 @@ def _send_under_token(
             break
         ids = items_due_of(delivery.pk, limit=SEND_CHUNK, now=timezone.now())
     return delivery, True
+
+
+def _lookups(delivery: Delivery) -> tuple[str, ...]:
+    """What the claim reads of each referral for the body; nothing when the body cannot be
+    compiled: the items are claimed all the same, and the first one's send records why."""
+    try:
+        return tuple(_body_columns(delivery).lookups)
+    except ConfigurationError:
+        return ()
 
 
 def _lease_seconds(delivery: Delivery) -> float:
@@ -297,11 +306,7 @@ def _send_one(delivery: Delivery, item: ClaimedItem, row) -> tuple[Built, http.H
     """The request for ``item`` and its answer (or why there is none)."""
     if row is None:  # the referral is gone (its client deleted meanwhile): nothing to build
         return _unbuilt(delivery, LookupError("the referral no longer exists"))
-    try:
-        built = build_request(delivery, row=row, msg_id=f"msg_{item.id}")
-    except Exception as exc:
-        return _unbuilt(delivery, exc)
-    return built, http.send(_http_request(delivery, built), allowed_networks=allowed_networks())
+    return _build_and_send(delivery, row=row, msg_id=f"msg_{item.id}")
 
 
 def _put_back(rest: list[ClaimedItem], now: dt.datetime, outcomes: dict[int, str],
@@ -335,24 +340,34 @@ def api_test_send(delivery: Delivery) -> Attempt:
     return _test_attempt(delivery, built, response, result)
 
 
-def _unbuilt(delivery: Delivery, exc: Exception) -> tuple[Built, http.HttpResponse]:
-    """A request that cannot be built (a setting saved before a check existed, say): an
-    answer saying so, recorded like any failure, never an exception that would leave the item
-    claimed. No message repeats the URL or a header: they may hold keys."""
-    logger.error("delivery %s: the request could not be built (%s)", delivery.pk,
-                 type(exc).__name__)  # fmt: skip
-    unbuilt = Built(delivery.http_method, "(not built)", [], b"", set(), set())
-    return unbuilt, http.HttpResponse(
-        None, [], b"", 0.0, "build", f"the request could not be built: {type(exc).__name__}"
-    )
+def _unbuilt(delivery: Delivery, exc: Exception,
+             built: Built | None = None) -> tuple[Built, http.HttpResponse]:  # fmt: skip
+    """A request that cannot be built or sent: an answer saying so, recorded like any failure,
+    never an exception that would leave the item claimed. A ``ConfigurationError`` (its
+    message names the setting, never a secret) is the ``configuration`` error class, which
+    pauses the delivery; anything else is retried. No other message repeats the URL or a
+    header: they may hold keys."""
+    if isinstance(exc, ConfigurationError):
+        error_class, error = "configuration", str(exc)
+    else:
+        logger.error("delivery %s: the request could not be built (%s)", delivery.pk,
+                     type(exc).__name__)  # fmt: skip
+        error_class, error = "build", f"the request could not be built: {type(exc).__name__}"
+    built = built or Built(delivery.http_method, "(not built)", [], b"", set(), set())
+    return built, http.HttpResponse(None, [], b"", 0.0, error_class, error)
 
 
-def _build_and_send(delivery: Delivery, referral, *, msg_id: str):
+def _build_and_send(delivery: Delivery, referral=None, *, msg_id: str, row=None):
     try:
-        built = build_request(delivery, referral, msg_id=msg_id)
+        built = build_request(delivery, referral, msg_id=msg_id, row=row)
     except Exception as exc:
         return _unbuilt(delivery, exc)
-    return built, http.send(_http_request(delivery, built), allowed_networks=allowed_networks())
+    try:
+        with configured("the request (its method, address or headers)"):
+            return built, http.send(_http_request(delivery, built),
+                                    allowed_networks=allowed_networks())  # fmt: skip
+    except ConfigurationError as exc:
+        return _unbuilt(delivery, exc, built)
 
 
 # Custom headers whose name says they carry a credential are redacted in the attempt log, as
@@ -365,27 +380,33 @@ def build_request(delivery: Delivery, referral=None, *, msg_id: str, row=None) -
     ``lookups``, all a send reads of it): body from the column list or the template, the
     delivery's headers and auth, Standard Webhooks signature headers."""
     compiled = _body_columns(delivery)
-    values = compiled.render_row(row) if row is not None else compiled.render_referral(referral)
-    if delivery.body_template.strip():
-        named = dict(zip(compiled.headers, values, strict=True))
-        payload = payload_from_template(delivery.body_format, delivery.body_template, named)
-    else:
-        payload = payload_from_columns(
-            delivery.body_format, list(zip(compiled.headers, values, strict=True))
+    with configured(_body_setting(delivery)):
+        values = (
+            compiled.render_row(row) if row is not None else compiled.render_referral(referral)
         )
-    auth_headers, auth_params = auth_apply(
-        delivery.auth_kind, username=delivery.auth_username, secret=delivery.auth_secret,
-        key_name=delivery.auth_key_name,
-    )  # fmt: skip
-    url = _with_query(delivery.url, payload.query, auth_params)
-    headers = [(h["name"], h["value"]) for h in delivery.headers]
+        if delivery.body_template.strip():
+            named = dict(zip(compiled.headers, values, strict=True))
+            payload = payload_from_template(delivery.body_format, delivery.body_template, named)
+        else:
+            payload = payload_from_columns(
+                delivery.body_format, list(zip(compiled.headers, values, strict=True))
+            )
+    with configured("the authentication"):
+        auth_headers, auth_params = auth_apply(
+            delivery.auth_kind, username=delivery.auth_username, secret=delivery.auth_secret,
+            key_name=delivery.auth_key_name,
+        )  # fmt: skip
+    with configured("the address or the custom headers"):
+        url = _with_query(delivery.url, payload.query, auth_params)
+        headers = [(h["name"], h["value"]) for h in delivery.headers]
     if payload.content_type:
         headers.append(("Content-Type", payload.content_type))
     headers += auth_headers
-    headers += webhook_headers(
-        msg_id=msg_id, timestamp=int(time.time()), body=payload.body,
-        secrets=signing_secrets(delivery),
-    )  # fmt: skip
+    with configured("the signing secret"):
+        headers += webhook_headers(
+            msg_id=msg_id, timestamp=int(time.time()), body=payload.body,
+            secrets=signing_secrets(delivery),
+        )  # fmt: skip
     headers.append(("User-Agent", "rokt-referral-platform"))
     secret_headers = {name.lower() for name, _ in auth_headers} | {
         h["name"].lower() for h in delivery.headers if _SECRET_HEADER.search(h["name"])
@@ -434,16 +455,21 @@ def _body_columns(delivery: Delivery):
     cached = _compile_cache.get(key) if delivery.pk else None
     if cached and time.monotonic() - cached[0] < _COMPILE_TTL:
         return cached[1]
-    if delivery.body_template.strip():
-        names = template_placeholders(delivery.body_template)
-        columns = tuple(Column(name, name) for name in names)
-    else:
-        columns = tuple(delivery_columns(delivery))
-    compiled = compile_columns(client=delivery.client, columns=list(columns))
+    with configured(_body_setting(delivery)):
+        if delivery.body_template.strip():
+            names = template_placeholders(delivery.body_template)
+            columns = tuple(Column(name, name) for name in names)
+        else:
+            columns = tuple(delivery_columns(delivery))
+        compiled = compile_columns(client=delivery.client, columns=list(columns))
     if len(_compile_cache) > 1000:
         _compile_cache.clear()
     _compile_cache[key] = (time.monotonic(), compiled)
     return compiled
+
+
+def _body_setting(delivery: Delivery) -> str:
+    return "the body template" if delivery.body_template.strip() else "the column list"
 
 
 def _http_request(delivery: Delivery, built: Built) -> http.HttpRequest:
@@ -485,8 +511,7 @@ def _item_record(delivery: Delivery, item: ClaimedItem, built: Built, response,
 
 def _health(delivery: Delivery, result: Outcome, now: dt.datetime) -> None:
     if result.pause:
-        delivery_pause(delivery, result.pause)
-        delivery_failed(delivery, result.reason, permanent=True)
+        delivery_stop(delivery, result.pause, result.reason)
         return
     if result.outcome == "failed":
         delivery_failed(delivery, result.reason)

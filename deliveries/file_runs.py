@@ -25,10 +25,11 @@ from django.utils import timezone
 
 from deliveries.alerts import delivery_failed, delivery_succeeded
 from deliveries.claims import delivery_claim
+from deliveries.configuration import ConfigurationError, configured, pause_reason
 from deliveries.filenames import batch_file_names
 from deliveries.filewriter import WrittenFile, batch_write
 from deliveries.models import Batch, BatchEntry, Delivery, DeliveryItem
-from deliveries.pausing import delivery_pause, delivery_pause_unreadable
+from deliveries.pausing import delivery_pause_unreadable, delivery_stop
 from deliveries.secrets import SecretUnreadable
 from deliveries.transports.base import FileTarget, TransportError
 
@@ -218,10 +219,12 @@ def batch_send(delivery: Delivery, batch: Batch) -> bool:
     settings.DELIVERY_WORK_DIR.mkdir(parents=True, exist_ok=True)
     try:
         with tempfile.TemporaryDirectory(dir=settings.DELIVERY_WORK_DIR) as work:
-            files = batch_write(
-                delivery, batch, Path(work),
-                lambda parts: batch_file_names(delivery, batch, parts),
-            )  # fmt: skip
+            # Written here, from the ledger and the settings alone: what fails is a setting.
+            with configured("the file's columns, name or format"):
+                files = batch_write(
+                    delivery, batch, Path(work),
+                    lambda parts: batch_file_names(delivery, batch, parts),
+                )  # fmt: skip
             written = sum(f.rows for f in files)
             if written != batch.rows:
                 raise RuntimeError(
@@ -230,6 +233,9 @@ def batch_send(delivery: Delivery, batch: Batch) -> bool:
             _upload(delivery, batch, files, Path(work))
     except TransportError as exc:
         _record_failure(delivery, batch, str(exc), permanent=exc.permanent)
+        return False
+    except ConfigurationError as exc:
+        _record_failure(delivery, batch, pause_reason(str(exc)), permanent=True)
         return False
     except Exception as exc:  # anything else is recorded too: the batch stays owed
         logger.exception("batch %s of delivery %s failed", batch.number, delivery.pk)
@@ -283,10 +289,12 @@ def _record_failure(delivery: Delivery, batch: Batch, error: str, *, permanent: 
     )
     batch.refresh_from_db()
     if permanent:
-        # Retrying cannot help (host key or certificate mismatch, credentials refused): pause
-        # until an account manager fixes the settings and resumes; nothing owed is lost.
-        delivery_pause(delivery, f"batch {batch.number}: {error}")
-    delivery_failed(delivery, error, permanent=permanent)
+        # Retrying cannot help (host key or certificate mismatch, credentials refused, a
+        # setting the writer cannot use): pause until an account manager fixes the settings
+        # and resumes; nothing owed is lost.
+        delivery_stop(delivery, f"batch {batch.number}: {error}", error)
+    else:
+        delivery_failed(delivery, error)
 
 
 def batch_backoff(attempts: int) -> dt.timedelta:

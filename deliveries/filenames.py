@@ -59,8 +59,10 @@ def file_name_check(template: str) -> None:
 
 
 def batch_file_names(delivery, batch, parts: int) -> list[str]:
-    """The name of each of the batch's ``parts`` files, in order."""
+    """The name of each of the batch's ``parts`` files, in order. Raises ``FileNameError``
+    as the save's check does for a template saved before that check existed."""
     template = delivery.file_name_template
+    file_name_check(template)
     zone = dt.UTC if delivery.name_time_zone == "utc" else ZoneInfo(delivery.client.time_zone)
     run_at = batch.run_at.astimezone(zone)
     values = {

@@ -6,8 +6,9 @@ failed (retried), and whether the delivery itself must stop.
   body says no, or a status outside the accepted ones that is not an error;
 - failed: no answer (network, timeout), 5xx, 408, 429 or a redirect (never followed):
   retried later, after ``Retry-After`` when the answer gives one;
-- 410 Gone pauses the delivery, and so does a target the SSRF guard refuses: retrying
-  cannot fix either, an account manager must.
+- 410 Gone pauses the delivery, and so do a target the SSRF guard refuses and a request
+  the delivery's settings cannot build or send (``configuration``): retrying cannot fix
+  those, an account manager must.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import json
 from dataclasses import dataclass
 
 import re2
+
+from deliveries.configuration import pause_reason
 
 RETRY_AFTER_MAX = 24 * 3600
 
@@ -70,6 +73,8 @@ def classify(delivery, response) -> Outcome:
     if response.status is None:
         if response.error_class == "ssrf_refused":
             return Outcome("failed", response.error, pause=f"target refused: {response.error}")
+        if response.error_class == "configuration":
+            return Outcome("failed", response.error, pause=pause_reason(response.error))
         return Outcome("failed", f"{response.error_class}: {response.error}")
     status = response.status
     if status == 410:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db.models import Q
 from django.utils import timezone
 
+from deliveries.alerts import delivery_failed
 from deliveries.models import Batch, Delivery
 from deliveries.secrets import EncryptedTextField, SecretUnreadable
 
@@ -18,6 +19,14 @@ def delivery_pause(delivery: Delivery, reason: str) -> None:
     now = timezone.now()
     Delivery.objects.filter(pk=delivery.pk).update(paused_at=now, paused_reason=reason[:2000])
     delivery.paused_at, delivery.paused_reason = now, reason[:2000]
+
+
+def delivery_stop(delivery: Delivery, reason: str, error: str) -> None:
+    """A failure retrying cannot fix (a wrong host key, 410 Gone, a configuration error):
+    pause at once, saying why, and warn the account managers now rather than after
+    ``DELIVERY_WARN_AFTER_MINUTES``. The one way every engine stops a delivery."""
+    delivery_pause(delivery, reason)
+    delivery_failed(delivery, error, permanent=True)
 
 
 def delivery_resume(delivery: Delivery) -> None:
@@ -33,10 +42,7 @@ def delivery_resume(delivery: Delivery) -> None:
 def delivery_pause_unreadable(delivery_id: int, exc: SecretUnreadable) -> Delivery:
     """A stored secret that no configured key decrypts (the keys changed): pause the delivery
     and warn at once; it sends nothing until an account manager enters its secrets again."""
-    from deliveries.alerts import delivery_failed
-
     secrets = [f.name for f in Delivery._meta.fields if isinstance(f, EncryptedTextField)]
     delivery = Delivery.objects.defer(*secrets).select_related("client").get(pk=delivery_id)
-    delivery_pause(delivery, f"{exc}: enter the secrets again")
-    delivery_failed(delivery, str(exc), permanent=True)
+    delivery_stop(delivery, f"{exc}: enter the secrets again", str(exc))
     return delivery

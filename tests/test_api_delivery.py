@@ -387,12 +387,78 @@ def test_an_address_the_sender_cannot_read_is_refused_when_saved(client_a):
 def test_a_request_that_cannot_be_built_is_a_recorded_failure(client_a, http_receiver):
     delivery = make_api_delivery(client_a, http_receiver.url(), auth_kind="api_key_query",
                                  auth_key_name="apikey", auth_secret="key-qz9")  # fmt: skip
-    # Saved before a check existed, or by hand: the sender must still record, never crash.
-    Delivery.objects.filter(pk=delivery.pk).update(url="http://127.0.0.1:99999/hook")
+    # Saved before a check existed, or by hand: the sender must still record, never crash,
+    # and stop until the address is fixed: retrying cannot help.
+    _misconfigure(delivery, url="http://127.0.0.1:99999/hook")
     outcome, item = send(delivery, make_referral(client_a))
-    assert outcome == "failed" and item.status == "failed" and item.next_attempt_at
+    assert outcome == "failed" and item.status == "failed"
     attempt = Attempt.objects.get(delivery=delivery)
-    assert attempt.error_class == "protocol" and "key-qz9" not in attempt.url + attempt.reason
+    assert attempt.error_class == "configuration" and "the address" in attempt.reason
+    delivery.refresh_from_db()
+    assert delivery.paused and "key-qz9" not in attempt.url + attempt.reason + \
+        delivery.paused_reason + delivery.last_error  # fmt: skip
+
+
+def _misconfigure(delivery, **columns) -> None:
+    """Store settings as they are, unchecked (saves refuse them), as a save would: a new
+    version, which every worker's copy of the delivery gives way to."""
+    Delivery.objects.filter(pk=delivery.pk).update(updated_at=timezone.now(), **columns)
+
+
+# A setting, a value of it that no send can use (each as a save could store it before a check
+# existed, or a custom field it names was deleted), and what the pause says.
+UNUSABLE = {
+    "columns": [{"source": "Nickname", "output": "Nick"}],
+    "body_template": '{"nick": "{{{Nickname}}}"}',
+    "signing_secret": "whsec_c2hvcnQ=",
+}
+SAYS = {
+    "columns": "the column list: 'Nickname' is neither a standard field nor one of the client's",
+    "body_template": "the body template: 'Nickname' is neither",
+    "signing_secret": "the signing secret: A signing secret holds 24 to 64 bytes",
+}
+
+
+@pytest.mark.parametrize("setting", UNUSABLE)
+def test_a_setting_no_send_can_use_is_recorded_pauses_and_warns_at_once(
+    client_a, http_receiver, manager, setting
+):
+    from django.core import mail
+
+    from deliveries.api_runs import api_items_send
+    from deliveries.pausing import delivery_resume
+
+    manager.email = "am@example.com"
+    manager.save()
+    delivery = make_api_delivery(client_a, http_receiver.url(), columns=COLUMNS)
+    usable = getattr(delivery, setting)
+    _misconfigure(delivery, **{setting: UNUSABLE[setting]})
+    items = _ingest_items(client_a, delivery, 3)
+
+    outcomes = api_items_send([item.pk for item in items], delivery.pk)
+
+    # One attempt says why; the rest are put back untried; nothing reached the receiver.
+    assert list(outcomes.values()) == ["failed", "delivery paused", "delivery paused"]
+    assert http_receiver.requests == []
+    attempt = Attempt.objects.get(delivery=delivery)
+    assert attempt.error_class == "configuration" and SAYS[setting] in attempt.reason
+    delivery.refresh_from_db()
+    assert delivery.paused and SAYS[setting] in delivery.paused_reason
+    assert "Fix the delivery's settings, then resume it" in delivery.paused_reason
+    assert len(mail.outbox) == 1 and SAYS[setting] in mail.outbox[0].body
+    assert api_items_due() == {}  # paused: not retried, not taken for lost
+
+    # Fixed and resumed: every item goes, exactly once.
+    _misconfigure(delivery, **{setting: usable})
+    delivery_resume(delivery)
+    assert set(api_items_send(api_items_due()[delivery.pk], delivery.pk).values()) == {
+        "delivered"
+    }
+    assert sorted(r.header("webhook-id") for r in http_receiver.requests) == sorted(
+        f"msg_{item.pk}" for item in items
+    )
+    assert set(DeliveryItem.objects.filter(delivery=delivery).values_list("status", flat=True)) \
+        == {"delivered"}  # fmt: skip
 
 
 def test_credential_like_custom_headers_are_redacted_in_the_log(client_a, http_receiver):

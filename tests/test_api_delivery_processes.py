@@ -203,3 +203,44 @@ def test_a_slow_endpoint_does_not_hold_up_another(cluster, http_receiver):
                  logs=cluster.logs)  # fmt: skip
     finally:
         slow_receiver.close()
+
+
+def test_a_setting_no_send_can_use_pauses_at_once_and_the_fix_delivers_each_once(
+    cluster, http_receiver
+):
+    from django.utils import timezone
+
+    from deliveries.models import Attempt, Delivery
+    from deliveries.pausing import delivery_resume
+
+    client = make_client("alpha")
+    delivery = make_api_delivery(client, http_receiver.url())
+    usable = delivery.columns
+    # Stored unchecked (saves refuse it): a column naming a custom field that is not there.
+    broken = Delivery.objects.filter(pk=delivery.pk)
+    broken.update(columns=[{"source": "Nickname", "output": "Nick"}], updated_at=timezone.now())
+    cluster.start_beat()
+    cluster.start_worker()
+    ids = ingest(client, 20)
+    wait_for(lambda: broken.filter(paused_at__isnull=False).exists(), timeout=60,
+             what="the delivery paused", logs=cluster.logs)  # fmt: skip
+    delivery.refresh_from_db()
+    assert "the column list: 'Nickname' is neither" in delivery.paused_reason
+    assert delivery.warned_at is not None  # account managers told at once
+    attempts = Attempt.objects.filter(delivery=delivery)
+    assert attempts.exists() and set(attempts.values_list("error_class", flat=True)) == {
+        "configuration"
+    }
+    assert http_receiver.requests == []
+    # Owed, not lost: every item still open while paused (the ticks go on meanwhile).
+    time.sleep(3)
+    open_items = DeliveryItem.objects.filter(delivery=delivery, status__in=["pending", "failed"])
+    assert open_items.count() == len(ids)
+
+    broken.update(columns=usable, updated_at=timezone.now())
+    delivery_resume(delivery)
+    wait_for(lambda: delivered(delivery), timeout=60, what="every referral delivered",
+             logs=cluster.logs)  # fmt: skip
+    per_id = Counter(r.header("webhook-id") for r in http_receiver.requests)
+    items = DeliveryItem.objects.filter(delivery=delivery)
+    assert per_id == Counter({f"msg_{pk}": 1 for pk in items.values_list("pk", flat=True)})

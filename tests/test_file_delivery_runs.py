@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from customfields.models import CustomField
 from deliveries.file_runs import batch_redeliver, batch_resend, file_delivery_run
-from deliveries.models import Batch
+from deliveries.models import Batch, Delivery
 from deliveries.pausing import delivery_resume
 from tests.delivery_helpers import arrived, clear, csv_rows, ftps_delivery, sftp_delivery
 from tests.factories import make_referral
@@ -150,6 +150,62 @@ def test_a_wrong_host_key_fails_permanently_pauses_and_resumes_with_the_same_bat
     assert result.outcome == "sent"
     assert [b.number for b in result.batches] == [1]  # the same frozen batch, not a new one
     assert csv_rows(arrived(sftp_dir)["k_000001.csv"])[1][0] == person.external_id
+
+
+# A setting no run can use (a custom field the columns name renamed or deleted behind the
+# delivery's back; a file name template saved before its check existed), and what it says.
+UNUSABLE = {
+    "columns": "the file's columns, name or format: 'Nickname' is neither a standard field",
+    "file_name_template": "Unknown placeholder {{{nope}}}",
+}
+
+
+@pytest.mark.parametrize("setting", UNUSABLE)
+@pytest.mark.parametrize("server_name", ["sshd", "vsftpd"])
+def test_a_setting_no_run_can_use_fails_the_batch_pauses_and_warns_then_sends_it_once(
+    client_a, manager, request, server_name, setting
+):
+    server = request.getfixturevalue(server_name)
+    make_delivery = sftp_delivery if server_name == "sshd" else ftps_delivery
+    clear(server.upload_dir)
+    manager.email = "am@example.com"
+    manager.save()
+    nickname = CustomField.objects.create(
+        client=client_a, name="Nickname", kind="case", source="first_name", case="upper"
+    )
+    delivery = make_delivery(client_a, server, file_name_template="c_{{{batch}}}.csv",
+                             columns=[{"source": "external_id", "output": "Id"},
+                                      {"source": "Nickname", "output": "Nick"}])  # fmt: skip
+    people = [make_referral(client_a, first_name=f"ann{n}") for n in range(2)]
+    # Stored unchecked, as saves would refuse it.
+    if setting == "columns":
+        CustomField.objects.filter(pk=nickname.pk).update(name="Renamed")
+    else:
+        Delivery.objects.filter(pk=delivery.pk).update(file_name_template="{{{nope}}}_{{{batch}}}")
+
+    result = file_delivery_run(delivery.pk)
+
+    assert result.outcome == "failed" and UNUSABLE[setting] in result.message
+    batch = Batch.objects.get(delivery=delivery)
+    assert batch.status == "failed" and batch.next_attempt_at is None  # no back-off: paused
+    assert UNUSABLE[setting] in batch.error and arrived(server.upload_dir) == {}
+    delivery.refresh_from_db()
+    assert delivery.paused and UNUSABLE[setting] in delivery.paused_reason
+    assert "Fix the delivery's settings, then resume it" in delivery.paused_reason
+    assert len(mail.outbox) == 1 and UNUSABLE[setting] in mail.outbox[0].body
+    assert file_delivery_run(delivery.pk).outcome == "paused"
+
+    # Fixed and resumed: the same frozen batch goes, once, with every referral.
+    CustomField.objects.filter(pk=nickname.pk).update(name="Nickname")
+    Delivery.objects.filter(pk=delivery.pk).update(file_name_template="c_{{{batch}}}.csv")
+    delivery_resume(delivery)
+    result = file_delivery_run(delivery.pk)
+    assert result.outcome == "sent" and [b.number for b in result.batches] == [1]
+    assert csv_rows(arrived(server.upload_dir)["c_000001.csv"]) == [["Id", "Nick"]] + [
+        [p.external_id, p.first_name.upper()] for p in people
+    ]
+    assert file_delivery_run(delivery.pk).outcome == "nothing"
+    clear(server.upload_dir)
 
 
 def test_server_down_then_back_resends_the_same_batch_then_the_new_one(client_a, sshd, sftp_dir):

@@ -11,7 +11,8 @@ HTTP delivery):
 - Redirects are never followed (a 3xx is the answer) and nothing is retried.
 - ``total_timeout`` bounds the exchange, not each socket read; at most ``BODY_LIMIT`` bytes of
   the answer are read.
-- Every failure is an ``HttpResponse`` with an ``error_class``, never an exception.
+- Every failure of the exchange is an ``HttpResponse`` with an ``error_class``, never an
+  exception; a request no endpoint could take (the sender's settings) raises ``ValueError``.
 
 Connections are kept alive in pools cached per (scheme, host, port, allowed networks, CA file),
 so a send to a known endpoint costs one request on an open socket. No proxy from the
@@ -95,17 +96,17 @@ def send(request: HttpRequest, *, allowed_networks: Sequence[Network] = ()) -> H
     """Make ``request`` once, on a kept-alive connection when there is one.
 
     Raises ``ValueError`` only for a request no endpoint could take (method, URL, header
-    syntax): those belong in the validation of the settings, not in a delivery's errors.
+    syntax): the sender's settings are wrong, not the endpoint. The URL and the headers may
+    carry keys: no message ever repeats them.
     """
     if request.method not in METHODS:
         raise ValueError(f"unsupported method {request.method!r}")
-    # The URL may carry an API key in its query: no message ever repeats it.
     try:
         url = parse_url(request.url)
     except LocationParseError:
-        return HttpResponse(None, [], b"", 0.0, "protocol", "the address cannot be parsed")
+        raise ValueError("the address cannot be parsed") from None
     if url.scheme not in ("http", "https") or not url.host:
-        return HttpResponse(None, [], b"", 0.0, "protocol", "not an http(s) address")
+        raise ValueError("not an http(s) address")
     port = url.port or (443 if url.scheme == "https" else 80)
     where = f"{url.host}:{port}"
     timeout = Timeout(
@@ -126,6 +127,8 @@ def send(request: HttpRequest, *, allowed_networks: Sequence[Network] = ()) -> H
         _read_body(response, deadline, body)
     except (SsrfRefused, HTTPError, HTTPException, OSError) as exc:
         error_class, error = _classify(exc, where, request)
+    except ValueError:  # http.client's message repeats the header's value
+        raise ValueError("a header's name or value cannot be sent as written") from None
     else:
         error_class, error = "", ""
     return HttpResponse(
