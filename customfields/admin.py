@@ -7,14 +7,19 @@ import json
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.http import require_POST
 
 from customfields.models import CustomField
 from customfields.preview import SampleError, custom_field_preview
-from customfields.services import custom_field_delete_problem
+from customfields.services import (
+    custom_field_delete,
+    custom_field_delete_problem,
+    custom_field_save,
+)
 from customfields.validation import custom_field_errors
 from referrals.admin_tenancy import ClientListFilter, TenantScopedAdmin, TenantScopedInline
 from referrals.models import Client
@@ -56,6 +61,10 @@ class CustomFieldForm(forms.ModelForm):
                     self.add_error(None, f"{field_name}: {message}")
         return cleaned
 
+    def save(self, commit: bool = True) -> CustomField:
+        instance = super().save(commit=False)
+        return custom_field_save(instance) if commit else instance
+
     def candidate(self) -> CustomField:
         """The definition as typed, unsaved."""
         values = {
@@ -75,6 +84,29 @@ def _current(instance: CustomField) -> dict:
     return {f.name: getattr(instance, f.name) for f in CustomField._meta.fields if f.name != "id"}
 
 
+class SavesCustomFieldsUnderLock:
+    """For admin pages that write custom fields. The form checks a definition unlocked, then
+    the service checks it again under the client's lock; if another save won in between (a
+    race: nothing of this one was saved), the page is answered again, and the form's check,
+    now seeing what won, shows why on the field."""
+
+    def changeform_view(self, request, *args, **kwargs):
+        return _once_more_on_lost_race(super().changeform_view, request, *args, **kwargs)
+
+    def delete_view(self, request, *args, **kwargs):
+        return _once_more_on_lost_race(super().delete_view, request, *args, **kwargs)
+
+    def changelist_view(self, request, *args, **kwargs):  # the "delete selected" action
+        return _once_more_on_lost_race(super().changelist_view, request, *args, **kwargs)
+
+
+def _once_more_on_lost_race(view, request, *args, **kwargs):
+    try:
+        return view(request, *args, **kwargs)
+    except ValidationError:
+        return view(request, *args, **kwargs)
+
+
 class CustomFieldInline(TenantScopedInline):
     model = CustomField
     form = CustomFieldForm
@@ -92,7 +124,7 @@ class CustomFieldInline(TenantScopedInline):
 
 
 @admin.register(CustomField)
-class CustomFieldAdmin(TenantScopedAdmin):
+class CustomFieldAdmin(SavesCustomFieldsUnderLock, TenantScopedAdmin):
     form = CustomFieldForm
     list_display = ("name", "client", "kind", "source", "updated_at")
     list_filter = (ClientListFilter, "kind")
@@ -105,8 +137,19 @@ class CustomFieldAdmin(TenantScopedAdmin):
         *[(title, {"fields": fields}) for title, fields in KIND_FIELDSETS],
     )
 
+    def save_model(self, request, obj: CustomField, form, change: bool) -> None:
+        custom_field_save(obj)
+
+    def delete_model(self, request, obj: CustomField) -> None:
+        custom_field_delete(obj)
+
+    @transaction.atomic
+    def delete_queryset(self, request, queryset) -> None:
+        for field in queryset:  # all or none
+            custom_field_delete(field)
+
     def get_deleted_objects(self, objs, request):
-        # A field others refer to is "protected": Django's delete page says so and deletes
+        # A field in use is "protected": Django's delete page says what uses it and deletes
         # nothing, for one field or a selection.
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         protected = list(protected) + [

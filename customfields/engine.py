@@ -49,7 +49,14 @@ from customfields.transforms import TRANSFORMS
 
 
 class UnknownReference(ValueError):
-    pass
+    """``name`` is no standard field, ``extra.<key>`` or custom field of the client;
+    ``referrer`` is the custom field that names it (``None``: the column list does)."""
+
+    def __init__(self, name: str, referrer: str | None = None) -> None:
+        self.name, self.referrer = name, referrer
+        named_by = f" (named by the custom field {referrer!r})" if referrer else ""
+        super().__init__(f"Unknown field {name!r}{named_by}: not a standard field, "
+                         "extra.<key>, or a custom field of this client.")  # fmt: skip
 
 
 class CycleError(ValueError):
@@ -183,6 +190,10 @@ class _Context:
                 return Value(expr=f"{function}({source.raw_expr})",
                              sql=compiled.sql(source.raw_sql))  # fmt: skip
             return Value(expr=f"{function}({source.expr})", sql=compiled.sql(source.sql))
+        except UnknownReference as exc:
+            if exc.referrer is not None:
+                raise
+            raise UnknownReference(exc.name, custom.name) from None
         finally:
             self._stack.pop()
 

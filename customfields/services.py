@@ -1,10 +1,27 @@
+"""Every write to custom fields, for every surface (admin, inline, API, scripts).
+
+Validation reads other rows (cycles, names, what refers to a field), so each write first
+locks its client (``custom_fields_lock``) and validates under that lock: two saves at once
+cannot each see a valid state and together store an invalid one.
+"""
+
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from customfields.models import CustomField
-from customfields.validation import custom_field_dependents, custom_field_errors
+from customfields.usage import custom_field_users, in_use_message
+from customfields.validation import custom_field_errors
+from referrals.models import Client
+
+
+def custom_fields_lock(client_id: int) -> None:
+    """Serialise, until the transaction ends, every change to ``client_id``'s custom fields
+    and to what refers to them (deliveries take it too). No-op outside PostgreSQL."""
+    # The client's row, which always exists (a new client's first fields race too). FOR NO
+    # KEY UPDATE leaves the foreign-key checks of referrals being stored (FOR KEY SHARE) free.
+    list(Client.objects.select_for_update(no_key=True).filter(pk=client_id).values_list("pk"))
 
 
 def custom_field_validate(candidate: CustomField) -> None:
@@ -17,27 +34,25 @@ def custom_field_validate(candidate: CustomField) -> None:
 
 @transaction.atomic
 def custom_field_save(candidate: CustomField) -> CustomField:
-    # Lock the client's fields: two saves at once must not build a cycle between them.
-    list(CustomField.objects.select_for_update().filter(client_id=candidate.client_id))
+    custom_fields_lock(candidate.client_id)
     custom_field_validate(candidate)
     candidate.save()
     return candidate
 
 
 def custom_field_delete_problem(field: CustomField) -> str | None:
-    """Why ``field`` cannot be deleted (other fields refer to it), or ``None``."""
-    others = CustomField.objects.filter(client_id=field.client_id)
-    dependents = custom_field_dependents(field, others=others)
-    if not dependents:
-        return None
-    names = ", ".join(sorted(d.name for d in dependents))
-    return f"{names} refer to {field.name!r}: change them before deleting it."
+    """Why ``field`` cannot be deleted (something names it), or ``None``."""
+    users = custom_field_users(field)
+    return in_use_message(field, users, change="delete") if users else None
 
 
 @transaction.atomic
 def custom_field_delete(field: CustomField) -> None:
-    list(CustomField.objects.select_for_update().filter(client_id=field.client_id))
-    problem = custom_field_delete_problem(field)
+    custom_fields_lock(field.client_id)
+    stored = CustomField.objects.filter(pk=field.pk).first()  # as it is now, under the lock
+    if stored is None:
+        return
+    problem = custom_field_delete_problem(stored)
     if problem:
         raise ValidationError(problem)
-    field.delete()
+    stored.delete()

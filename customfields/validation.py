@@ -13,7 +13,7 @@ from customfields.engine import Column, CycleError, UnknownReference, compile_co
 from customfields.models import CustomField
 from customfields.sources import STANDARD_FIELDS, extra_key, find_standard
 from customfields.transforms import TRANSFORMS, Errors
-from customfields.transforms.template import Template
+from customfields.usage import custom_field_users, field_references, in_use_message
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 RESERVED_NAMES = {*STANDARD_FIELDS, "extra"}
@@ -24,7 +24,7 @@ def custom_field_errors(candidate: CustomField, *, others: Iterable[CustomField]
     others = [other for other in others if other.pk is None or other.pk != candidate.pk]
     errors = Errors()
     _check_name(candidate, others, errors)
-    _check_rename(candidate, others, errors)
+    _check_rename(candidate, errors)
     transform = TRANSFORMS.get(candidate.kind)
     if transform is None:
         errors.add("kind", f"Choose one of: {', '.join(TRANSFORMS)}.")
@@ -33,7 +33,7 @@ def custom_field_errors(candidate: CustomField, *, others: Iterable[CustomField]
     if errors:
         return errors
     known = {other.name.lower() for other in others} | {candidate.name.lower()}
-    for field_name, reference in _references(candidate, transform):
+    for field_name, reference in field_references(candidate, transform):
         problem = _reference_problem(reference, known)
         if problem:
             errors.add(field_name, problem)
@@ -41,6 +41,16 @@ def custom_field_errors(candidate: CustomField, *, others: Iterable[CustomField]
         return errors
     _check_compiles(candidate, others, errors)
     return errors
+
+
+def columns_problem(*, client, columns: list[Column]) -> str | None:
+    """Why ``columns`` cannot be computed for ``client`` (an unknown field, a broken custom
+    field: the message names it), or ``None``."""
+    try:
+        compile_columns(client=client, columns=columns)
+    except (UnknownReference, CycleError) as exc:
+        return str(exc)
+    return None
 
 
 def _check_name(candidate: CustomField, others: list[CustomField], errors: Errors) -> None:
@@ -54,43 +64,21 @@ def _check_name(candidate: CustomField, others: list[CustomField], errors: Error
         errors.add("name", f"This client already has a custom field named {name!r}.")
 
 
-def custom_field_dependents(field: CustomField, *, others: Iterable[CustomField]) -> list:
-    """The client's other custom fields that refer to ``field`` by its (stored) name: they
-    would fail to render if it were renamed or deleted."""
-    name = field.name.lower()
-    dependents = []
-    for other in others:
-        transform = TRANSFORMS.get(other.kind)
-        if other.pk == field.pk or transform is None:
-            continue
-        try:
-            references = _references(other, transform)
-        except ValueError:  # a stored template that no longer parses refers to nothing
-            continue
-        if any(reference.lower() == name for _, reference in references):
-            dependents.append(other)
-    return dependents
-
-
-def _check_rename(candidate: CustomField, others: list[CustomField], errors: Errors) -> None:
+def _check_rename(candidate: CustomField, errors: Errors) -> None:
     if candidate.pk is None:
         return
     stored = CustomField.objects.filter(pk=candidate.pk).first()
-    if stored is None or stored.name.lower() == (candidate.name or "").lower():
+    if stored is None:
         return
-    dependents = custom_field_dependents(stored, others=others)
-    if dependents:
-        names = ", ".join(sorted(d.name for d in dependents))
-        errors.add("name", f"{names} refer to {stored.name!r}: change them before renaming it.")
-
-
-def _references(candidate: CustomField, transform) -> list[tuple[str, str]]:
-    found = []
-    if transform.uses_source:
-        found.append(("source", candidate.source))
-    if transform is Template:
-        found += [("template", name) for name in Template.references(candidate)]
-    return found
+    if stored.client_id != candidate.client_id:
+        field_name, change = "client", "move to another client"
+    elif stored.name.lower() != (candidate.name or "").lower():
+        field_name, change = "name", "rename"
+    else:
+        return
+    users = custom_field_users(stored)
+    if users:
+        errors.add(field_name, in_use_message(stored, users, change=change))
 
 
 def _reference_problem(reference: str, known_custom: set[str]) -> str | None:
@@ -119,4 +107,4 @@ def _check_compiles(candidate: CustomField, others: list[CustomField], errors: E
     except CycleError as exc:
         errors.add(field_at_fault, str(exc))
     except UnknownReference as exc:
-        errors.add(field_at_fault, f"A chained custom field refers to an unknown field {exc}.")
+        errors.add(field_at_fault, str(exc))

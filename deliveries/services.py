@@ -7,6 +7,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
+from customfields.services import custom_fields_lock
 from deliveries.dispatch import delivery_schedule_reset
 from deliveries.file_runs import delivery_target, transport_for
 from deliveries.models import Delivery, WorkerHeartbeat
@@ -24,6 +25,8 @@ class DeliveryInvalid(ValueError):
 @transaction.atomic
 def delivery_save(delivery: Delivery, *, campaigns=None) -> Delivery:
     """Validate and save ``delivery`` (and its campaign scope); nothing is saved on error."""
+    if delivery.client_id:  # its columns name custom fields: none renamed or deleted meanwhile
+        custom_fields_lock(delivery.client_id)
     errors = delivery_errors(delivery, campaigns=campaigns)
     if errors:
         raise DeliveryInvalid(errors)

@@ -11,7 +11,7 @@ from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
 from rangefilter.filters import DateRangeFilterBuilder
 
-from customfields.admin import CustomFieldInline
+from customfields.admin import CustomFieldInline, SavesCustomFieldsUnderLock
 from referrals.admin_export import ReferralExportMixin
 from referrals.admin_tenancy import (
     CampaignListFilter,
@@ -34,7 +34,7 @@ class CampaignInline(TenantScopedInline):
 
 
 @admin.register(Client)
-class ClientAdmin(TenantScopedAdmin):
+class ClientAdmin(SavesCustomFieldsUnderLock, TenantScopedAdmin):
     client_path = "pk"
     # Explicit: the campaign count (GROUP BY) drops Meta.ordering, and autocomplete pages
     # through this queryset.

@@ -31,6 +31,7 @@ from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV, JSON, XLSX
 from import_export.forms import ExportForm
 
+from customfields.validation import columns_problem
 from deliveries.models import Delivery
 from referrals.admin_tenancy import id_from_param
 from referrals.exports import (
@@ -40,6 +41,7 @@ from referrals.exports import (
     TIME_FIELDS,
     ExportGone,
     ExportRequest,
+    export_columns,
     export_download,
     export_start,
 )
@@ -99,6 +101,12 @@ class ReferralExportForm(ExportForm):
             pk = int(column_set.removeprefix(DELIVERY_COLUMN_SET))
             if not Delivery.objects.filter(pk=pk, client=client).exists():
                 self.add_error("column_set", f"Not a delivery of {client}.")
+        if client and not self.errors:
+            # Said here, not as a broken download: a custom field stored before its checks
+            # existed (or edited in the database) may no longer compute.
+            problem = columns_problem(client=client, columns=export_columns(self.export_request()))
+            if problem:
+                self.add_error("column_set", f"{problem} Correct it, then export again.")
         return cleaned
 
     def export_request(self) -> ExportRequest:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from customfields.models import CustomField
+from referrals.models import ExportAudit
 from tests.conftest import api_client_for
 from tests.factories import make_referral
 
@@ -141,15 +142,37 @@ def test_a_field_others_refer_to_cannot_be_renamed_or_deleted(manager_api, clien
                            "template": "<{{{base}}}>"}, format="json")  # fmt: skip
     renamed = manager_api.patch(f"{API}{base['id']}/", {"name": "Renamed"}, format="json")
     assert renamed.status_code == 400
-    assert "Uses refer to 'Base'" in renamed.json()["name"][0]
+    assert "'Base' is used by the custom field 'Uses'" in renamed.json()["name"][0]
     deleted = manager_api.delete(f"{API}{base['id']}/")
-    assert deleted.status_code == 400 and "Uses refer to 'Base'" in str(deleted.json())
+    assert deleted.status_code == 400
+    assert "'Base' is used by the custom field 'Uses'" in str(deleted.json())
 
     client.force_login(manager)
     page = client.post(f"/admin/customfields/customfield/{base['id']}/delete/", {"post": "yes"})
-    assert page.status_code == 200 and "Uses refer to" in page.content.decode()
+    assert page.status_code == 200 and "is used by the custom field" in page.content.decode()
     assert CustomField.objects.filter(name="Base").exists()
 
     uses = CustomField.objects.get(name="Uses")
     assert manager_api.delete(f"{API}{uses.pk}/").status_code == 204
     assert manager_api.delete(f"{API}{base['id']}/").status_code == 204
+
+
+@pytest.mark.parametrize(("stored", "message"), [
+    ([("X", "Y"), ("Y", "X")], "Custom fields refer to each other in a cycle: x → y → x."),
+    ([("Z", "Gone")], "Unknown field 'Gone' (named by the custom field 'Z')"),
+])  # fmt: skip
+def test_an_export_meeting_a_broken_custom_field_names_it_instead_of_failing(
+    client, manager, client_a, stored, message
+):
+    # Definitions stored before every save was checked under a lock (or edited in the database).
+    for name, source in stored:
+        CustomField.objects.create(client=client_a, name=name, kind="case", source=source,
+                                   case="upper")  # fmt: skip
+    make_referral(client_a)
+    client.force_login(manager)
+    response = client.post("/admin/referrals/referral/export/", {
+        "client": client_a.pk, "time_field": "created_at", "column_set": "custom", "format": "csv",
+    })  # fmt: skip
+    assert response.status_code == 200 and not response.streaming
+    assert message in " ".join(response.context["form"].errors["column_set"])
+    assert not ExportAudit.objects.exists()

@@ -7,16 +7,19 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from customfields.engine import Column, compile_columns
 from customfields.models import CustomField
 from customfields.sources import STANDARD_FIELDS, TEXT
+from customfields.sqltext import literal
+from customfields.transforms.simple import Case
 from customfields.validation import custom_field_errors
 from referrals.models import Campaign, Client, Referral
 from tests.customfield_helpers import python_rows, sql_rows
+from tests.factories import make_referral
 
 ZONES = ["UTC", "Europe/London", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe",
          "Pacific/Chatham", "America/St_Johns"]  # fmt: skip
@@ -250,3 +253,37 @@ def test_fetched_rows_render_as_the_orm_values_do(data):
         orm = [compiled.render_row(row) for row in queryset.values_list(*compiled.lookups)]
         assert list(compiled.rows(queryset)) == orm
         transaction.set_rollback(True)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("case", "text", "expected"), [
+    ("title", "éLODIE d'ARC", "Élodie D'Arc"),
+    ("title", "łUKASZ", "Łukasz"),
+    ("title", "sÃO PAULO", "São Paulo"),
+    ("title", "mARY-jane o'neil, 1st_floor", "Mary-Jane O'Neil, 1st_Floor"),
+    ("title", "ǆemal ΟΔΥΣΣΕΥΣ", "ǅemal Οδυσσευς"),
+    ("upper", "straße", "STRASSE"),
+    ("upper", "żółć", "ŻÓŁĆ"),
+    ("lower", "ŻÓŁĆ ΟΔΥΣΣΕΥΣ", "żółć οδυσσευς"),
+])  # fmt: skip
+def test_case_changes_follow_unicode_in_both_back_ends(client_a, case, text, expected):
+    make_referral(client_a, last_name=text)
+    field = CustomField(client=client_a, name="Out", kind="case", source="last_name", case=case)
+    compiled = compile_columns(client=client_a, custom_fields=[field], columns=[Column("Out", "o")])
+    assert python_rows(compiled, client_a) == sql_rows(compiled, client_a) == [[expected]]
+
+
+# Characters whose case mappings are special: one to many, title case, final sigma, dotted I.
+CASE_CHARS = st.sampled_from(list("ßŉﬁİıΣσςǅǆǄΐ\u0345\u0301 '-_1٣éÉŁżÃ"))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(ANY_CHAR | CASE_CHARS, max_size=40),
+       case=st.sampled_from(["upper", "lower", "title"]))  # fmt: skip
+def test_case_changes_agree_between_back_ends_on_any_text(text, case):
+    compiled = Case.build(CustomField(kind="case", case=case), None)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {compiled.sql(literal(text))}")
+        assert cursor.fetchone()[0] == compiled.python(text)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from customfields.models import CustomField
+from customfields.services import custom_field_save
 from customfields.validation import custom_field_errors
 from referrals.models import Client
 from referrals.tenancy import scope_to_user
@@ -46,11 +48,28 @@ class CustomFieldSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(dict(errors))
         return attrs
 
+    # Saved through the service, which validates again under the client's lock: of two
+    # concurrent saves that are only valid apart, the second gets a 400.
+    def create(self, validated_data) -> CustomField:
+        return _saved(CustomField(**validated_data))
+
+    def update(self, instance: CustomField, validated_data) -> CustomField:
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        return _saved(instance)
+
     def _current(self) -> dict:
         if self.instance is None:
             return {}
         return {name: getattr(self.instance, name) for name in FIELDS
                 if name not in {"id", "created_at", "updated_at"}}  # fmt: skip
+
+
+def _saved(field: CustomField) -> CustomField:
+    try:
+        return custom_field_save(field)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(exc.message_dict) from None
 
 
 class PreviewRequestSerializer(CustomFieldSerializer):

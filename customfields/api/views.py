@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -48,10 +47,6 @@ class CustomFieldViewSet(viewsets.ModelViewSet):
         if client:
             queryset = queryset.filter(client__slug=client)
         return scope_to_user(queryset, self.request.user, client_path="client")
-
-    def perform_create(self, serializer) -> None:
-        with transaction.atomic():
-            serializer.save()
 
     def perform_destroy(self, instance: CustomField) -> None:
         try:

@@ -6,33 +6,18 @@ import hashlib
 
 from customfields.sqltext import literal
 from customfields.text import (
-    ASCII_WHITESPACE,
     ascii_lower,
-    ascii_title,
     ascii_trim,
-    ascii_upper,
+    sql_ascii_lower,
+    sql_ascii_trim,
+    sql_unicode_lower,
+    sql_unicode_title,
+    sql_unicode_upper,
+    unicode_lower,
+    unicode_title,
+    unicode_upper,
 )
 from customfields.transforms.base import Compiled, Errors, check_text, memoized
-
-# Under the "C" collation PostgreSQL changes the case of ASCII letters only and takes every
-# other byte for a word boundary, whatever the database's locale: the rules of
-# customfields.text, at no cost.
-
-
-def sql_upper(expression: str) -> str:
-    return f'upper({expression} COLLATE "C")'
-
-
-def sql_lower(expression: str) -> str:
-    return f'lower({expression} COLLATE "C")'
-
-
-def sql_title(expression: str) -> str:
-    return f'initcap({expression} COLLATE "C")'
-
-
-def sql_trim(expression: str) -> str:
-    return f"btrim({expression}, {literal(ASCII_WHITESPACE)})"
 
 
 class Constant:
@@ -51,9 +36,9 @@ class Constant:
 class Case:
     uses_source = True
     _FUNCTIONS = {
-        "upper": (ascii_upper, sql_upper),
-        "lower": (ascii_lower, sql_lower),
-        "title": (ascii_title, sql_title),
+        "upper": (unicode_upper, sql_unicode_upper),
+        "lower": (unicode_lower, sql_unicode_lower),
+        "title": (unicode_title, sql_unicode_title),
     }
 
     @classmethod
@@ -88,7 +73,8 @@ class Hash:
             return digest(normal.encode("utf-8", "surrogatepass")).hexdigest() if normal else ""
 
         def sql(expression: str) -> str:
-            normal = f"NULLIF({sql_lower(sql_trim(expression))}, '')"  # empty: NULL, then ""
+            # empty: NULL, then ""
+            normal = f"NULLIF({sql_ascii_lower(sql_ascii_trim(expression))}, '')"
             if field.algorithm == "sha256":
                 return f"COALESCE(encode(sha256(convert_to({normal}, 'UTF8')), 'hex'), '')"
             return f"COALESCE(md5({normal}), '')"

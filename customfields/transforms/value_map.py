@@ -7,9 +7,8 @@ from typing import Any
 
 from customfields.portable_regex import PortableRegexError, compile_portable
 from customfields.sqltext import literal
-from customfields.text import ascii_lower
+from customfields.text import ascii_lower, sql_ascii_lower
 from customfields.transforms.base import Compiled, Errors, memoized
-from customfields.transforms.simple import sql_lower
 
 MATCHES = ("equals", "contains", "regex")
 MAX_RULES = 200
@@ -95,7 +94,7 @@ def _compile_rule(rule: dict) -> tuple[Callable[[str], bool], str, Callable[[str
     match, value, output = rule["match"], rule["value"], rule["output"]
     sensitive = rule.get("case_sensitive", True)
     fold: Callable[[str], str] = (lambda text: text) if sensitive else ascii_lower
-    fold_sql: Callable[[str], str] = (lambda text: text) if sensitive else sql_lower
+    fold_sql: Callable[[str], str] = (lambda text: text) if sensitive else sql_ascii_lower
     if match == "equals":
         target = fold(value)
         return (lambda text: fold(text) == target, output,
