@@ -54,8 +54,9 @@ class configured:  # lower case: used as a statement, ``with configured("the bod
 
 def _described(what: str, exc: BaseException) -> str:
     if isinstance(exc, UnknownReference):
+        named_by = f", named by the custom field {exc.referrer!r}," if exc.referrer else ""
         return (
-            f"{what}: {str(exc)!r} is neither a standard field nor one of the client's custom "
-            "fields (deleted or renamed?)"
+            f"{what}: {exc.name!r}{named_by} is neither a standard field nor one of the "
+            "client's custom fields (deleted or renamed?)"
         )
     return f"{what}: {exc}" if str(exc) else f"{what}: {type(exc).__name__}"
