@@ -198,7 +198,9 @@ class CompiledColumns:
         neutralise_formulae: bool,
     ) -> None:
         self.columns = columns
-        self.headers = [column.output for column in columns]
+        # Output names are user text, and a header is a cell like any other.
+        outputs = [column.output for column in columns]
+        self.headers = list(map(neutralise_formula, outputs)) if neutralise_formulae else outputs
         self._make_context = make_context
         context = make_context(None)
         values = [context.resolve(column.source) for column in columns]
@@ -284,8 +286,8 @@ def compile_columns(
 ) -> CompiledColumns:
     """Compile ``columns`` for ``client``; custom fields are the client's unless given.
 
-    ``neutralise_formulae`` is for files a spreadsheet may open (CSV, XLSX): a value that a
-    spreadsheet would take for a formula gets a leading apostrophe (``FORMULA_STARTS``).
+    ``neutralise_formulae`` is for files a spreadsheet may open (CSV, XLSX): a value or header
+    that a spreadsheet would take for a formula gets a leading apostrophe (``FORMULA_STARTS``).
     """
     if custom_fields is None:
         custom_fields = CustomField.objects.filter(client=client)
@@ -303,6 +305,16 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 FORMULA_SAFE_TYPES = {INTEGER, ID, DATE, DATETIME, IP}
 _LOOKUP_FIELDS = {standard.lookup: standard for standard in STANDARD_FIELDS.values()}
+
+
+def is_formula(value: str) -> bool:
+    """True when a spreadsheet would take ``value`` for a formula."""
+    return value[:1] in FORMULA_STARTS
+
+
+def neutralise_formula(value: str) -> str:
+    """``value``, prefixed with an apostrophe (shown as text) when it would be a formula."""
+    return "'" + value if is_formula(value) else value
 
 
 def sql_neutralise_formula(column: str) -> str:
@@ -335,9 +347,7 @@ class _FormulaGuard:
         if not any(map(text.__contains__, _GUARD_STARTS)):
             return values
         for position in self.positions:
-            value = values[position]
-            if value and value[0] in FORMULA_STARTS:
-                values[position] = "'" + value
+            values[position] = neutralise_formula(values[position])
         return values
 
 

@@ -282,3 +282,19 @@ def test_csv_lines_are_what_csv_writer_writes(rows):
     expected = io.StringIO()
     csv.writer(expected, lineterminator="\n").writerows(rows)
     assert "".join(_csv_lines(iter(rows), len(rows[0]))) == expected.getvalue()
+
+
+def test_header_cells_are_neutralised_like_values(client, manager, client_a):
+    """Output names are user text: a header is a cell a spreadsheet reads too."""
+    from tests.factories import make_file_delivery
+
+    delivery = make_file_delivery(client_a, columns=[
+        {"source": "external_id", "output": '=HYPERLINK("http://x","h")'},
+        {"source": "first_name", "output": "@SUM(2)"},
+    ])  # fmt: skip
+    make_referral(client_a, external_id="r1", first_name="Ann")
+    client.force_login(manager)
+    _, body = export(client, client=client_a.pk, column_set=f"delivery:{delivery.pk}")
+    assert list(csv.reader(io.StringIO(body.decode()))) == [
+        ['\'=HYPERLINK("http://x","h")', "'@SUM(2)"], ["r1", "Ann"],
+    ]  # fmt: skip
