@@ -244,12 +244,25 @@ class CompiledColumns:
         return self.render_row(tuple(_attribute(referral, lookup) for lookup in self.lookups))
 
     # SQL back end
-    def select_sql(self, where: str = "TRUE", order_by: str = "r.created_at, r.id") -> str:
+    def select_sql(
+        self,
+        where: str = "TRUE",
+        order_by: str = "r.created_at, r.id",
+        *,
+        empty_as_null: bool = False,
+    ) -> str:
         """One SELECT of the columns as text, over referral ``r`` (and client ``c``, campaign
         ``cp`` when a column needs them); ``where`` and ``order_by`` are SQL the caller
-        writes (no user text)."""
+        writes (no user text). ``empty_as_null``: an empty value comes as NULL, which COPY
+        writes as nothing where it writes ``""`` for empty text (``customfields.csvfile``)."""
+
+        def finished(sql: str) -> str:
+            return f"NULLIF({sql}, '')" if empty_as_null else sql
+
+        guarding = any(self._guarded)  # then the outer SELECT finishes the values
         expressions = ", ".join(
-            f"{sql} AS c{number}" for number, sql in enumerate(self._sql, start=1)
+            f"{sql if guarding else finished(sql)} AS c{number}"
+            for number, sql in enumerate(self._sql, start=1)
         )
         joins = []
         if "c." in self._joins:
@@ -257,7 +270,7 @@ class CompiledColumns:
         if "cp." in self._joins:
             joins.append("JOIN referrals_campaign cp ON cp.id = r.campaign_id")
         source = f"FROM referrals_referral r {' '.join(joins)}"
-        if not any(self._guarded):
+        if not guarding:
             return f"SELECT {expressions} {source} WHERE {where} ORDER BY {order_by}"
         # Guard each finished value once (wrapping the expressions themselves would compute
         # each two or three times): the inner SELECT computes and sorts narrow rows, the outer
@@ -266,7 +279,7 @@ class CompiledColumns:
         keys = [key.strip() for key in order_by.split(",")]
         carried = ", ".join(f"{key} AS o{n}" for n, key in enumerate(keys, start=1))
         guarded = ", ".join(
-            (sql_neutralise_formula(f"s.c{number}") if guard else f"s.c{number}")
+            finished(sql_neutralise_formula(f"s.c{number}") if guard else f"s.c{number}")
             + f' AS "c{number}"'
             for number, guard in enumerate(self._guarded, start=1)
         )

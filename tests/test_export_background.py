@@ -94,3 +94,19 @@ def test_another_users_export_is_not_found_and_an_expired_one_is_gone(
     assert exports_purge_expired() == 1
     assert not Path(audit.file_path).exists()
     assert ExportAudit.objects.get().status == "expired"
+
+
+@pytest.mark.postgres
+def test_a_background_csv_reports_progress_as_its_rows_are_written(client_a, monkeypatch,
+                                                                   tmp_path):  # fmt: skip
+    """The worker's COPY reported no row until the end: the bar jumped from 0 to done."""
+    from referrals import exports
+
+    for _ in range(5):
+        make_referral(client_a)
+    monkeypatch.setattr(exports, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(exports, "_CHUNK", 1)  # every row its own chunk
+    reported: list[int] = []
+    request = exports.ExportRequest(client=client_a)
+    assert exports._write_file(request, tmp_path / "x.csv", reported.append) == 5
+    assert reported == [2, 4]
