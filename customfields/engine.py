@@ -78,6 +78,8 @@ class Value:
     raw_sql: str | None = None
     # True when the text can never start a spreadsheet formula (ids, ages, dates, addresses).
     formula_safe: bool = False
+    # What the text stands for, for outputs that keep types (``_STANDARD_CELLS``).
+    cell: str = "text"
 
 
 @dataclass
@@ -153,7 +155,8 @@ class _Context:
             expr = f'({raw} or "")' if render is None else f"{self.bind(render)}({raw})"
             sql = sql_renderer(standard, lambda ts: self.iso_datetime_sql(ts, self.zone_name))
             return Value(expr=expr, sql=sql, raw_expr=raw, raw_sql=standard.column,
-                         formula_safe=standard.type in FORMULA_SAFE_TYPES)  # fmt: skip
+                         formula_safe=standard.type in FORMULA_SAFE_TYPES,
+                         cell=_STANDARD_CELLS.get(standard.type, "text"))  # fmt: skip
         custom = self.custom_fields.get(name.lower())
         if custom is None:
             raise UnknownReference(name)
@@ -181,7 +184,8 @@ class _Context:
             function = self.bind(compiled.python)
             if getattr(transform, "uses_raw", False):
                 return Value(expr=f"{function}({source.raw_expr})",
-                             sql=compiled.sql(source.raw_sql))  # fmt: skip
+                             sql=compiled.sql(source.raw_sql),
+                             cell=_custom_cell(custom))  # fmt: skip
             return Value(expr=f"{function}({source.expr})", sql=compiled.sql(source.sql))
         finally:
             self._stack.pop()
@@ -208,6 +212,7 @@ class CompiledColumns:
         self._sql = [value.sql for value in values]
         # Columns to guard against spreadsheet formulae (none unless asked).
         self._guarded = [neutralise_formulae and not value.formula_safe for value in values]
+        self.cell_types = [value.cell for value in values]
         self._joins = set(context.joins)
         self.render_row = self._renderer(context, values)
         self._fetched_renderers: dict[str, Callable[[tuple], list]] = {}
@@ -317,6 +322,16 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 FORMULA_SAFE_TYPES = {INTEGER, ID, DATE, DATETIME, IP}
+# What a column's text stands for (``CompiledColumns.cell_types``): "integer", "decimal" and
+# "number" (an Excel serial) are numbers, "date" is ``YYYY-MM-DD``, "datetime" ISO 8601 in the
+# client's zone; anything else is "text".
+_STANDARD_CELLS = {ID: "integer", INTEGER: "integer", DECIMAL: "decimal", DATE: "date",
+                   DATETIME: "datetime"}  # fmt: skip
+
+
+def _custom_cell(custom: CustomField) -> str:
+    # An Excel serial number is a number; every other custom output is the client's text.
+    return "number" if custom.kind == "datetime" and custom.date_output == "excel" else "text"
 _LOOKUP_FIELDS = {standard.lookup: standard for standard in STANDARD_FIELDS.values()}
 
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-import openpyxl
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
@@ -29,6 +28,7 @@ from customfields.engine import Column, CompiledColumns, compile_columns
 from customfields.models import CustomField
 from customfields.sources import STANDARD_FIELDS
 from customfields.sqltext import literal
+from referrals.export_xlsx import xlsx_write
 from referrals.models import Client, ExportAudit, Referral
 
 FORMATS = {
@@ -36,8 +36,9 @@ FORMATS = {
     "json": ("application/json", "json"),
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
 }
-# Formats a spreadsheet opens: their cells are guarded against formulae.
-SPREADSHEET_FORMATS = {"csv", "xlsx"}
+# Formats whose would-be formulae get an apostrophe; XLSX stores text as text instead
+# (referrals/export_xlsx.py).
+PREFIXED_FORMATS = {"csv"}
 STREAMED_FORMATS = {"csv", "json"}
 PROGRESS_EVERY = 5000
 COLUMN_SETS = {
@@ -152,7 +153,7 @@ def _compiled(request: ExportRequest) -> CompiledColumns:
     return compile_columns(
         client=request.client,
         columns=export_columns(request),
-        neutralise_formulae=request.format in SPREADSHEET_FORMATS,
+        neutralise_formulae=request.format in PREFIXED_FORMATS,
     )
 
 
@@ -210,18 +211,10 @@ def _progress(audit: ExportAudit, done: int) -> None:
 
 def _write_file(request: ExportRequest, path: Path, progress) -> int:
     compiled = _compiled(request)
-    rows = 0
     if request.format == "xlsx":
-        workbook = openpyxl.Workbook(write_only=True)  # rows go to disk as they come
-        sheet = workbook.create_sheet("referrals")
-        sheet.append(compiled.headers)
-        for row in compiled.rows(export_queryset(request)):
-            sheet.append(row)
-            rows += 1
-            if rows % PROGRESS_EVERY == 0:
-                progress(rows)
-        workbook.save(path)
-        return rows
+        rows = compiled.rows(export_queryset(request))
+        return xlsx_write(compiled, rows, path, progress, every=PROGRESS_EVERY)
+    rows = 0
     with path.open("wb") as file:
         for chunk, count in _chunks(request, compiled):
             file.write(chunk)

@@ -53,9 +53,50 @@ def test_xlsx_is_built_by_a_worker_then_downloaded(client, manager, client_a, in
     header = rows[0]
     values = [dict(zip(header, row, strict=True)) for row in rows[1:]]
     assert [v["external_id"] for v in values] == ["r1", "r2"]
-    assert values[0]["first_name"] == "'=2+2"  # text, never a formula
+    assert values[0]["first_name"] == "=2+2"  # text, never a formula (below)
     audit.refresh_from_db()
     assert (audit.downloads, audit.rows) == (1, 2)
+
+
+def xlsx_sheet(client, response):
+    download = client.get(f"{response.url}download/")
+    return openpyxl.load_workbook(io.BytesIO(b"".join(download.streaming_content))).active
+
+
+def test_xlsx_cells_are_typed_and_text_is_never_a_formula(client, manager, client_a,
+                                                          inline_worker):  # fmt: skip
+    """Numbers and dates a spreadsheet can sum and sort; text stored as text, shown as it is
+    (an apostrophe would show literally in an XLSX text cell)."""
+    from customfields.models import CustomField
+    from tests.factories import make_file_delivery
+
+    CustomField.objects.create(client=client_a, name="Serial", kind="datetime",
+                               source="opted_in_at", date_output="excel")  # fmt: skip
+    delivery = make_file_delivery(client_a, columns=[
+        {"source": source, "output": output} for source, output in [
+            ("id", "Id"), ("age", "Age"), ("bid_price", "Price"), ("birth_date", "Born"),
+            ("opted_in_at", "Opted in"), ("Serial", "Serial"), ("first_name", "First"),
+            ("last_name", "Last"), ("address2", '=HYPERLINK("http://x","h")'),
+        ]
+    ])  # fmt: skip
+    referral = make_referral(
+        client_a, age=41, bid_price="2.5", birth_date="1984-02-29", first_name="=2+2",
+        last_name="-Smith", address2="", opted_in_at="2025-07-01T11:30:00+00:00",
+    )  # fmt: skip
+    client.force_login(manager)
+    response = inline_worker(client, client=client_a.pk, format="xlsx",
+                             column_set=f"delivery:{delivery.pk}")  # fmt: skip
+    header, row = xlsx_sheet(client, response).iter_rows(min_row=1, max_row=2)
+    assert [(c.value, c.data_type) for c in header][-1] == ('=HYPERLINK("http://x","h")', "s")
+    values = [c.value for c in row]
+    # Europe/London: 11:30 UTC is 12:30 in summer; Excel's day 45839 is 2025-07-01.
+    assert values == [
+        referral.pk, 41, 2.5, dt.datetime(1984, 2, 29), dt.datetime(2025, 7, 1, 12, 30),
+        45839.52083, "=2+2", "-Smith", None,
+    ]  # fmt: skip
+    assert [c.data_type for c in row] == ["n", "n", "n", "d", "d", "n", "s", "s", "n"]
+    assert row[3].number_format == "yyyy-mm-dd" and row[4].number_format.startswith("yyyy-mm-dd h")
+    assert row[6].quotePrefix and row[7].quotePrefix and header[-1].quotePrefix
 
 
 def test_a_csv_above_the_threshold_goes_to_the_worker_with_the_same_content(
