@@ -27,6 +27,7 @@ from customfields.engine import CompiledColumns
 from customfields.sqltext import literal
 
 _QUOTED = ('"', "\n", "\r")
+BOM = "\ufeff".encode()  # a UTF-8 byte order mark: how Excel on Windows knows the file is UTF-8
 
 
 @dataclass(frozen=True)

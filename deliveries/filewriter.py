@@ -17,11 +17,10 @@ from pathlib import Path
 
 from django.db import connection
 
-from customfields.csvfile import CsvFormat
+from customfields.csvfile import BOM, CsvFormat
 from customfields.engine import Column, CompiledColumns, compile_columns, standard_columns
 from referrals.models import Referral
 
-BOM = "\ufeff".encode()
 _FLUSH = 256 * 1024
 
 

@@ -15,7 +15,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 from django.conf import settings
@@ -23,13 +23,14 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from customfields.csvfile import CsvFormat
+from customfields.csvfile import BOM, CsvFormat
 from customfields.engine import Column, CompiledColumns, compile_columns
 from customfields.models import CustomField
 from customfields.sources import STANDARD_FIELDS
 from customfields.sqltext import literal
 from referrals.export_xlsx import xlsx_write
-from referrals.models import Client, ExportAudit, Referral
+from referrals.models import Client, ExportAudit, ExportDownload, Referral
+from referrals.selectors import referral_search, referral_search_sql
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -61,6 +62,9 @@ class ExportRequest:
     end: dt.date | None = None
     campaign_ids: tuple[int, ...] = field(default_factory=tuple)
     column_set: str = "standard"
+    # The referral list's search (``referrals.selectors.referral_search``): "" for none.
+    search: str = ""
+    bom: bool = False  # CSV: start with a UTF-8 byte order mark (Excel on Windows needs it)
 
     def bounds(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         """[start of ``start``, start of the day after ``end``) in the client's zone."""
@@ -81,6 +85,7 @@ class ExportRequest:
             start=dt.date.fromisoformat(f["start"]) if f["start"] else None,
             end=dt.date.fromisoformat(f["end"]) if f["end"] else None,
             campaign_ids=tuple(f["campaign_ids"]), column_set=f["column_set"],
+            search=f.get("search", ""), bom=f.get("bom", False),
         )  # fmt: skip
 
     def filters(self) -> dict:
@@ -90,6 +95,8 @@ class ExportRequest:
             "end": self.end.isoformat() if self.end else None,
             "campaign_ids": list(self.campaign_ids),
             "column_set": self.column_set,
+            "search": self.search,
+            "bom": self.bom,
         }
 
 
@@ -124,6 +131,8 @@ def export_queryset(request: ExportRequest):
         queryset = queryset.filter(**{f"{request.time_field}__lt": upper})
     if request.campaign_ids:
         queryset = queryset.filter(campaign_id__in=request.campaign_ids)
+    if request.search:
+        queryset = queryset.filter(referral_search(request.search))
     return queryset.order_by(request.time_field, "id")
 
 
@@ -158,11 +167,11 @@ def _compiled(request: ExportRequest) -> CompiledColumns:
 
 
 def _chunks(request: ExportRequest, compiled: CompiledColumns):
-    if request.format == "csv":
-        writer = _csv_copy if connection.vendor == "postgresql" else _csv_python
-    else:
-        writer = _json_python
-    return writer(request, compiled)
+    if request.format != "csv":
+        return _json_python(request, compiled)
+    writer = _csv_copy if connection.vendor == "postgresql" else _csv_python
+    chunks = writer(request, compiled)
+    return chain([(BOM, 0)], chunks) if request.bom else chunks
 
 
 def _stream(audit: ExportAudit, request: ExportRequest) -> Iterator[bytes]:
@@ -226,20 +235,30 @@ def _write_file(request: ExportRequest, path: Path, progress) -> int:
 
 
 def export_download(audit: ExportAudit, *, user) -> Path:
-    """The file of a finished export, counting the download; raises ``ExportGone`` once the
-    file has expired."""
+    """The file of a finished export, recording the download (who, when); raises
+    ``ExportGone`` once the file has expired."""
     if audit.status == ExportAudit.Status.EXPIRED or (
         audit.expires_at is not None and audit.expires_at <= timezone.now()
     ):
-        raise ExportGone(f"This export expired at {audit.expires_at:%Y-%m-%d %H:%M} UTC.")
-    ExportAudit.objects.filter(pk=audit.pk).update(
-        downloads=F("downloads") + 1, last_downloaded_at=timezone.now()
-    )
+        raise ExportGone(f"This export expired at {utc_text(audit.expires_at)}.")
+    with transaction.atomic():
+        download = ExportDownload.objects.create(audit=audit, user=user)
+        ExportAudit.objects.filter(pk=audit.pk).update(
+            downloads=F("downloads") + 1, last_downloaded_at=download.downloaded_at
+        )
     return Path(audit.file_path)
 
 
 class ExportGone(Exception):
     pass
+
+
+def utc_text(moment: dt.datetime | None) -> str:
+    """How export audits show a time: in UTC, saying so, whoever looks (the audit spans
+    clients in many zones)."""
+    if moment is None:
+        return ""
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def exports_purge_expired() -> int:
@@ -275,6 +294,8 @@ def _csv_copy(request: ExportRequest, compiled: CompiledColumns):
         where.append(f"{column} < {literal(upper.isoformat())}::timestamptz")
     if request.campaign_ids:
         where.append(f"r.campaign_id IN ({', '.join(str(int(i)) for i in request.campaign_ids)})")
+    if request.search:
+        where.append(referral_search_sql(request.search, alias="r"))
     rows = CSV.copy_rows(compiled, where=" AND ".join(where), order_by=f"{column}, r.id")
     # PostgreSQL sends a row per message: pass them on in chunks of about 64 KiB.
     pending: list[bytes] = []

@@ -151,3 +151,24 @@ def test_a_background_csv_reports_progress_as_its_rows_are_written(client_a, mon
     request = exports.ExportRequest(client=client_a)
     assert exports._write_file(request, tmp_path / "x.csv", reported.append) == 5
     assert reported == [2, 4]
+
+
+def test_each_download_is_audited_with_who_and_when_in_utc(client, manager, user_a, client_a,
+                                                           inline_worker):  # fmt: skip
+    make_referral(client_a)
+    client.force_login(user_a)
+    response = inline_worker(client, client=client_a.pk, format="xlsx")
+    client.get(f"{response.url}download/")
+    client.force_login(manager)
+    client.get(f"{response.url}download/")
+    audit = ExportAudit.objects.get()
+    log = list(audit.download_log.all())
+    assert [d.user for d in log] == [user_a, manager]
+    assert audit.downloads == 2 and audit.last_downloaded_at == log[-1].downloaded_at
+
+    page = client.get(f"/admin/referrals/exportaudit/{audit.pk}/change/").content.decode()
+    for download in log:
+        assert f"{download.downloaded_at:%Y-%m-%d %H:%M:%S} UTC" in page
+    assert user_a.username in page and manager.username in page
+    listing = client.get("/admin/referrals/exportaudit/").content.decode()
+    assert "Started (UTC)" in listing and f"{audit.started_at:%Y-%m-%d %H:%M:%S} UTC" in listing
