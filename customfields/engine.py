@@ -85,6 +85,8 @@ class Value:
     raw_sql: str | None = None
     # True when the text can never start a spreadsheet formula (ids, ages, dates, addresses).
     formula_safe: bool = False
+    # What the text stands for, for outputs that keep types (``_STANDARD_CELLS``).
+    cell: str = "text"
 
 
 @dataclass
@@ -160,7 +162,8 @@ class _Context:
             expr = f'({raw} or "")' if render is None else f"{self.bind(render)}({raw})"
             sql = sql_renderer(standard, lambda ts: self.iso_datetime_sql(ts, self.zone_name))
             return Value(expr=expr, sql=sql, raw_expr=raw, raw_sql=standard.column,
-                         formula_safe=standard.type in FORMULA_SAFE_TYPES)  # fmt: skip
+                         formula_safe=standard.type in FORMULA_SAFE_TYPES,
+                         cell=_STANDARD_CELLS.get(standard.type, "text"))  # fmt: skip
         custom = self.custom_fields.get(name.lower())
         if custom is None:
             raise UnknownReference(name)
@@ -188,7 +191,8 @@ class _Context:
             function = self.bind(compiled.python)
             if getattr(transform, "uses_raw", False):
                 return Value(expr=f"{function}({source.raw_expr})",
-                             sql=compiled.sql(source.raw_sql))  # fmt: skip
+                             sql=compiled.sql(source.raw_sql),
+                             cell=_custom_cell(custom))  # fmt: skip
             return Value(expr=f"{function}({source.expr})", sql=compiled.sql(source.sql))
         except UnknownReference as exc:
             if exc.referrer is not None:
@@ -209,7 +213,9 @@ class CompiledColumns:
         neutralise_formulae: bool,
     ) -> None:
         self.columns = columns
-        self.headers = [column.output for column in columns]
+        # Output names are user text, and a header is a cell like any other.
+        outputs = [column.output for column in columns]
+        self.headers = list(map(neutralise_formula, outputs)) if neutralise_formulae else outputs
         self._make_context = make_context
         context = make_context(None)
         values = [context.resolve(column.source) for column in columns]
@@ -217,6 +223,7 @@ class CompiledColumns:
         self._sql = [value.sql for value in values]
         # Columns to guard against spreadsheet formulae (none unless asked).
         self._guarded = [neutralise_formulae and not value.formula_safe for value in values]
+        self.cell_types = [value.cell for value in values]
         self._joins = set(context.joins)
         self.render_row = self._renderer(context, values)
         self._fetched_renderers: dict[str, Callable[[tuple], list]] = {}
@@ -253,12 +260,25 @@ class CompiledColumns:
         return self.render_row(tuple(_attribute(referral, lookup) for lookup in self.lookups))
 
     # SQL back end
-    def select_sql(self, where: str = "TRUE", order_by: str = "r.created_at, r.id") -> str:
+    def select_sql(
+        self,
+        where: str = "TRUE",
+        order_by: str = "r.created_at, r.id",
+        *,
+        empty_as_null: bool = False,
+    ) -> str:
         """One SELECT of the columns as text, over referral ``r`` (and client ``c``, campaign
         ``cp`` when a column needs them); ``where`` and ``order_by`` are SQL the caller
-        writes (no user text)."""
+        writes (no user text). ``empty_as_null``: an empty value comes as NULL, which COPY
+        writes as nothing where it writes ``""`` for empty text (``customfields.csvfile``)."""
+
+        def finished(sql: str) -> str:
+            return f"NULLIF({sql}, '')" if empty_as_null else sql
+
+        guarding = any(self._guarded)  # then the outer SELECT finishes the values
         expressions = ", ".join(
-            f"{sql} AS c{number}" for number, sql in enumerate(self._sql, start=1)
+            f"{sql if guarding else finished(sql)} AS c{number}"
+            for number, sql in enumerate(self._sql, start=1)
         )
         joins = []
         if "c." in self._joins:
@@ -266,7 +286,7 @@ class CompiledColumns:
         if "cp." in self._joins:
             joins.append("JOIN referrals_campaign cp ON cp.id = r.campaign_id")
         source = f"FROM referrals_referral r {' '.join(joins)}"
-        if not any(self._guarded):
+        if not guarding:
             return f"SELECT {expressions} {source} WHERE {where} ORDER BY {order_by}"
         # Guard each finished value once (wrapping the expressions themselves would compute
         # each two or three times): the inner SELECT computes and sorts narrow rows, the outer
@@ -275,7 +295,7 @@ class CompiledColumns:
         keys = [key.strip() for key in order_by.split(",")]
         carried = ", ".join(f"{key} AS o{n}" for n, key in enumerate(keys, start=1))
         guarded = ", ".join(
-            (sql_neutralise_formula(f"s.c{number}") if guard else f"s.c{number}")
+            finished(sql_neutralise_formula(f"s.c{number}") if guard else f"s.c{number}")
             + f' AS "c{number}"'
             for number, guard in enumerate(self._guarded, start=1)
         )
@@ -295,8 +315,8 @@ def compile_columns(
 ) -> CompiledColumns:
     """Compile ``columns`` for ``client``; custom fields are the client's unless given.
 
-    ``neutralise_formulae`` is for files a spreadsheet may open (CSV, XLSX): a value that a
-    spreadsheet would take for a formula gets a leading apostrophe (``FORMULA_STARTS``).
+    ``neutralise_formulae`` is for files a spreadsheet may open (CSV, XLSX): a value or header
+    that a spreadsheet would take for a formula gets a leading apostrophe (``FORMULA_STARTS``).
     """
     if custom_fields is None:
         custom_fields = CustomField.objects.filter(client=client)
@@ -313,7 +333,27 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 FORMULA_SAFE_TYPES = {INTEGER, ID, DATE, DATETIME, IP}
+# What a column's text stands for (``CompiledColumns.cell_types``): "integer", "decimal" and
+# "number" (an Excel serial) are numbers, "date" is ``YYYY-MM-DD``, "datetime" ISO 8601 in the
+# client's zone; anything else is "text".
+_STANDARD_CELLS = {ID: "integer", INTEGER: "integer", DECIMAL: "decimal", DATE: "date",
+                   DATETIME: "datetime"}  # fmt: skip
+
+
+def _custom_cell(custom: CustomField) -> str:
+    # An Excel serial number is a number; every other custom output is the client's text.
+    return "number" if custom.kind == "datetime" and custom.date_output == "excel" else "text"
 _LOOKUP_FIELDS = {standard.lookup: standard for standard in STANDARD_FIELDS.values()}
+
+
+def is_formula(value: str) -> bool:
+    """True when a spreadsheet would take ``value`` for a formula."""
+    return value[:1] in FORMULA_STARTS
+
+
+def neutralise_formula(value: str) -> str:
+    """``value``, prefixed with an apostrophe (shown as text) when it would be a formula."""
+    return "'" + value if is_formula(value) else value
 
 
 def sql_neutralise_formula(column: str) -> str:
@@ -346,9 +386,7 @@ class _FormulaGuard:
         if not any(map(text.__contains__, _GUARD_STARTS)):
             return values
         for position in self.positions:
-            value = values[position]
-            if value and value[0] in FORMULA_STARTS:
-                values[position] = "'" + value
+            values[position] = neutralise_formula(values[position])
         return values
 
 

@@ -8,7 +8,6 @@ most ``max_rows_per_file`` rows.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
@@ -16,12 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db import connection, transaction
+from django.db import connection
 
+from customfields.csvfile import BOM, CsvFormat
 from customfields.engine import Column, CompiledColumns, compile_columns, standard_columns
 from referrals.models import Referral
 
-BOM = "\ufeff".encode()
 _FLUSH = 256 * 1024
 
 
@@ -111,7 +110,7 @@ class _Part:
 def batch_write(delivery, batch, directory: Path, names_for) -> list[WrittenFile]:
     """Write ``batch``'s files into ``directory``; ``names_for(parts)`` names them."""
     compiled = delivery_compiled(delivery)
-    header = _csv_line(compiled.headers, delivery) if delivery.header else b""
+    header = csv_format(delivery).line(compiled.headers).encode() if delivery.header else b""
     limit = delivery.max_rows_per_file or 0
     parts: list[_Part] = []
 
@@ -147,41 +146,18 @@ def _batch_rows(delivery, batch, compiled: CompiledColumns) -> Iterator[bytes]:
 def _rows_copy(delivery, batch, compiled: CompiledColumns) -> Iterator[bytes]:
     # Only an integer goes into the SQL: COPY takes no parameters.
     batch_id = int(batch.pk)
-    where = f"r.id IN (SELECT e.referral_id FROM deliveries_batchentry e WHERE e.batch_id = {batch_id})"  # noqa: E501, S608
-    query = compiled.select_sql(where=where, order_by="r.id")
-    options = [f"FORMAT csv, DELIMITER {_sql_char(delivery.delimiter)}"]
-    if delivery.quoting == "all" and compiled.headers:
-        options.append("FORCE_QUOTE *")
+    where = (
+        f"r.id IN (SELECT e.referral_id FROM deliveries_batchentry e WHERE e.batch_id = {batch_id})"  # noqa: S608
+    )
     # COPY sends one message per row, which is what lets a batch split into parts exactly.
-    statement = f"COPY ({query}) TO STDOUT ({', '.join(options)})"
-    with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-        for block in copy:
-            yield bytes(block)
+    return csv_format(delivery).copy_rows(compiled, where=where, order_by="r.id")
 
 
 def _rows_python(delivery, batch, compiled: CompiledColumns) -> Iterator[bytes]:
     queryset = Referral.objects.filter(id__in=batch.entries.values("referral_id")).order_by("id")
-    buffer = io.StringIO()
-    writer = _writer(buffer, delivery)
-    for values in compiled.rows(queryset):
-        writer.writerow(values)
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
+    lines = csv_format(delivery).lines(compiled.rows(queryset), len(compiled.headers))
+    return (line.encode() for line in lines)
 
 
-def _writer(buffer, delivery):
-    quoting = csv.QUOTE_ALL if delivery.quoting == "all" else csv.QUOTE_MINIMAL
-    return csv.writer(buffer, delimiter=delivery.delimiter, quoting=quoting, lineterminator="\n")
-
-
-def _csv_line(values: list[str], delivery) -> bytes:
-    buffer = io.StringIO()
-    _writer(buffer, delivery).writerow(values)
-    return buffer.getvalue().encode()
-
-
-def _sql_char(char: str) -> str:
-    if len(char) != 1 or char in "'\\\n\r\"":
-        raise ValueError(f"unusable delimiter {char!r}")
-    return "E'\\t'" if char == "\t" else f"'{char}'"
+def csv_format(delivery) -> CsvFormat:
+    return CsvFormat(delimiter=delivery.delimiter, quote_all=delivery.quoting == "all")

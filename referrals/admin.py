@@ -21,8 +21,17 @@ from referrals.admin_tenancy import (
     TenantScopedInline,
     id_from_param,
 )
-from referrals.models import Campaign, Client, ClientMembership, ExportAudit, Referral
+from referrals.exports import utc_text
+from referrals.models import (
+    Campaign,
+    Client,
+    ClientMembership,
+    ExportAudit,
+    ExportDownload,
+    Referral,
+)
 from referrals.roles import role_sync
+from referrals.selectors import SEARCH_FIELDS
 from referrals.tenancy import is_client_user
 
 
@@ -83,7 +92,7 @@ class ReferralAdmin(ReferralExportMixin, TenantScopedAdmin):
         ("opted_in_at", DateRangeFilterBuilder(title="opted in")),
     )
     # "=" is a case-insensitive exact match, served by the functional indexes on the model.
-    search_fields = ("=external_id", "=email", "=last_name", "=first_name")
+    search_fields = tuple(f"={name}" for name in SEARCH_FIELDS)  # as exports search
     search_help_text = "Exact external id, email, first or last name (any case)."
     paginator = CappedCountPaginator
     show_full_result_count = False
@@ -144,14 +153,36 @@ def _in_client_zone(obj: Referral, moment) -> str:
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
+class ExportDownloadInline(admin.TabularInline):
+    model = ExportDownload
+    fields = ("user", "downloaded")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "downloads"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="when (UTC)")
+    def downloaded(self, obj: ExportDownload) -> str:
+        return utc_text(obj.downloaded_at)
+
+
 @admin.register(ExportAudit)
 class ExportAuditAdmin(TenantScopedAdmin):
-    """Who exported what: for account managers (client users hold no permission on it)."""
+    """Who exported what, and who downloaded it when: for account managers (client users
+    hold no permission on it). Every time in UTC, saying so (``utc_text``)."""
 
-    list_display = ("started_at", "user", "client", "format", "rows", "completed_at", "filters")
+    list_display = ("started", "user", "client", "format", "rows", "completed", "downloads",
+                    "last_download", "filters")  # fmt: skip
     list_filter = (ClientListFilter, "format")
     list_select_related = ("user", "client")
     date_hierarchy = "started_at"
+    fields = ("user", "client", "format", "filters", "status", "rows", "total_rows", "started",
+              "completed", "expires", "file_name", "error", "downloads")  # fmt: skip
+    readonly_fields = ("started", "completed", "expires")
+    inlines = [ExportDownloadInline]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -161,6 +192,22 @@ class ExportAuditAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="started (UTC)", ordering="started_at")
+    def started(self, obj: ExportAudit) -> str:
+        return utc_text(obj.started_at)
+
+    @admin.display(description="completed (UTC)", ordering="completed_at")
+    def completed(self, obj: ExportAudit) -> str:
+        return utc_text(obj.completed_at)
+
+    @admin.display(description="file expires (UTC)")
+    def expires(self, obj: ExportAudit) -> str:
+        return utc_text(obj.expires_at)
+
+    @admin.display(description="last download (UTC)", ordering="last_downloaded_at")
+    def last_download(self, obj: ExportAudit) -> str:
+        return utc_text(obj.last_downloaded_at)
 
 
 class _MembershipFormSet(BaseInlineFormSet):

@@ -44,6 +44,7 @@ from referrals.exports import (
     export_columns,
     export_download,
     export_start,
+    utc_text,
 )
 from referrals.models import Campaign, Client, ExportAudit
 from referrals.tenancy import is_client_user, scope_to_user, user_client
@@ -65,8 +66,21 @@ class ReferralExportForm(ExportForm):
         queryset=Campaign.objects.none(), required=False,
         help_text="None chosen: every campaign.",
     )  # fmt: skip
+    search = forms.CharField(
+        required=False, max_length=200, label="Search",
+        help_text="As the referral list's search: exact external id, email, first or last "
+                  "name (any case).",
+    )  # fmt: skip
     column_set = forms.ChoiceField(label="Columns", choices=COLUMN_SETS.items())
-    field_order = ["client", "time_field", "start", "end", "campaigns", "column_set", "format"]
+    bom = forms.BooleanField(
+        required=False, initial=True, label="UTF-8 BOM",
+        help_text="CSV only. Excel on Windows needs it to read accents (Zoë) right; leave it "
+                  "out for programs that do not expect it.",
+    )  # fmt: skip
+    field_order = [
+        "client", "time_field", "start", "end", "campaigns", "search", "column_set", "format",
+        "bom",
+    ]  # fmt: skip
 
     def __init__(self, formats, resources, *, user, **kwargs) -> None:
         super().__init__(formats, resources, **kwargs)
@@ -84,6 +98,8 @@ class ReferralExportForm(ExportForm):
         self.fields["campaigns"].queryset = scope_to_user(
             Campaign.objects.select_related("client"), user, client_path="client"
         )
+        if own is None:  # campaigns of several clients: say whose each is
+            self.fields["campaigns"].label_from_instance = _campaign_with_client
         self.fields["column_set"].choices = [*COLUMN_SETS.items(), *_delivery_column_sets(user)]
 
     def clean(self):
@@ -115,7 +131,12 @@ class ReferralExportForm(ExportForm):
             client=data["client"], format=data["format"], time_field=data["time_field"],
             start=data["start"], end=data["end"],
             campaign_ids=tuple(c.pk for c in data["campaigns"]), column_set=data["column_set"],
+            search=data["search"], bom=data["bom"] and data["format"] == "csv",
         )  # fmt: skip
+
+
+def _campaign_with_client(campaign: Campaign) -> str:
+    return f"{campaign.client.name}: {campaign}"
 
 
 def _delivery_column_sets(user) -> list[tuple[str, str]]:
@@ -184,6 +205,8 @@ def _initial_from_list_filters(query: QueryDict) -> dict:
     """The referral list's filters, which import-export's Export button carries in the query
     string, as the form's starting values."""
     initial = {}
+    if query.get("q"):
+        initial["search"] = query["q"]
     if (client := id_from_param(query.get("client", ""))) is not None:
         initial["client"] = client
     if (campaign := id_from_param(query.get("campaign", ""))) is not None:
@@ -229,6 +252,7 @@ def export_status_view(model_admin, request: HttpRequest, audit_id: int) -> Http
         "title": "Export in progress" if audit.status != "done" else "Export ready",
         "opts": model_admin.model._meta,
         "audit": audit,
+        "expires": utc_text(audit.expires_at),
     }
     return TemplateResponse(request, "admin/referrals/referral/export_status.html", context)
 

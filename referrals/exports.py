@@ -10,35 +10,36 @@ on the "exports" queue while the page shows progress; the file expires after
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
-import openpyxl
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from customfields.csvfile import BOM, CsvFormat
 from customfields.engine import Column, CompiledColumns, compile_columns
 from customfields.models import CustomField
 from customfields.sources import STANDARD_FIELDS
 from customfields.sqltext import literal
-from referrals.models import Client, ExportAudit, Referral
+from referrals.export_xlsx import xlsx_write
+from referrals.models import Client, ExportAudit, ExportDownload, Referral
+from referrals.selectors import referral_search, referral_search_sql
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
     "json": ("application/json", "json"),
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
 }
-# Formats a spreadsheet opens: their cells are guarded against formulae.
-SPREADSHEET_FORMATS = {"csv", "xlsx"}
+# Formats whose would-be formulae get an apostrophe; XLSX stores text as text instead
+# (referrals/export_xlsx.py).
+PREFIXED_FORMATS = {"csv"}
 STREAMED_FORMATS = {"csv", "json"}
 PROGRESS_EVERY = 5000
 COLUMN_SETS = {
@@ -47,6 +48,7 @@ COLUMN_SETS = {
 }
 TIME_FIELDS = {"created_at": "stored", "opted_in_at": "opted in"}
 _CHUNK = 64 * 1024
+CSV = CsvFormat()  # the platform's CSV (customfields.csvfile), as a delivery's defaults
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class ExportRequest:
     end: dt.date | None = None
     campaign_ids: tuple[int, ...] = field(default_factory=tuple)
     column_set: str = "standard"
+    # The referral list's search (``referrals.selectors.referral_search``): "" for none.
+    search: str = ""
+    bom: bool = False  # CSV: start with a UTF-8 byte order mark (Excel on Windows needs it)
 
     def bounds(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         """[start of ``start``, start of the day after ``end``) in the client's zone."""
@@ -80,6 +85,7 @@ class ExportRequest:
             start=dt.date.fromisoformat(f["start"]) if f["start"] else None,
             end=dt.date.fromisoformat(f["end"]) if f["end"] else None,
             campaign_ids=tuple(f["campaign_ids"]), column_set=f["column_set"],
+            search=f.get("search", ""), bom=f.get("bom", False),
         )  # fmt: skip
 
     def filters(self) -> dict:
@@ -89,6 +95,8 @@ class ExportRequest:
             "end": self.end.isoformat() if self.end else None,
             "campaign_ids": list(self.campaign_ids),
             "column_set": self.column_set,
+            "search": self.search,
+            "bom": self.bom,
         }
 
 
@@ -123,6 +131,8 @@ def export_queryset(request: ExportRequest):
         queryset = queryset.filter(**{f"{request.time_field}__lt": upper})
     if request.campaign_ids:
         queryset = queryset.filter(campaign_id__in=request.campaign_ids)
+    if request.search:
+        queryset = queryset.filter(referral_search(request.search))
     return queryset.order_by(request.time_field, "id")
 
 
@@ -152,16 +162,16 @@ def _compiled(request: ExportRequest) -> CompiledColumns:
     return compile_columns(
         client=request.client,
         columns=export_columns(request),
-        neutralise_formulae=request.format in SPREADSHEET_FORMATS,
+        neutralise_formulae=request.format in PREFIXED_FORMATS,
     )
 
 
 def _chunks(request: ExportRequest, compiled: CompiledColumns):
-    if request.format == "csv":
-        writer = _csv_copy if connection.vendor == "postgresql" else _csv_python
-    else:
-        writer = _json_python
-    return writer(request, compiled)
+    if request.format != "csv":
+        return _json_python(request, compiled)
+    writer = _csv_copy if connection.vendor == "postgresql" else _csv_python
+    chunks = writer(request, compiled)
+    return chain([(BOM, 0)], chunks) if request.bom else chunks
 
 
 def _stream(audit: ExportAudit, request: ExportRequest) -> Iterator[bytes]:
@@ -210,18 +220,10 @@ def _progress(audit: ExportAudit, done: int) -> None:
 
 def _write_file(request: ExportRequest, path: Path, progress) -> int:
     compiled = _compiled(request)
-    rows = 0
     if request.format == "xlsx":
-        workbook = openpyxl.Workbook(write_only=True)  # rows go to disk as they come
-        sheet = workbook.create_sheet("referrals")
-        sheet.append(compiled.headers)
-        for row in compiled.rows(export_queryset(request)):
-            sheet.append(row)
-            rows += 1
-            if rows % PROGRESS_EVERY == 0:
-                progress(rows)
-        workbook.save(path)
-        return rows
+        rows = compiled.rows(export_queryset(request))
+        return xlsx_write(compiled, rows, path, progress, every=PROGRESS_EVERY)
+    rows = 0
     with path.open("wb") as file:
         for chunk, count in _chunks(request, compiled):
             file.write(chunk)
@@ -233,20 +235,30 @@ def _write_file(request: ExportRequest, path: Path, progress) -> int:
 
 
 def export_download(audit: ExportAudit, *, user) -> Path:
-    """The file of a finished export, counting the download; raises ``ExportGone`` once the
-    file has expired."""
+    """The file of a finished export, recording the download (who, when); raises
+    ``ExportGone`` once the file has expired."""
     if audit.status == ExportAudit.Status.EXPIRED or (
         audit.expires_at is not None and audit.expires_at <= timezone.now()
     ):
-        raise ExportGone(f"This export expired at {audit.expires_at:%Y-%m-%d %H:%M} UTC.")
-    ExportAudit.objects.filter(pk=audit.pk).update(
-        downloads=F("downloads") + 1, last_downloaded_at=timezone.now()
-    )
+        raise ExportGone(f"This export expired at {utc_text(audit.expires_at)}.")
+    with transaction.atomic():
+        download = ExportDownload.objects.create(audit=audit, user=user)
+        ExportAudit.objects.filter(pk=audit.pk).update(
+            downloads=F("downloads") + 1, last_downloaded_at=download.downloaded_at
+        )
     return Path(audit.file_path)
 
 
 class ExportGone(Exception):
     pass
+
+
+def utc_text(moment: dt.datetime | None) -> str:
+    """How export audits show a time: in UTC, saying so, whoever looks (the audit spans
+    clients in many zones)."""
+    if moment is None:
+        return ""
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def exports_purge_expired() -> int:
@@ -263,41 +275,16 @@ def exports_purge_expired() -> int:
     return count
 
 
-def _header(compiled: CompiledColumns) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(compiled.headers)
-    return buffer.getvalue().encode()
-
-
 def _csv_python(request: ExportRequest, compiled: CompiledColumns):
-    yield _header(compiled), 0
-    lines = _csv_lines(compiled.rows(export_queryset(request)), len(compiled.headers))
+    yield CSV.line(compiled.headers).encode(), 0
+    lines = CSV.lines(compiled.rows(export_queryset(request)), len(compiled.headers))
     while chunk := list(islice(lines, 1000)):
         yield "".join(chunk).encode(), len(chunk)
 
 
-def _csv_lines(rows: Iterator[list[str]], width: int) -> Iterator[str]:
-    """Rows of text as csv.writer writes them, byte for byte. A row with nothing to quote is
-    its values joined by commas (csv.writer took ~10 us a row); the rest go through it."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    for row in rows:
-        line = ",".join(row)
-        # What makes csv.writer (minimal quoting, "\n" line ends) quote a value, checked over
-        # every character: a comma (a value's own adds to the count), a double quote, a line
-        # feed. One value alone is written quoted when empty.
-        if width > 1 and line.count(",") == width - 1 and '"' not in line and "\n" not in line:
-            yield line + "\n"
-            continue
-        writer.writerow(row)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-
-
 def _csv_copy(request: ExportRequest, compiled: CompiledColumns):
     """COPY the engine's SELECT as CSV: PostgreSQL writes the file, Python passes it on."""
-    yield _header(compiled), 0
+    yield CSV.line(compiled.headers).encode(), 0
     lower, upper = request.bounds()
     column = {"created_at": "r.created_at", "opted_in_at": "r.opted_in_at"}[request.time_field]
     where = [f"r.client_id = {int(request.client.pk)}"]
@@ -307,23 +294,19 @@ def _csv_copy(request: ExportRequest, compiled: CompiledColumns):
         where.append(f"{column} < {literal(upper.isoformat())}::timestamptz")
     if request.campaign_ids:
         where.append(f"r.campaign_id IN ({', '.join(str(int(i)) for i in request.campaign_ids)})")
-    query = compiled.select_sql(where=" AND ".join(where), order_by=f"{column}, r.id")
-    # A transaction of its own: COPY streams from one snapshot, and a server-side statement
-    # runs while the client reads.
-    with transaction.atomic(), connection.cursor() as cursor:
-        raw = cursor.cursor
-        with raw.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
-            # PostgreSQL sends a row per message: pass them on in chunks of about 64 KiB.
-            pending: list[bytes] = []
-            size = 0
-            for block in copy:
-                pending.append(bytes(block))
-                size += len(block)
-                if size >= _CHUNK:
-                    yield b"".join(pending), 0
-                    pending, size = [], 0
-            yield b"".join(pending), 0
-        yield b"", raw.rowcount
+    if request.search:
+        where.append(referral_search_sql(request.search, alias="r"))
+    rows = CSV.copy_rows(compiled, where=" AND ".join(where), order_by=f"{column}, r.id")
+    # PostgreSQL sends a row per message: pass them on in chunks of about 64 KiB.
+    pending: list[bytes] = []
+    size = 0
+    for row in rows:
+        pending.append(row)
+        size += len(row)
+        if size >= _CHUNK:
+            yield b"".join(pending), len(pending)
+            pending, size = [], 0
+    yield b"".join(pending), len(pending)
 
 
 def _json_python(request: ExportRequest, compiled: CompiledColumns):

@@ -216,3 +216,19 @@ class ExportAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} exported {self.rows} rows of {self.client} ({self.format})"
+
+
+class ExportDownload(models.Model):
+    """One download of a background export's file: who, when."""
+
+    audit = models.ForeignKey(ExportAudit, on_delete=models.CASCADE, related_name="download_log")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="export_downloads"
+    )
+    downloaded_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["downloaded_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.user} downloaded {self.audit.file_name}"

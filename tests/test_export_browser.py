@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from referrals.models import ExportAudit, ExportDownload
 from tests.browser import browser_page
 from tests.conftest import PASSWORD
 from tests.factories import make_referral
@@ -35,7 +36,7 @@ def test_client_user_exports_their_referrals_and_nothing_else(live_server, user_
         with page.expect_download() as download_info:
             page.click("#export-submit")
         path = download_info.value.path()
-        rows = list(csv.DictReader(io.StringIO(Path(path).read_text(encoding="utf-8"))))
+        rows = list(csv.DictReader(io.StringIO(Path(path).read_text(encoding="utf-8-sig"))))
         assert {row["external_id"] for row in rows} == mine
         assert {row["client"] for row in rows} == {client_a.slug}
 
@@ -49,3 +50,51 @@ def test_client_user_exports_their_referrals_and_nothing_else(live_server, user_
         page.goto(f"{base}/?client={client_b.pk}&q=theirs-1")  # the search box echoes the term
         assert page.locator("#result_list").count() == 0
         assert "0 results" in page.content()
+
+
+def test_an_account_manager_exports_the_lists_search_with_a_bom(live_server, manager, client_a,
+                                                                client_b, tmp_path):  # fmt: skip
+    """The list's search carries into the export; campaigns say whose they are; the CSV
+    starts with the BOM Excel needs for "Zoë"; the audit shows its times in UTC. Screenshots
+    at 1366 and 1920 wide."""
+    make_referral(client_a, external_id="zoe", first_name="Zoë", campaign="spring")
+    make_referral(client_a, external_id="other", campaign="spring")
+    make_referral(client_b, external_id="b-1", campaign="spring")
+
+    def screenshots(page, name: str) -> None:
+        for width in (1366, 1920):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.screenshot(path=str(tmp_path / f"{name}-{width}.png"), full_page=True)
+
+    with browser_page(downloads=True) as page:
+        log_in(page, live_server, manager)
+        page.goto(f"{live_server.url}/admin/referrals/referral/?client={client_a.pk}&q=ZOE")
+        page.click("a.export_link")
+        assert page.input_value("#id_search") == "ZOE"
+        assert page.is_checked("#id_bom")
+        options = page.locator("#id_campaigns option").all_inner_texts()
+        assert options == ["Alpha Corp: spring (spring)", "Bravo Corp: spring (spring)"]
+        screenshots(page, "export")
+        with page.expect_download() as download_info:
+            page.click("#export-submit")
+        data = Path(download_info.value.path()).read_bytes()
+    assert data.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert [(row["external_id"], row["first_name"]) for row in rows] == [("zoe", "Zoë")]
+
+    # The audit with a download in its log (a streamed export has none of its own).
+    audit = ExportAudit.objects.get()
+    ExportDownload.objects.create(audit=audit, user=manager)
+    with browser_page() as page:
+        log_in(page, live_server, manager)
+        for view, name in (("", "audit-list"), (f"{audit.pk}/change/", "audit")):
+            page.goto(f"{live_server.url}/admin/referrals/exportaudit/{view}")
+            assert f"{audit.started_at:%Y-%m-%d %H:%M:%S} UTC" in page.content()
+            screenshots(page, name)
+
+
+def log_in(page, live_server, user) -> None:
+    page.goto(f"{live_server.url}/admin/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")

@@ -277,3 +277,12 @@ def test_ftps_certificate_that_does_not_verify_is_refused(client_a, vsftpd):
     assert arrived(vsftpd.upload_dir) == {}
     delivery.refresh_from_db()
     assert delivery.paused
+
+
+def test_header_cells_are_neutralised_like_values(client_a, sshd, sftp_dir):
+    delivery = sftp_delivery(client_a, sshd, file_name_template="h_{{{batch}}}.csv", columns=[
+        {"source": "first_name", "output": "+Name"}, {"source": "city", "output": "-City"},
+    ])  # fmt: skip
+    make_referral(client_a, first_name="Ann", city="Leeds")
+    assert file_delivery_run(delivery.pk).outcome == "sent"
+    assert csv_rows(arrived(sftp_dir)["h_000001.csv"]) == [["'+Name", "'-City"], ["Ann", "Leeds"]]

@@ -665,6 +665,9 @@ ADMIN_CASES = [
     Case("autocomplete-exportaudit.user",
          autocomplete("referrals", "exportaudit", "user", "user-qz9"), FORBIDDEN,
          staff=Staff(sees="username")),
+    Case("autocomplete-exportdownload.user",
+         autocomplete("referrals", "exportdownload", "user", "user-qz9"), FORBIDDEN,
+         staff=Staff(sees="username")),
     # Export: the form offers A's campaigns only; the audit is for account managers.
     Case("referral-export-form", admin_page("export", "referral"),
          a_sees="campaign_external_id", staff=Staff(sees="campaign_external_id")),
