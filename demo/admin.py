@@ -17,9 +17,8 @@ from referrals.tenancy import is_account_manager
 
 @admin.register(InboxMessage)
 class InboxMessageAdmin(admin.ModelAdmin):
-    list_display = ("received_at", "delivery", "webhook_id", "signature", "answered", "preview")
-    list_filter = ("signature_valid", "delivery")
-    list_select_related = ("delivery__client",)
+    list_display = ("received_at", "webhook_id", "signature", "answered", "preview")
+    list_filter = ("signature_valid", ("delivery", admin.RelatedOnlyFieldListFilter))
     fields = ("received_at", "delivery", "method", "webhook_id", "signature", "problem",
               "answered", "shown_headers", "shown_body")  # fmt: skip
     readonly_fields = fields
@@ -45,7 +44,7 @@ class InboxMessageAdmin(admin.ModelAdmin):
 
     @admin.display(description="body")
     def preview(self, message: InboxMessage) -> str:
-        return message.body[:80] + ("…" if len(message.body) > 80 else "")
+        return message.body[:60] + ("…" if len(message.body) > 60 else "")
 
     @admin.display(description="headers")
     def shown_headers(self, message: InboxMessage) -> str:

@@ -102,7 +102,7 @@ def _custom_fields(client: Client) -> None:
             {"match": "equals", "value": "F", "output": "Female", "case_sensitive": False},
         ], empty_default="Unknown", no_match_default="Other"),
         CustomField(name="full_name", kind=K.TEMPLATE,
-                    template="{{{title}}} {{{first_name}}} {{{last_name}}}"),
+                    template="{{{first_name}}} {{{last_name}}}"),
         CustomField(name="opted_in_local", kind=K.DATETIME, source="opted_in_at",
                     date_pattern="%d/%m/%Y %H:%M"),
         CustomField(name="email_sha256", kind=K.HASH, source="email", algorithm="sha256"),
