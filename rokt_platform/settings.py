@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "referrals.apps.ReferralsConfig",
     "customfields.apps.CustomfieldsConfig",
     "deliveries.apps.DeliveriesConfig",
+    "demo.apps.DemoConfig",
 ]
 
 MIDDLEWARE = [
@@ -219,6 +220,10 @@ for _network in DELIVERY_ALLOWED_NETWORKS:
         raise ImproperlyConfigured(
             f"DELIVERY_ALLOWED_NETWORKS: {_network!r} is not a network (e.g. 10.0.0.0/8)."
         ) from None
+# The demo's webhook inbox (/demo/inbox/<delivery>/ and its admin page), which scripts/run-demo
+# turns on together with DELIVERY_ALLOWED_NETWORKS=127.0.0.1/32 so that deliveries may reach
+# it. Off everywhere else: the inbox stores whatever is posted to it.
+DEMO_INBOX = env_bool("DEMO_INBOX", False)
 # How often beat fires due API retries and re-sends items whose message or worker was lost.
 DELIVERY_API_TICK_SECONDS = env_int("DELIVERY_API_TICK_SECONDS", 2, minimum=1)
 # Scales every retry delay of real-time deliveries (5 s, 30 s, 2 min, 10 min, ...): 1 in

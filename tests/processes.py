@@ -8,7 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import connection
@@ -64,6 +67,47 @@ def wait_for(
             return result
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs() if logs else ''}")
+
+
+def http_status(url: str) -> int | None:
+    """The status a GET of ``url`` answers, or ``None`` while nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback)
+            return response.status
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class Demo:
+    base: str  # http://127.0.0.1:<port>
+    log: Path
+    env: dict[str, str]  # what its manage.py commands need (its var/, no DATABASE_URL)
+    process: subprocess.Popen
+
+
+@contextmanager
+def run_demo(tmp_path: Path) -> Iterator[Demo]:
+    """``scripts/run-demo`` as the README runs it (the embedded default: SQLite and the
+    file-system broker, no DATABASE_URL or CELERY_BROKER_URL) on a free port with a private
+    var/ folder, until its admin answers; stopped afterwards."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"ROKT_VAR_DIR": str(tmp_path / "var"), "WEB_BIND": f"127.0.0.1:{port}"}
+    removed = {"DATABASE_URL", "CELERY_BROKER_URL"}
+    saved = {name: os.environ.pop(name) for name in removed if name in os.environ}
+    log = tmp_path / "demo.log"
+    try:
+        process = start([str(ROOT / "scripts" / "run-demo")], env=env, log=log)
+        demo = Demo(base, log, {**os.environ, **env}, process)
+    finally:
+        os.environ.update(saved)
+    try:
+        wait_for(lambda: http_status(f"{base}/admin/login/") == 200, timeout=180,
+                 what="the web server", logs=lambda: log.read_text()[-3000:])  # fmt: skip
+        yield demo
+    finally:
+        stop(process)
 
 
 def free_port() -> int:
@@ -124,9 +168,13 @@ class Cluster:
         )  # fmt: skip
 
     def logs(self) -> str:
-        return "\n".join(self.state()) + "\n" + "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-            for p in sorted(self.tmp_path.glob("*.log"))
+        return (
+            "\n".join(self.state())
+            + "\n"
+            + "\n".join(
+                f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                for p in sorted(self.tmp_path.glob("*.log"))
+            )
         )
 
     def stop(self) -> None:

@@ -891,6 +891,10 @@ ADMIN_CASES = [
     Case("autocomplete-batchentry.referral",
          autocomplete("deliveries", "batchentry", "referral", ref("b.markers.email")),
          staff=Staff(sees="referral_external_id")),
+    # The demo inbox's messages point at their delivery (the inbox itself is staff-only).
+    Case("autocomplete-inboxmessage.delivery",
+         autocomplete("demo", "inboxmessage", "delivery", "delivery-qz9"),
+         a_sees="delivery_name", staff=Staff(sees="delivery_name")),
     # Attempts of real-time deliveries: what was sent and what came back, A's only.
     Case("attempt-list", delivery_page("changelist", "attempt"),
          a_sees="api_delivery_name", staff=Staff(sees="api_delivery_name")),
