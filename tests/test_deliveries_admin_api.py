@@ -273,3 +273,14 @@ def test_a_manager_sets_up_a_real_time_delivery_in_the_admin(
     assert own.status_code == 200 and SECRET not in own.content.decode()
     page = client.get(f"/admin/deliveries/delivery/{delivery.pk}/change/").content.decode()
     assert delivery.signing_secret not in page and old not in page and SECRET not in page
+
+
+def test_the_admin_refuses_a_signing_secret_that_cannot_sign(client, manager, client_a, sshd):
+    client.force_login(manager)
+    data = form(client_a, sshd, kind="api", url="https://crm.example.com/leads",
+                signing_secret="my-shared-secret")  # fmt: skip
+    response = client.post(ADD, data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "whsec_" in " ".join(errors["signing_secret"]), errors
+    assert not Delivery.objects.exists()

@@ -51,7 +51,11 @@ class DeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
     private_key = serializers.CharField(write_only=True, required=False, allow_blank=True)
     passphrase = serializers.CharField(write_only=True, required=False, allow_blank=True)
     auth_secret = serializers.CharField(write_only=True, required=False, allow_blank=True)
-    signing_secret = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    signing_secret = serializers.CharField(
+        write_only=True, required=False, allow_blank=True,
+        help_text="Standard Webhooks: whsec_ and the base64 of 24 to 64 random bytes; anything "
+        "else is refused. Omitted on creation: one is made and returned this once.",
+    )  # fmt: skip
     password_set = serializers.SerializerMethodField()
     auth_secret_set = serializers.SerializerMethodField()
     private_key_set = serializers.SerializerMethodField()
