@@ -63,16 +63,22 @@ class DeliveryViewSet(
         return scope_to_user(queryset, self.request.user, client_path="client")
 
     def create(self, request, *args, **kwargs):
-        response = super().create(request, *args, **kwargs)
-        created = self._created
-        if created.kind == Delivery.Kind.API and not request.data.get("signing_secret"):
-            # Generated here: shown this once, for the receiver to verify signatures with.
-            response.data["signing_secret"] = created.signing_secret
+        return self._with_made_secret(super().create(request, *args, **kwargs))
+
+    def update(self, request, *args, **kwargs):
+        return self._with_made_secret(super().update(request, *args, **kwargs))
+
+    def _with_made_secret(self, response: Response) -> Response:
+        """A signing secret the save made (a new real-time delivery, one turned real-time, a
+        secret sent blank to remove it) is shown this once, for the receiver to verify with;
+        one the caller sent is never echoed."""
+        made = getattr(self, "_made_secret", "")
+        if made:
+            response.data["signing_secret"] = made
         return response
 
     def perform_create(self, serializer) -> None:
-        self._created = Delivery()
-        self._save(serializer, self._created)
+        self._save(serializer, Delivery())
 
     def perform_update(self, serializer) -> None:
         self._save(serializer, serializer.instance)
@@ -82,11 +88,13 @@ class DeliveryViewSet(
         campaigns = data.pop("campaigns", None)
         for name, value in data.items():
             setattr(delivery, name, value)
+        before = delivery.signing_secret
         with transaction.atomic():
             try:
                 delivery_save(delivery, campaigns=campaigns)
             except DeliveryInvalid as exc:
                 raise ValidationError(exc.errors) from None
+        self._made_secret = delivery.signing_secret if delivery.signing_secret != before else ""
         serializer.instance = delivery
 
     @extend_schema(request=None, responses={202: RunResultSerializer, 409: RunResultSerializer})
