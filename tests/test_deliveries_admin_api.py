@@ -352,3 +352,46 @@ def test_a_signing_secret_removed_through_the_api_is_replaced_and_shown_once(
     assert stored.startswith("whsec_") and stored != created["signing_secret"]
     assert renewed.json()["signing_secret"] == stored  # the receiver needs it: shown once
     assert "signing_secret" not in manager_api.patch(url, {"name": "C"}, format="json").json()
+
+
+def test_the_api_pauses_resumes_and_redelivers_a_range_as_the_admin_does(
+    manager_api, api_a, client_a, sshd, inline_runs
+):
+    clear(sshd.upload_dir)
+    delivery = sftp_delivery(client_a, sshd, file_name_template="r_{{{batch}}}.csv")
+    url = f"/api/v1/deliveries/{delivery.pk}/"
+    person = make_referral(client_a)
+    paused = manager_api.post(f"{url}pause/", {"reason": "receiver moving"}, format="json")
+    assert paused.status_code == 200 and paused.json()["paused_reason"] == "receiver moving"
+    assert api_a.post(f"{url}resume/").status_code == 403  # client users: read-only
+    with inline_runs():
+        resumed = manager_api.post(f"{url}resume/")
+    assert resumed.status_code == 200 and resumed.json()["paused_at"] is None
+    assert list(arrived(sshd.upload_dir)) == ["r_000001.csv"]  # what was owed went out
+
+    start = person.created_at - timezone.timedelta(minutes=1)
+    end = start + timezone.timedelta(minutes=5)
+    window = {"start": start.isoformat(), "end": end.isoformat()}
+    assert manager_api.post(f"{url}redeliver/", {**window, "end": window["start"]},
+                            format="json").status_code == 400  # fmt: skip
+    assert api_a.post(f"{url}redeliver/", window, format="json").status_code == 403
+    with inline_runs():
+        again = manager_api.post(f"{url}redeliver/", window, format="json")
+    assert again.status_code == 200 and again.json() == {"referrals": 1, "batch": 2}
+    assert "r_000002_redelivery.csv" in arrived(sshd.upload_dir)
+    assert manager_api.post(f"{url}rotate-secret/").status_code == 400  # files sign nothing
+    clear(sshd.upload_dir)
+
+
+def test_the_api_rotates_a_signing_secret_and_shows_the_new_one_once(manager_api, api_a, client_a):
+    from tests.factories import make_api_delivery
+
+    delivery = make_api_delivery(client_a, "https://crm.example.com/leads")
+    old = delivery.signing_secret
+    url = f"/api/v1/deliveries/{delivery.pk}/rotate-secret/"
+    assert api_a.post(url).status_code == 403
+    rotated = manager_api.post(url)
+    assert rotated.status_code == 200
+    delivery.refresh_from_db()
+    assert rotated.json()["signing_secret"] == delivery.signing_secret != old
+    assert delivery.previous_signing_secret == old and rotated.json()["previous_secret_until"]

@@ -221,3 +221,33 @@ class ReplaySerializer(serializers.Serializer):
 
 class ReplayResultSerializer(serializers.Serializer):
     replayed = serializers.IntegerField()
+
+
+class PauseSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class RangeSerializer(serializers.Serializer):
+    """A time range of stored referrals: ``start`` included, ``end`` excluded."""
+
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": "The end must be after the start."})
+        return attrs
+
+
+class RedeliveryResultSerializer(serializers.Serializer):
+    referrals = serializers.IntegerField(help_text="Sent again, or in the redelivery batch.")
+    batch = serializers.IntegerField(
+        allow_null=True, help_text="Files: the number of the redelivery batch."
+    )
+
+
+class RotatedSecretSerializer(serializers.Serializer):
+    signing_secret = serializers.CharField(help_text="The new secret, shown this once.")
+    previous_secret_until = serializers.DateTimeField(
+        help_text="Until then the previous secret signs every request too."
+    )
