@@ -19,11 +19,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from deliveries.file_runs import batch_redeliver, batch_resend
+from deliveries.file_runs import batch_resend
 from deliveries.forms import SECRETS, DeliveryForm
 from deliveries.models import Attempt, Batch, Delivery, WorkerHeartbeat
 from deliveries.pausing import delivery_pause, delivery_resume
-from deliveries.replays import replay_not_delivered, replay_range, replay_referral
+from deliveries.replays import replay_not_delivered, replay_referral
 from deliveries.schedules import schedule_describe
 from deliveries.selectors import OWED, api_health
 from deliveries.services import (
@@ -31,6 +31,8 @@ from deliveries.services import (
     DeliveryInvalid,
     delivery_fetch_certificate,
     delivery_fetch_host_key,
+    delivery_redeliver_range,
+    delivery_resume_now,
     delivery_rotate_signing_secret,
     delivery_save,
     delivery_send_now,
@@ -120,8 +122,8 @@ class DeliveryAdmin(TenantScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         had_secret = bool(obj.signing_secret)
-        try:
-            delivery_save(obj)
+        try:  # with the chosen campaigns: what a widened scope owes is recorded in this save
+            delivery_save(obj, campaigns=form.cleaned_data.get("campaigns"))
         except DeliveryInvalid as exc:  # the form ran the same checks; a race changed things
             raise PermissionDenied(str(exc)) from None
         if obj.kind == Delivery.Kind.API and not had_secret:
@@ -297,8 +299,7 @@ class DeliveryAdmin(TenantScopedAdmin):
 
     def _resume(self, request, pk):
         delivery = self._changeable(request, pk)
-        delivery_resume(delivery)
-        delivery_send_now(delivery)
+        delivery_resume_now(delivery)
         messages.success(request, "Resumed; what is owed is being sent.")
         return self._back(delivery)
 
@@ -337,21 +338,20 @@ class DeliveryAdmin(TenantScopedAdmin):
     def redeliver_view(self, request, pk):
         delivery = self._changeable(request, pk)
         form = RedeliverForm(request.POST or None, zone=delivery.client.zone)
-        if request.method == "POST" and form.is_valid() and delivery.kind == Delivery.Kind.API:
-            count = replay_range(delivery, form.cleaned_data["start"], form.cleaned_data["end"])
-            messages.success(request, f"{count} referral(s) of the range are being sent again.")
-            return self._back(delivery)
         if request.method == "POST" and form.is_valid():
-            batch = batch_redeliver(
-                delivery, form.cleaned_data["start"], form.cleaned_data["end"],
+            done = delivery_redeliver_range(
+                delivery, start=form.cleaned_data["start"], end=form.cleaned_data["end"],
                 requested_by=request.user.get_username(),
             )  # fmt: skip
-            if delivery.active and not delivery.paused:
-                delivery_send_now(delivery)
-            messages.success(
-                request, f"Batch {batch.number} holds {batch.rows} referrals of the range; "
-                "it is sent as a redelivery.",
-            )  # fmt: skip
+            if done.batch is None:
+                messages.success(
+                    request, f"{done.referrals} referral(s) of the range are being sent again."
+                )
+            else:
+                messages.success(
+                    request, f"Batch {done.batch.number} holds {done.referrals} referrals of "
+                    "the range; it is sent as a redelivery.",
+                )  # fmt: skip
             return self._back(delivery)
         context = {
             **self.admin_site.each_context(request),

@@ -8,14 +8,13 @@ from deliveries.models import Delivery
 from deliveries.validation import DELIMITERS, PLAIN_FTP, delivery_errors
 
 SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret")
-KIND_CHOICES = [("api", "Real-time API"), ("sftp", "SFTP files"), ("ftps", "FTPS files")]
 
 
 class KindField(forms.CharField):
     """A select of the offered kinds that still lets "ftp" reach validation, which answers it
     with a message pointing to SFTP and FTPS instead of "not a valid choice"."""
 
-    widget = forms.Select(choices=KIND_CHOICES)
+    widget = forms.Select(choices=Delivery.Kind.choices)
 
 
 def columns_as_text(columns: list[dict]) -> str:

@@ -11,16 +11,18 @@ import base64
 import re
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
+from deliveries.transports.http import HEADER_NAME
+
 AUTH_KINDS = ("none", "basic", "bearer", "api_key_header", "api_key_query")
 REDACTED = "[redacted]"
 # Headers that carry credentials whatever the delivery's settings. Signatures are not
 # secrets (they prove one body, and are useless for another), so they stay readable.
 ALWAYS_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
 _PARAM_NAME = re.compile(r"[A-Za-z0-9._~-]+")  # unreserved: sent and redacted as written
-# Headers the HTTP client or the signature sets: an API key header must not replace them.
-_RESERVED_HEADERS = frozenset(
+# Headers the HTTP client, the payload or the signature sets: an API key header or a custom
+# header must not replace them (a second Content-Type would be sent joined to the first).
+RESERVED_HEADERS = frozenset(
     {
         "host",
         "content-length",
@@ -98,9 +100,9 @@ def _key_name_problem(kind: str, key_name: str) -> str | None:
     if kind == "api_key_header":
         if not key_name:
             return "Name the header that carries the API key."
-        if not _HEADER_NAME.fullmatch(key_name):
+        if not HEADER_NAME.fullmatch(key_name):
             return "A header name is letters, digits and - _ . ! # $ % & ' * + ^ ` | ~."
-        if key_name.lower() in _RESERVED_HEADERS:
+        if key_name.lower() in RESERVED_HEADERS:
             return f"{key_name} is set by the delivery itself: choose another header."
     if kind == "api_key_query":
         if not key_name:

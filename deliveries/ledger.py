@@ -22,10 +22,9 @@ from rokt_platform.prepared import execute_for_ids
 # created_at) made by the statement it ends: the stored referrals' ids here; the row just
 # inserted by ``referrals.ingest_few``, which stores a few referrals and their items in one
 # statement.
-LEDGER_INSERT = """
-INSERT INTO deliveries_deliveryitem
-    (delivery_id, referral_id, created_at, status, attempts, reason)
-SELECT d.id, r.id, %s, CASE WHEN d.kind = 'api' THEN 'pending' ELSE 'file' END, 0, ''
+# Which active delivery ``d`` owes which referral of ``r``: its client's, stored from the
+# delivery's start on, in its scope. The one rule, for new referrals and for backfills.
+_OWED = """
 FROM r
 JOIN deliveries_delivery d ON d.client_id = r.client_id
 WHERE d.active
@@ -33,8 +32,15 @@ WHERE d.active
   AND (d.all_campaigns OR EXISTS (
         SELECT 1 FROM deliveries_delivery_campaigns dc
         WHERE dc.delivery_id = d.id AND dc.campaign_id = r.campaign_id))
-RETURNING id, delivery_id, status
 """
+LEDGER_INSERT = (
+    """
+INSERT INTO deliveries_deliveryitem
+    (delivery_id, referral_id, created_at, status, attempts, reason)
+SELECT d.id, r.id, %s, CASE WHEN d.kind = 'api' THEN 'pending' ELSE 'file' END, 0, ''"""
+    + _OWED
+    + "RETURNING id, delivery_id, status\n"
+)
 
 # The referrals are found by key first: PostgreSQL plans this statement once for any ids
 # (prepared), and joined to the deliveries it read every referral of their clients (found
@@ -57,6 +63,46 @@ def ledger_record(referral_ids: Sequence[int]) -> None:
     materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
     match = _MATCH.replace("{materialized}", materialized)
     ledger_queue(execute_for_ids(match, referral_ids, after=[now]))
+
+
+# What one delivery owes of the referrals already stored: its client's from its start on
+# (the index on client and created_at finds them), less those it already has an item for
+# (ON CONFLICT: real-time items stay, delivered or not) or already put in a batch (file items
+# move out of the ledger into batch entries when frozen). Real-time items are due at once and
+# left to the tick, which queues an endpoint's backlog a chunk per free slot of its budget:
+# a backfill of a million referrals neither floods the broker nor sits in this process.
+_BACKFILL = f"""
+WITH r AS (
+    SELECT id, client_id, campaign_id, created_at FROM referrals_referral
+    WHERE client_id = %(client)s AND created_at >= %(starts_at)s
+)
+INSERT INTO deliveries_deliveryitem
+    (delivery_id, referral_id, created_at, status, next_attempt_at, attempts, reason)
+SELECT d.id, r.id, %(now)s, CASE WHEN d.kind = 'api' THEN 'pending' ELSE 'file' END,
+       CASE WHEN d.kind = 'api' THEN %(now)s END, 0, ''{_OWED}
+  AND d.id = %(delivery)s
+  AND NOT EXISTS (
+        SELECT 1 FROM deliveries_batchentry e
+        WHERE e.referral_id = r.id AND e.batch_id IN (
+            SELECT b.id FROM deliveries_batch b WHERE b.delivery_id = d.id))
+ON CONFLICT (delivery_id, referral_id) DO NOTHING
+"""  # noqa: S608 (constants only)
+
+
+def ledger_backfill(delivery) -> int:
+    """Record what ``delivery`` owes of the referrals already stored (a delivery created with
+    an earlier start, a start moved earlier, a scope widened), each once, never one it has
+    sent or holds already; how many it now owes besides.
+
+    Runs in the caller's transaction, which must hold the delivery's row ``FOR UPDATE``: a
+    file run freezing a batch (its batch row's key lock on the delivery) then either finishes
+    first, and this statement sees its batch entries, or starts after, and takes these items.
+    """
+    params = {"client": delivery.client_id, "starts_at": delivery.starts_at,
+              "now": timezone.now(), "delivery": delivery.pk}  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_BACKFILL, params)
+        return cursor.rowcount
 
 
 def ledger_queue(rows: Iterable[tuple[int, int, str]]) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
 
 from customfields.services import custom_fields_lock
 from deliveries.dispatch import delivery_schedule_reset
-from deliveries.file_runs import delivery_target, transport_for
-from deliveries.models import Delivery, WorkerHeartbeat
+from deliveries.file_runs import batch_redeliver, delivery_target, transport_for
+from deliveries.ledger import ledger_backfill
+from deliveries.models import Batch, Delivery, WorkerHeartbeat
+from deliveries.pausing import delivery_resume
+from deliveries.replays import replay_range
 from deliveries.signing import signing_secret_generate
 from deliveries.transports.base import TransportError
 from deliveries.validation import delivery_errors
@@ -33,12 +37,37 @@ def delivery_save(delivery: Delivery, *, campaigns=None) -> Delivery:
     if delivery.kind == Delivery.Kind.API and not delivery.signing_secret:
         delivery.signing_secret = signing_secret_generate()
     schedule_changed = _schedule_changed(delivery)
+    owes_more = _owes_more(delivery, campaigns)
     delivery.save()
     if campaigns is not None:
         delivery.campaigns.set([] if delivery.all_campaigns else campaigns)
     if schedule_changed:
         delivery_schedule_reset(delivery)
+    if owes_more:
+        # In the save's transaction, one statement: the delivery and what it owes commit
+        # together (no window in which it is saved but owes nothing, no task to lose), and
+        # a failure leaves neither. Its row is locked first: see ledger_backfill.
+        list(Delivery.objects.select_for_update().filter(pk=delivery.pk).values_list("pk"))
+        ledger_backfill(delivery)
     return delivery
+
+
+def _owes_more(delivery: Delivery, campaigns) -> bool:
+    """Whether the save may make the delivery owe referrals already stored: it is new, its
+    start moves earlier, or its scope widens (all campaigns, or a campaign added)."""
+    if delivery.pk is None:
+        return True
+    stored = Delivery.objects.filter(pk=delivery.pk).values("starts_at", "all_campaigns").first()
+    if stored is None:
+        return True
+    if delivery.starts_at < stored["starts_at"]:
+        return True
+    if delivery.all_campaigns:
+        return not stored["all_campaigns"]
+    if campaigns is None or stored["all_campaigns"]:
+        return False
+    had = set(delivery.campaigns.values_list("pk", flat=True))
+    return bool({campaign.pk for campaign in campaigns} - had)
 
 
 _SCHEDULE_FIELDS = (
@@ -67,6 +96,33 @@ def delivery_rotate_signing_secret(delivery: Delivery, *, overlap_hours: int = 2
     delivery.save(
         update_fields=["previous_signing_secret", "previous_secret_until", "signing_secret"]
     )
+
+
+def delivery_resume_now(delivery: Delivery) -> None:
+    """Unpause and send what is owed now: a file run at once (real-time items are made due
+    by the resume itself)."""
+    delivery_resume(delivery)
+    if delivery.is_file and delivery.active:
+        delivery_send_now(delivery)
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    referrals: int  # sent again (real time) or in the redelivery batch (files)
+    batch: Batch | None  # files: the batch that carries them
+
+
+def delivery_redeliver_range(
+    delivery: Delivery, *, start: dt.datetime, end: dt.datetime, requested_by: str
+) -> Redelivery:
+    """Send again what was stored from ``start`` to ``end`` (exclusive): real time, each
+    referral's item again; files, one redelivery batch, sent now unless paused."""
+    if delivery.kind == Delivery.Kind.API:
+        return Redelivery(replay_range(delivery, start, end), None)
+    batch = batch_redeliver(delivery, start, end, requested_by=requested_by)
+    if delivery.active and not delivery.paused:
+        delivery_send_now(delivery)
+    return Redelivery(batch.rows, batch)
 
 
 def delivery_send_now(delivery: Delivery) -> None:

@@ -29,11 +29,22 @@ def signing_secret_generate() -> str:
 
 
 def signing_secret_valid(secret: str) -> bool:
+    return signing_secret_error(secret) is None
+
+
+def signing_secret_error(secret: str) -> str | None:
+    """Why ``secret`` cannot sign (the very check a send makes), and what a valid one looks
+    like; None when it can."""
     try:
         _key(secret)
-    except ValueError:
-        return False
-    return True
+    except ValueError as exc:
+        return (
+            f"{exc} A valid one is {PREFIX} followed by the standard base64 of "
+            f"{_MIN_KEY_BYTES} to {_MAX_KEY_BYTES} random bytes (32 to 88 characters, as "
+            "Standard Webhooks libraries make them); leave it empty and one is made for you "
+            "and shown once."
+        )
+    return None
 
 
 def webhook_headers(

@@ -7,20 +7,20 @@ pins, fingerprints), so a setting accepted here is one the run can use.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 
-from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from customfields.engine import Column, CycleError, UnknownReference, compile_columns
 from deliveries.filenames import FileNameError, file_name_check
 from deliveries.filewriter import delivery_columns
-from deliveries.http_auth import auth_errors
+from deliveries.http_auth import RESERVED_HEADERS, auth_errors
 from deliveries.outcomes import accepted_statuses_error, json_path_error, regex_error
 from deliveries.payloads import payload_errors, template_placeholders
 from deliveries.schedules import ScheduleError, schedule_check
+from deliveries.signing import signing_secret_error
 from deliveries.transports.base import PermanentTransportError
+from deliveries.transports.http import address_problem, header_problem
 
 PLAIN_FTP = (
     "Plain FTP is not offered: it sends the password and every referral in clear text. "
@@ -128,15 +128,12 @@ def _ftps(delivery, errors) -> None:
             errors["certificate_fingerprint"].append(_sentence(str(exc)))
 
 
-_RESERVED_HEADERS = {"webhook-id", "webhook-timestamp", "webhook-signature", "content-length",
-                     "host", "transfer-encoding"}  # fmt: skip
 _AUTH_FIELDS = {"kind": "auth_kind", "username": "auth_username", "secret": "auth_secret",
                 "key_name": "auth_key_name"}  # fmt: skip
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 def _api(delivery, errors) -> None:
-    problem = _url_problem(delivery.url.strip())
+    problem = _url_problem(delivery.url)
     if problem:
         errors["url"].append(problem)
     if delivery.http_method not in ("POST", "PUT", "GET"):
@@ -159,6 +156,8 @@ def _api(delivery, errors) -> None:
     elif problems := columns_errors(delivery):
         errors["columns"].extend(problems)
     _api_headers(delivery.headers, errors)
+    if delivery.signing_secret and (problem := signing_secret_error(delivery.signing_secret)):
+        errors["signing_secret"].append(problem)
     for field, message in auth_errors(
         delivery.auth_kind, username=delivery.auth_username, secret=delivery.auth_secret,
         key_name=delivery.auth_key_name,
@@ -188,17 +187,13 @@ def _api(delivery, errors) -> None:
 
 
 def _url_problem(url: str) -> str | None:
-    """Checked as the sender will read it (urllib3), so a saved address is one it can use."""
-    try:
-        parts = parse_url(url)
-    except LocationParseError:
-        return "This address cannot be read: check the host name and the port (1 to 65535)."
-    if parts.scheme not in ("http", "https") or not parts.host:
-        return "Give the full address, starting with https:// (or http://)."
-    if parts.auth:
+    """Checked as stored, by the sender's own check, so a saved address is one it can use;
+    then what this platform asks of an address besides."""
+    problem = address_problem(url)
+    if problem:
+        return problem
+    if parse_url(url).auth:
         return "Put credentials in the authentication settings, not in the URL."
-    if parts.port is not None and not 1 <= parts.port <= 65535:
-        return "A port is 1 to 65535."
     if any(c.isspace() for c in url):
         return "An address has no spaces (encode them as %20)."
     return None
@@ -212,13 +207,12 @@ def _api_headers(headers, errors) -> None:
         errors["headers"].append("Headers are a list of {'name': ..., 'value': ...}.")
         return
     for header in headers:
-        name = header["name"].strip()
-        if not _TOKEN.match(name):
-            errors["headers"].append(f"{name!r} is not a valid header name.")
-        elif name.lower() in _RESERVED_HEADERS:
+        name = header["name"]  # as stored, as sent: " X-Id" is not "X-Id"
+        problem = header_problem(name, header["value"])
+        if problem:
+            errors["headers"].append(problem)
+        elif name.lower() in RESERVED_HEADERS:
             errors["headers"].append(f"{name} is set by the platform.")
-        if "\r" in header["value"] or "\n" in header["value"]:
-            errors["headers"].append(f"The value of {name} must be one line.")
 
 
 def _format(delivery, errors) -> None:

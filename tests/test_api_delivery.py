@@ -378,7 +378,8 @@ def test_an_address_the_sender_cannot_read_is_refused_when_saved(client_a):
     from deliveries.services import DeliveryInvalid
 
     for url in ["https://crm.example.com:99999/hook", "https://crm example.com/hook",
-                "ftp://crm.example.com/", "https://user:pw@crm.example.com/"]:  # fmt: skip
+                "ftp://crm.example.com/", "https://user:pw@crm.example.com/",
+                " https://crm.example.com/hook", "https://crm.example.com:0/hook"]:  # fmt: skip
         with pytest.raises(DeliveryInvalid) as caught:
             make_api_delivery(client_a, url)
         assert "url" in caught.value.errors, url
@@ -987,3 +988,40 @@ def test_a_lone_send_holding_the_only_slot_takes_what_another_left_before_giving
         f"msg_{first.pk}", f"msg_{second.pk}"
     ]
     assert one_slot.free(delivery.pk, 1) == 1  # given back in the end
+
+
+_SHORT_KEY = "whsec_" + base64.b64encode(b"k" * 8).decode()
+
+
+@pytest.mark.parametrize(
+    ("setting", "field", "message"),
+    [
+        ({"signing_secret": "my-shared-secret"}, "signing_secret", "whsec_"),
+        ({"signing_secret": "whsec_not base64!"}, "signing_secret", "whsec_"),
+        ({"signing_secret": _SHORT_KEY}, "signing_secret", "24 to 64 bytes"),
+        ({"headers": [{"name": "X-Team", "value": "rokt ✓"}]}, "headers", "X-Team"),
+        ({"headers": [{"name": " X-Team", "value": "rokt"}]}, "headers", "header name"),
+    ],
+)  # fmt: skip
+def test_a_setting_the_send_cannot_use_is_refused_when_saved_through_the_api(
+    manager_api, client_a, http_receiver, setting, field, message
+):
+    payload = {"client": client_a.slug, "name": "CRM", "kind": "api", "url": http_receiver.url(),
+               "columns": COLUMNS, **setting}  # fmt: skip
+    response = manager_api.post("/api/v1/deliveries/", payload, format="json")
+    assert response.status_code == 400, response.json()
+    assert message in " ".join(response.json()[field]), response.json()
+    assert not Delivery.objects.exists()
+
+
+def test_a_signing_secret_the_api_accepts_signs_every_send(manager_api, client_a, http_receiver):
+    secret = "whsec_" + base64.b64encode(b"shared with the receiver!").decode()
+    payload = {"client": client_a.slug, "name": "CRM", "kind": "api", "url": http_receiver.url(),
+               "columns": COLUMNS, "signing_secret": secret}  # fmt: skip
+    created = manager_api.post("/api/v1/deliveries/", payload, format="json")
+    assert created.status_code == 201, created.json()
+    assert "signing_secret" not in created.json()  # the caller's own: never echoed
+    delivery = Delivery.objects.get(pk=created.json()["id"])
+    assert send(delivery, make_referral(client_a))[0] == "delivered"
+    Webhook(secret).verify(http_receiver.requests[0].body,
+                           dict(http_receiver.requests[0].headers), json_parse=False)  # fmt: skip

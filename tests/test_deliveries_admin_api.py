@@ -273,3 +273,125 @@ def test_a_manager_sets_up_a_real_time_delivery_in_the_admin(
     assert own.status_code == 200 and SECRET not in own.content.decode()
     page = client.get(f"/admin/deliveries/delivery/{delivery.pk}/change/").content.decode()
     assert delivery.signing_secret not in page and old not in page and SECRET not in page
+
+
+def test_the_admin_refuses_a_signing_secret_that_cannot_sign(client, manager, client_a, sshd):
+    client.force_login(manager)
+    data = form(client_a, sshd, kind="api", url="https://crm.example.com/leads",
+                signing_secret="my-shared-secret")  # fmt: skip
+    response = client.post(ADD, data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "whsec_" in " ".join(errors["signing_secret"]), errors
+    assert not Delivery.objects.exists()
+
+
+# The admin's fields that the API spells another way: columns and headers as JSON lists, a
+# "remove the stored secret" box as the secret sent empty.
+API_NAME = {"columns_text": "columns", "headers_text": "headers"}
+
+
+def _schema_enum(schema: dict, prop: dict) -> list | None:
+    ref = prop.get("$ref") or next((p["$ref"] for p in prop.get("allOf", []) if "$ref" in p), None)
+    return schema["components"]["schemas"][ref.rsplit("/", 1)[1]]["enum"] if ref else None
+
+
+def test_every_setting_the_admin_offers_is_writable_through_the_api_and_listed_in_the_schema(
+    manager_api,
+):
+    from django import forms as django_forms
+
+    from deliveries.api.serializers import DeliverySerializer
+    from deliveries.forms import DeliveryForm
+
+    api_fields = DeliverySerializer().fields
+    schema = manager_api.get("/api/schema/", {"format": "json"}).json()
+    properties = schema["components"]["schemas"]["Delivery"]["properties"]
+    for name, field in DeliveryForm().fields.items():
+        api_name = API_NAME.get(name) or name.removeprefix("clear_")
+        assert api_name in api_fields and not api_fields[api_name].read_only, name
+        if name.startswith("clear_"):
+            assert api_fields[api_name].allow_blank, name  # sent empty: removed
+        if isinstance(field, django_forms.ModelChoiceField):
+            continue  # the client and campaigns: rows, not a fixed set of values
+        choices = getattr(field, "choices", None) or getattr(field.widget, "choices", None)
+        if not choices:
+            continue
+        offered = [value for value, _ in choices if value != ""]
+        for value in offered:  # each value the admin offers, taken by the API as it is
+            assert api_fields[api_name].run_validation(value) == value, (name, value)
+        assert _schema_enum(schema, properties[api_name]) == offered, name
+
+
+def test_a_tab_delimited_delivery_is_made_through_the_api(manager_api, client_a, sshd):
+    payload = {
+        "client": client_a.slug, "name": "Tabs", "kind": "sftp", "host": sshd.host,
+        "port": sshd.port, "username": sshd.username, "password": sshd.password,
+        "remote_dir": sshd.remote_dir, "host_key": sshd.host_keys["ed25519"],
+        "file_name_template": "t_{{{batch}}}.tsv", "delimiter": "\t", "schedule_time": "06:00",
+    }  # fmt: skip
+    response = manager_api.post("/api/v1/deliveries/", payload, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["delimiter"] == "\t"
+    assert Delivery.objects.get(pk=response.json()["id"]).delimiter == "\t"
+    refused = manager_api.post("/api/v1/deliveries/", {**payload, "name": "x", "delimiter": ":"},
+                               format="json")  # fmt: skip
+    assert refused.status_code == 400 and "delimiter" in refused.json()
+
+
+def test_a_signing_secret_removed_through_the_api_is_replaced_and_shown_once(
+    manager_api, client_a
+):
+    payload = {"client": client_a.slug, "name": "CRM", "kind": "api",
+               "url": "https://crm.example.com/leads"}  # fmt: skip
+    created = manager_api.post("/api/v1/deliveries/", payload, format="json").json()
+    url = f"/api/v1/deliveries/{created['id']}/"
+    renewed = manager_api.patch(url, {"signing_secret": ""}, format="json")
+    assert renewed.status_code == 200, renewed.json()
+    stored = Delivery.objects.get(pk=created["id"]).signing_secret
+    assert stored.startswith("whsec_") and stored != created["signing_secret"]
+    assert renewed.json()["signing_secret"] == stored  # the receiver needs it: shown once
+    assert "signing_secret" not in manager_api.patch(url, {"name": "C"}, format="json").json()
+
+
+def test_the_api_pauses_resumes_and_redelivers_a_range_as_the_admin_does(
+    manager_api, api_a, client_a, sshd, inline_runs
+):
+    clear(sshd.upload_dir)
+    delivery = sftp_delivery(client_a, sshd, file_name_template="r_{{{batch}}}.csv")
+    url = f"/api/v1/deliveries/{delivery.pk}/"
+    person = make_referral(client_a)
+    paused = manager_api.post(f"{url}pause/", {"reason": "receiver moving"}, format="json")
+    assert paused.status_code == 200 and paused.json()["paused_reason"] == "receiver moving"
+    assert api_a.post(f"{url}resume/").status_code == 403  # client users: read-only
+    with inline_runs():
+        resumed = manager_api.post(f"{url}resume/")
+    assert resumed.status_code == 200 and resumed.json()["paused_at"] is None
+    assert list(arrived(sshd.upload_dir)) == ["r_000001.csv"]  # what was owed went out
+
+    start = person.created_at - timezone.timedelta(minutes=1)
+    end = start + timezone.timedelta(minutes=5)
+    window = {"start": start.isoformat(), "end": end.isoformat()}
+    assert manager_api.post(f"{url}redeliver/", {**window, "end": window["start"]},
+                            format="json").status_code == 400  # fmt: skip
+    assert api_a.post(f"{url}redeliver/", window, format="json").status_code == 403
+    with inline_runs():
+        again = manager_api.post(f"{url}redeliver/", window, format="json")
+    assert again.status_code == 200 and again.json() == {"referrals": 1, "batch": 2}
+    assert "r_000002_redelivery.csv" in arrived(sshd.upload_dir)
+    assert manager_api.post(f"{url}rotate-secret/").status_code == 400  # files sign nothing
+    clear(sshd.upload_dir)
+
+
+def test_the_api_rotates_a_signing_secret_and_shows_the_new_one_once(manager_api, api_a, client_a):
+    from tests.factories import make_api_delivery
+
+    delivery = make_api_delivery(client_a, "https://crm.example.com/leads")
+    old = delivery.signing_secret
+    url = f"/api/v1/deliveries/{delivery.pk}/rotate-secret/"
+    assert api_a.post(url).status_code == 403
+    rotated = manager_api.post(url)
+    assert rotated.status_code == 200
+    delivery.refresh_from_db()
+    assert rotated.json()["signing_secret"] == delivery.signing_secret != old
+    assert delivery.previous_signing_secret == old and rotated.json()["previous_secret_until"]

@@ -11,7 +11,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from deliveries.file_runs import batch_freeze, batch_redeliver
-from deliveries.models import Batch, DeliveryItem
+from deliveries.models import Batch, Delivery, DeliveryItem
+from deliveries.services import delivery_save
 from referrals.models import Campaign, Referral
 from referrals.services import referrals_ingest
 from tests.factories import make_file_delivery, make_referral, referral_record
@@ -144,3 +145,105 @@ def test_a_referral_committing_during_a_freeze_goes_to_the_next_batch(client_a):
     assert late[0] not in first_ids
     assert second_ids == {late[0]}
     assert not first_ids & second_ids
+
+
+def _sftp_payload(client, **overrides) -> dict:
+    """A file delivery as the API takes it (never connected to in these tests)."""
+    return {
+        "client": client.slug, "name": "Backfill", "kind": "sftp", "host": "127.0.0.1",
+        "username": "nobody", "password": "pw-qz9", "host_key": "SHA256:" + "w" * 43,
+        "schedule_time": "06:00", **overrides,
+    }  # fmt: skip
+
+
+def _days_ago(days: int) -> str:
+    return (timezone.now() - dt.timedelta(days=days)).isoformat()
+
+
+@pytest.mark.django_db
+def test_a_delivery_created_with_an_earlier_start_owes_the_referrals_already_stored(
+    manager_api, client_a, client_b
+):
+    first = make_referral(client_a, campaign="camp-1")
+    second = make_referral(client_a, campaign="camp-2")
+    make_referral(client_b)  # another client's: never
+    payload = _sftp_payload(client_a, starts_at=_days_ago(1))
+    created = manager_api.post("/api/v1/deliveries/", payload, format="json")
+    assert created.status_code == 201, created.json()
+    delivery = Delivery.objects.get(pk=created.json()["id"])
+    assert owed(delivery) == {first.pk, second.pk}
+    assert created.json()["pending"] == 2
+    later = make_referral(client_a)
+    assert owed(delivery) == {first.pk, second.pk, later.pk}  # each once
+
+    realtime = delivery_save(Delivery(client=client_a, name="CRM", kind="api",
+                                      url="https://crm.example.com/leads",
+                                      starts_at=timezone.now() - dt.timedelta(days=1)))  # fmt: skip
+    items = DeliveryItem.objects.filter(delivery=realtime)
+    assert sorted(items.values_list("referral_id", "status")) == [
+        (first.pk, "pending"), (second.pk, "pending"), (later.pk, "pending")]  # fmt: skip
+    assert all(item.next_attempt_at for item in items)  # due now: the tick sends them
+
+
+@pytest.mark.django_db
+def test_moving_the_start_earlier_owes_the_rest_once_and_never_what_was_sent(
+    manager_api, client_a
+):
+    before = make_referral(client_a)
+    created = manager_api.post("/api/v1/deliveries/", _sftp_payload(client_a), format="json")
+    delivery = Delivery.objects.get(pk=created.json()["id"])
+    assert owed(delivery) == set()  # it starts from its creation
+    after = make_referral(client_a)
+    batch = batch_freeze(delivery)  # "after" is in a batch now, no longer owed
+    assert set(batch.entries.values_list("referral_id", flat=True)) == {after.pk}
+
+    url = f"/api/v1/deliveries/{delivery.pk}/"
+    moved = manager_api.patch(url, {"starts_at": _days_ago(1)}, format="json")
+    assert moved.status_code == 200, moved.json()
+    assert owed(delivery) == {before.pk}
+    manager_api.patch(url, {"starts_at": _days_ago(2)}, format="json")  # again: nothing twice
+    assert DeliveryItem.objects.filter(delivery=delivery).count() == 1
+    assert owed(delivery) == {before.pk}
+
+
+@pytest.mark.django_db
+def test_a_campaign_added_to_the_scope_owes_its_stored_referrals(manager_api, client_a):
+    first = make_referral(client_a, campaign="camp-1")
+    second = make_referral(client_a, campaign="camp-2")
+    one, two = (Campaign.objects.get(client=client_a, external_id=c) for c in ("camp-1", "camp-2"))
+    payload = _sftp_payload(client_a, starts_at=_days_ago(1), all_campaigns=False,
+                            campaigns=[one.pk])  # fmt: skip
+    created = manager_api.post("/api/v1/deliveries/", payload, format="json")
+    assert created.status_code == 201, created.json()
+    delivery = Delivery.objects.get(pk=created.json()["id"])
+    assert owed(delivery) == {first.pk}
+    widened = manager_api.patch(f"/api/v1/deliveries/{delivery.pk}/",
+                                {"campaigns": [one.pk, two.pk]}, format="json")  # fmt: skip
+    assert widened.status_code == 200, widened.json()
+    assert owed(delivery) == {first.pk, second.pk}
+
+
+@pytest.mark.django_db
+def test_a_delivery_added_in_the_admin_with_chosen_campaigns_backfills_them(
+    client, manager, client_a
+):
+    first = make_referral(client_a, campaign="camp-1")
+    make_referral(client_a, campaign="camp-2")
+    one = Campaign.objects.get(client=client_a, external_id="camp-1")
+    start = timezone.localtime(timezone.now() - dt.timedelta(days=1))
+    client.force_login(manager)
+    response = client.post("/admin/deliveries/delivery/add/", {
+        "client": client_a.pk, "name": "Nightly", "kind": "sftp", "active": "on",
+        "campaigns": [one.pk], "starts_at_0": start.strftime("%Y-%m-%d"),
+        "starts_at_1": start.strftime("%H:%M:%S"), "host": "127.0.0.1", "username": "nobody",
+        "password": "pw-qz9", "remote_dir": ".", "host_key": "SHA256:" + "w" * 43,
+        "tls_mode": "explicit", "file_name_template": "f_{{{batch}}}.csv",
+        "name_time_zone": "client", "header": "on", "delimiter": ",", "quoting": "minimal",
+        "marker": "none", "schedule_kind": "daily", "schedule_minute": "0",
+        "schedule_time": "06:00", "http_method": "POST", "body_format": "json",
+        "auth_kind": "none", "connect_timeout": "5", "total_timeout": "15",
+        "accepted_statuses": "2xx", "success_match": "none", "max_in_flight": "8",
+        "pause_after_minutes": "1440",
+    })  # fmt: skip
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert owed(Delivery.objects.get(name="Nightly")) == {first.pk}

@@ -1059,6 +1059,15 @@ API_CASES = [
          staff=Staff()),
     Case("api-delivery-replay-get-of-b", delivery_api("b.api_delivery", "replay/"), 405,
          staff=Staff(status=405)),
+    # Pause, resume, redeliver a range, rotate the signing secret: POST only, managers only.
+    Case("api-delivery-pause-get-of-b", delivery_api("b", "pause/"), 405,
+         staff=Staff(status=405)),
+    Case("api-delivery-resume-get-of-b", delivery_api("b", "resume/"), 405,
+         staff=Staff(status=405)),
+    Case("api-delivery-redeliver-get-of-b", delivery_api("b", "redeliver/"), 405,
+         staff=Staff(status=405)),
+    Case("api-delivery-rotate-secret-get-of-b",
+         delivery_api("b.api_delivery", "rotate-secret/"), 405, staff=Staff(status=405)),
 ]
 # fmt: on
 
@@ -1419,6 +1428,24 @@ WRITE_CASES = [
     Write("api-delivery-replay-of-b-not-delivered", "post",
           delivery_api("b.api_delivery", "replay/"), {"not_delivered": True}, FORBIDDEN,
           api=True),
+    Write("api-delivery-pause-own", "post", delivery_api("a", "pause/"), {}, FORBIDDEN,
+          api=True),
+    Write("api-delivery-pause-of-b", "post", delivery_api("b", "pause/"),
+          {"reason": RENAME}, FORBIDDEN, api=True),
+    Write("api-delivery-resume-own", "post", delivery_api("a", "resume/"), {}, FORBIDDEN,
+          api=True),
+    Write("api-delivery-resume-of-b", "post", delivery_api("b", "resume/"), {}, FORBIDDEN,
+          api=True),
+    Write("api-delivery-redeliver-own", "post", delivery_api("a", "redeliver/"),
+          {"start": moment_in_days(-2), "end": moment_in_days(2)}, FORBIDDEN, api=True),
+    Write("api-delivery-redeliver-of-b", "post", delivery_api("b", "redeliver/"),
+          {"start": moment_in_days(-2), "end": moment_in_days(2)}, FORBIDDEN, api=True),
+    Write("api-delivery-redeliver-own-api", "post", delivery_api("a.api_delivery", "redeliver/"),
+          {"start": moment_in_days(-2), "end": moment_in_days(2)}, FORBIDDEN, api=True),
+    Write("api-delivery-rotate-secret-own", "post",
+          delivery_api("a.api_delivery", "rotate-secret/"), {}, FORBIDDEN, api=True),
+    Write("api-delivery-rotate-secret-of-b", "post",
+          delivery_api("b.api_delivery", "rotate-secret/"), {}, FORBIDDEN, api=True),
 ]
 # fmt: on
 

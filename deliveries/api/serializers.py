@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from deliveries.models import Batch, Delivery
-from deliveries.validation import PLAIN_FTP, delivery_errors
+from deliveries.validation import DELIMITERS, delivery_errors, kind_error
 from referrals.models import Campaign, Client
 from referrals.tenancy import scope_to_user
 
@@ -38,12 +38,28 @@ class _ScheduleTime:
         return data
 
 
+class KindField(serializers.ChoiceField):
+    """The offered kinds (an enum in the schema); "ftp" is answered with the message pointing
+    to SFTP and FTPS rather than "not a valid choice"."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(choices=Delivery.Kind.choices, **kwargs)
+
+    def to_internal_value(self, data):
+        problem = kind_error(str(data))
+        if problem:
+            raise serializers.ValidationError(problem)
+        return super().to_internal_value(data)
+
+
 class DeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
     """Kind-specific settings in one object; secrets are write-only (``*_set`` says whether
     one is stored), and an omitted secret keeps the stored one."""
 
     client = serializers.SlugRelatedField(slug_field="slug", queryset=Client.objects.all())
-    kind = serializers.CharField(max_length=8)
+    kind = KindField()
+    # A choice, never trimmed: a tab is a delimiter, not white space to strip.
+    delimiter = serializers.ChoiceField(choices=list(DELIMITERS.items()), required=False)
     campaigns = serializers.PrimaryKeyRelatedField(
         many=True, queryset=Campaign.objects.all(), required=False
     )
@@ -51,7 +67,12 @@ class DeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
     private_key = serializers.CharField(write_only=True, required=False, allow_blank=True)
     passphrase = serializers.CharField(write_only=True, required=False, allow_blank=True)
     auth_secret = serializers.CharField(write_only=True, required=False, allow_blank=True)
-    signing_secret = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    signing_secret = serializers.CharField(
+        write_only=True, required=False, allow_blank=True,
+        help_text="Standard Webhooks: whsec_ and the base64 of 24 to 64 random bytes; anything "
+        "else is refused. Omitted on creation, or sent empty: one is made and returned this "
+        "once.",
+    )  # fmt: skip
     password_set = serializers.SerializerMethodField()
     auth_secret_set = serializers.SerializerMethodField()
     private_key_set = serializers.SerializerMethodField()
@@ -91,11 +112,6 @@ class DeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
 
     def get_pending(self, obj) -> int:
         return obj.items.filter(status__in=["file", "pending", "sending", "failed"]).count()
-
-    def validate_kind(self, value: str) -> str:
-        if value.strip().lower() == "ftp":
-            raise serializers.ValidationError(PLAIN_FTP)
-        return value
 
     def validate(self, attrs):
         campaigns = attrs.pop("campaigns", None)
@@ -205,3 +221,33 @@ class ReplaySerializer(serializers.Serializer):
 
 class ReplayResultSerializer(serializers.Serializer):
     replayed = serializers.IntegerField()
+
+
+class PauseSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class RangeSerializer(serializers.Serializer):
+    """A time range of stored referrals: ``start`` included, ``end`` excluded."""
+
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": "The end must be after the start."})
+        return attrs
+
+
+class RedeliveryResultSerializer(serializers.Serializer):
+    referrals = serializers.IntegerField(help_text="Sent again, or in the redelivery batch.")
+    batch = serializers.IntegerField(
+        allow_null=True, help_text="Files: the number of the redelivery batch."
+    )
+
+
+class RotatedSecretSerializer(serializers.Serializer):
+    signing_secret = serializers.CharField(help_text="The new secret, shown this once.")
+    previous_secret_until = serializers.DateTimeField(
+        help_text="Until then the previous secret signs every request too."
+    )

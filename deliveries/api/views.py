@@ -14,16 +14,24 @@ from deliveries.api.serializers import (
     BatchSerializer,
     ClientDeliverySerializer,
     DeliverySerializer,
+    PauseSerializer,
+    RangeSerializer,
+    RedeliveryResultSerializer,
     ReplayResultSerializer,
     ReplaySerializer,
+    RotatedSecretSerializer,
     RunResultSerializer,
     TestResultSerializer,
 )
 from deliveries.models import Delivery
+from deliveries.pausing import delivery_pause
 from deliveries.replays import replay_not_delivered, replay_range, replay_referral
 from deliveries.services import (
     ConnectionTestFailed,
     DeliveryInvalid,
+    delivery_redeliver_range,
+    delivery_resume_now,
+    delivery_rotate_signing_secret,
     delivery_save,
     delivery_send_now,
     delivery_test_connection,
@@ -63,16 +71,22 @@ class DeliveryViewSet(
         return scope_to_user(queryset, self.request.user, client_path="client")
 
     def create(self, request, *args, **kwargs):
-        response = super().create(request, *args, **kwargs)
-        created = self._created
-        if created.kind == Delivery.Kind.API and not request.data.get("signing_secret"):
-            # Generated here: shown this once, for the receiver to verify signatures with.
-            response.data["signing_secret"] = created.signing_secret
+        return self._with_made_secret(super().create(request, *args, **kwargs))
+
+    def update(self, request, *args, **kwargs):
+        return self._with_made_secret(super().update(request, *args, **kwargs))
+
+    def _with_made_secret(self, response: Response) -> Response:
+        """A signing secret the save made (a new real-time delivery, one turned real-time, a
+        secret sent blank to remove it) is shown this once, for the receiver to verify with;
+        one the caller sent is never echoed."""
+        made = getattr(self, "_made_secret", "")
+        if made:
+            response.data["signing_secret"] = made
         return response
 
     def perform_create(self, serializer) -> None:
-        self._created = Delivery()
-        self._save(serializer, self._created)
+        self._save(serializer, Delivery())
 
     def perform_update(self, serializer) -> None:
         self._save(serializer, serializer.instance)
@@ -82,11 +96,13 @@ class DeliveryViewSet(
         campaigns = data.pop("campaigns", None)
         for name, value in data.items():
             setattr(delivery, name, value)
+        before = delivery.signing_secret
         with transaction.atomic():
             try:
                 delivery_save(delivery, campaigns=campaigns)
             except DeliveryInvalid as exc:
                 raise ValidationError(exc.errors) from None
+        self._made_secret = delivery.signing_secret if delivery.signing_secret != before else ""
         serializer.instance = delivery
 
     @extend_schema(request=None, responses={202: RunResultSerializer, 409: RunResultSerializer})
@@ -137,7 +153,7 @@ class DeliveryViewSet(
         if delivery.kind != Delivery.Kind.API:
             raise ValidationError({
                 "detail": "Replay is for real-time deliveries; file deliveries redeliver a "
-                "time range as a batch (admin)."
+                "time range as a batch (POST .../redeliver/)."
             })  # fmt: skip
         serializer = ReplaySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -149,6 +165,51 @@ class DeliveryViewSet(
         else:
             count = replay_range(delivery, data["start"], data["end"])
         return Response({"replayed": count})
+
+    @extend_schema(request=PauseSerializer, responses=DeliverySerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        """Pause: nothing is sent, what arrives is still recorded and goes out on resume."""
+        delivery = self.get_object()
+        serializer = PauseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        reason = serializer.validated_data.get("reason") or ""
+        delivery_pause(delivery, reason or f"paused by {request.user.get_username()}")
+        return Response(self.get_serializer(delivery).data)
+
+    @extend_schema(request=None, responses=DeliverySerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Resume: what is owed is sent now (files: a run is queued)."""
+        delivery = self.get_object()
+        delivery_resume_now(delivery)
+        return Response(self.get_serializer(delivery).data)
+
+    @extend_schema(request=None, responses=RotatedSecretSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, pk=None):
+        """A new signing secret, returned this once; the previous one keeps signing too for
+        24 hours, so the receiver switches over without refusing a request."""
+        delivery = self.get_object()
+        if delivery.kind != Delivery.Kind.API:
+            raise ValidationError({"detail": "Only real-time deliveries sign their requests."})
+        delivery_rotate_signing_secret(delivery)
+        return Response({"signing_secret": delivery.signing_secret,
+                         "previous_secret_until": delivery.previous_secret_until})  # fmt: skip
+
+    @extend_schema(request=RangeSerializer, responses=RedeliveryResultSerializer)
+    @action(detail=True, methods=["post"])
+    def redeliver(self, request, pk=None):
+        """Send again the referrals stored in a time range (``start`` included, ``end`` not):
+        real time, each again under its ``webhook-id``; files, one redelivery batch."""
+        delivery = self.get_object()
+        serializer = RangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        done = delivery_redeliver_range(
+            delivery, **serializer.validated_data, requested_by=request.user.get_username()
+        )
+        batch = done.batch.number if done.batch is not None else None
+        return Response({"referrals": done.referrals, "batch": batch})
 
     @extend_schema(request=None, responses=BatchSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import ssl
 import threading
@@ -57,6 +58,7 @@ POOL_MAXSIZE = 16
 MAX_POOLS = 256
 METHODS = frozenset({"GET", "POST", "PUT"})
 
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 # NAT64 (RFC 6052) carries an IPv4 address in its last 32 bits, 6to4 in bits 16-48: that IPv4
@@ -101,12 +103,14 @@ def send(request: HttpRequest, *, allowed_networks: Sequence[Network] = ()) -> H
     """
     if request.method not in METHODS:
         raise ValueError(f"unsupported method {request.method!r}")
-    try:
-        url = parse_url(request.url)
-    except LocationParseError:
-        raise ValueError("the address cannot be parsed") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError("not an http(s) address")
+    for name, value in request.headers:
+        problem = header_problem(name, value)
+        if problem:
+            raise ValueError(problem)
+    problem = address_problem(request.url)
+    if problem:
+        raise ValueError(problem)
+    url = parse_url(request.url)
     port = url.port or (443 if url.scheme == "https" else 80)
     where = f"{url.host}:{port}"
     timeout = Timeout(
@@ -135,6 +139,41 @@ def send(request: HttpRequest, *, allowed_networks: Sequence[Network] = ()) -> H
         status=status, headers=headers, body=bytes(body),
         latency_ms=(time.monotonic() - started) * 1000, error_class=error_class, error=error,
     )  # fmt: skip
+
+
+def address_problem(url: str) -> str | None:
+    """Why ``send`` cannot use ``url``, or None; the settings' validation asks the same. The
+    URL may carry an API key in its query: no message ever repeats it."""
+    try:
+        parts = parse_url(url)
+    except LocationParseError:
+        return "This address cannot be read: check the host name and the port (1 to 65535)."
+    if parts.scheme not in ("http", "https") or not parts.host:
+        return "Give the full address, starting with https:// (or http://)."
+    if parts.port == 0:  # parse_url takes 0 to 65535; nothing listens on 0
+        return "A port is 1 to 65535."
+    return None
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why a header cannot go on the wire, or None: its name an RFC 9110 token, its value one
+    line of Latin-1 (what ``http.client`` encodes it as; anything else raises deep inside).
+    ``send`` refuses such a request, and the settings' validation asks the same question."""
+    if not HEADER_NAME.fullmatch(name):
+        return (
+            f"{name!r} is not a valid header name: letters, digits and - _ . ! # $ % & ' * + "
+            "^ ` | ~, no spaces."
+        )
+    if "\r" in value or "\n" in value:
+        return f"The value of {name} must be one line."
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return (
+            f"The value of {name} holds characters a header cannot carry (Latin-1 only): "
+            "percent-encode them, or send the value in the body."
+        )
+    return None
 
 
 def ssrf_check(
