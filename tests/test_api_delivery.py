@@ -394,7 +394,7 @@ def test_a_request_that_cannot_be_built_is_a_recorded_failure(client_a, http_rec
     outcome, item = send(delivery, make_referral(client_a))
     assert outcome == "failed" and item.status == "failed"
     attempt = Attempt.objects.get(delivery=delivery)
-    assert attempt.error_class == "configuration" and "the address" in attempt.reason
+    assert attempt.error_class == "configuration" and "address cannot be read" in attempt.reason
     delivery.refresh_from_db()
     assert delivery.paused and "key-qz9" not in attempt.url + attempt.reason + \
         delivery.paused_reason + delivery.last_error  # fmt: skip
