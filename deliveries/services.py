@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from customfields.services import custom_fields_lock
@@ -49,7 +49,22 @@ def delivery_save(delivery: Delivery, *, campaigns=None) -> Delivery:
         # a failure leaves neither. Its row is locked first: see ledger_backfill.
         list(Delivery.objects.select_for_update().filter(pk=delivery.pk).values_list("pk"))
         ledger_backfill(delivery)
+        _backfill_settle_after_commit(delivery.pk)
     return delivery
+
+
+def _backfill_settle_after_commit(delivery_id: int) -> None:
+    """An ingestion running beside the save can neither see the delivery (uncommitted) nor
+    be seen by the backfill (uncommitted): a second pass once it has ended owes its
+    referrals too (``ledger_backfill_settle``)."""
+    if connection.vendor != "postgresql":
+        return
+    from deliveries.tasks import settle_backfill
+
+    def enqueue() -> None:
+        settle_backfill.delay(delivery_id, timezone.now().isoformat())
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 def _owes_more(delivery: Delivery, campaigns) -> bool:

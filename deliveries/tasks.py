@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from celery import shared_task
 
 from deliveries.alerts import deliveries_warn_overdue
@@ -7,6 +9,7 @@ from deliveries.api_dispatch import api_items_queue_due, api_retries_overdue
 from deliveries.api_runs import api_item_send, api_items_send
 from deliveries.dispatch import file_deliveries_due
 from deliveries.file_runs import file_delivery_run
+from deliveries.ledger import ledger_backfill_settle
 from deliveries.services import worker_heartbeat_record
 
 
@@ -48,3 +51,9 @@ def api_deliveries_tick() -> None:
     """Scheduled by beat every few seconds: queue due retries and lost items; watchdog."""
     api_items_queue_due()
     api_retries_overdue()
+
+
+@shared_task(name="housekeeping.settle_backfill", ignore_result=True, acks_late=True)
+def settle_backfill(delivery_id: int, saved_at: str) -> None:
+    """Queued when a save made a delivery owe stored referrals; idempotent (ON CONFLICT)."""
+    ledger_backfill_settle(delivery_id, saved_at=dt.datetime.fromisoformat(saved_at))

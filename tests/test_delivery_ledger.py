@@ -247,3 +247,36 @@ def test_a_delivery_added_in_the_admin_with_chosen_campaigns_backfills_them(
     })  # fmt: skip
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert owed(Delivery.objects.get(name="Nightly")) == {first.pk}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_referral_stored_while_a_backfilling_delivery_is_saved_is_owed(client_a, monkeypatch):
+    """The referral's transaction cannot see the uncommitted delivery, nor the save's backfill
+    the uncommitted referral: the pass after both have ended owes it."""
+    from rokt_platform.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)  # the settling task, in the saver
+    saved: list[Delivery] = []
+
+    def save_backfilling_delivery() -> None:
+        try:
+            saved.append(delivery_save(Delivery(
+                client=client_a, name="CRM", kind="api", url="https://crm.example.com/leads",
+                starts_at=timezone.now() - dt.timedelta(days=1))))  # fmt: skip
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        [outcome] = referrals_ingest(records=[referral_record(client_a)])
+        saver = threading.Thread(target=save_backfilling_delivery)
+        saver.start()
+        for _ in range(100):  # until the save has committed (each look sees the newest commit)
+            if Delivery.objects.filter(name="CRM").exists():
+                break
+            threading.Event().wait(0.1)
+        assert Delivery.objects.exists(), "the delivery's save never committed"
+    saver.join(30)
+    assert not saver.is_alive()
+    items = DeliveryItem.objects.filter(delivery=saved[0])
+    assert list(items.values_list("referral_id", flat=True)) == [outcome.id]
