@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from deliveries.api_due import items_due_for_tick, open_api_deliveries
-from deliveries.api_items import items_mark_queued
+from deliveries.api_items import items_mark_queued, items_update_in_id_order
 from deliveries.api_runs import SEND_CHUNK, api_items_enqueue
 from deliveries.budget import budget
 from deliveries.liveness import TAG_PREFIX, live_worker_tags
@@ -49,13 +49,15 @@ def api_items_due(*, now: dt.datetime | None = None) -> dict[int, list[int]]:
     gone = _workers_gone(items)
     orphaned = items.filter(Q(lease_until__lt=now) | Q(claimed_by__in=gone), status=Status.SENDING)
     # Back to "failed and due" first, so the claim in the send can take them.
-    orphaned.update(status=Status.FAILED, next_attempt_at=now, lease_until=None)
+    items_update_in_id_order(orphaned, status=Status.FAILED, next_attempt_at=now,
+                             lease_until=None)  # fmt: skip
     if gone:
         # The messages a dead worker had taken and not yet begun died with it (the api queue
         # runs without acknowledgements): which they were nobody knows, so every item still
         # waiting for its first message is due now. A duplicate message costs a look.
-        items.filter(status=Status.PENDING, next_attempt_at__isnull=True,
-                     created_at__lt=now).update(next_attempt_at=now)  # fmt: skip
+        waiting = items.filter(status=Status.PENDING, next_attempt_at__isnull=True,
+                               created_at__lt=now)  # fmt: skip
+        items_update_in_id_order(waiting, next_attempt_at=now)
         budget().release_owned_by(gone)
         logger.warning("workers %s died: their sends are taken back", ", ".join(sorted(gone)))
     chosen: dict[int, list[int]] = {}
@@ -115,6 +117,6 @@ def api_retries_overdue(*, now: dt.datetime | None = None) -> int:
 
 def api_items_resume(delivery: Delivery) -> int:
     """On resume: everything the delivery still owes is due now."""
-    return DeliveryItem.objects.filter(
-        delivery=delivery, status__in=[Status.PENDING, Status.FAILED]
-    ).update(next_attempt_at=timezone.now())
+    owed = DeliveryItem.objects.filter(delivery=delivery,
+                                       status__in=[Status.PENDING, Status.FAILED])  # fmt: skip
+    return items_update_in_id_order(owed, next_attempt_at=timezone.now())

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 
 from deliveries.liveness import worker_tag
@@ -315,6 +316,30 @@ def items_defer(ids: Sequence[int], *, due: dt.datetime) -> None:
 def items_mark_queued(ids: Sequence[int], *, at: dt.datetime) -> None:
     """Say that the tick queued ``ids`` at ``at`` (locking them in the claims' order)."""
     _MARK_QUEUED.execute(ids, before=[_db_time(at)], returns=False)
+
+
+def items_update_in_id_order(items: QuerySet, **values) -> int:
+    """``items.update(**values)`` (a queryset of items), its rows locked in id order first
+    on PostgreSQL, as every item statement here locks them: an UPDATE locks rows in the order
+    its plan finds them, and with a claim of the same rows in another order it deadlocks (a
+    resume, the tick's reset of orphans and of a dead worker's messages touch many)."""
+    if connection.vendor != "postgresql":
+        return items.update(**values)
+    table = items.model._meta.db_table
+    chosen, params = items.order_by("pk").values("pk").query.sql_with_params()
+    fields = [items.model._meta.get_field(name) for name in values]
+    assignments = ", ".join(f'"{f.column}" = %s' for f in fields)
+    # The lock re-reads each row: one a concurrent statement changed so that it no longer
+    # matches is left alone, as a plain UPDATE would leave it.
+    # The ORM's own SQL and column names; values are parameters.
+    statement = (
+        f'WITH o (id) AS MATERIALIZED ({chosen} FOR UPDATE OF "{table}") '  # noqa: S608
+        f'UPDATE "{table}" i SET {assignments} FROM o WHERE i.id = o.id'
+    )
+    prepared = [f.get_db_prep_save(values[f.name], connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*params, *prepared])
+        return cursor.rowcount
 
 
 def items_put_back(ids: Sequence[int], *, status: str, due: dt.datetime) -> None:

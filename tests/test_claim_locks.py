@@ -39,7 +39,7 @@ def _waiting_for_locks() -> int:
         return cursor.fetchone()[0]
 
 
-@pytest.mark.parametrize("other", ["another claim", "the tick"])
+@pytest.mark.parametrize("other", ["another claim", "the tick", "a resume"])
 def test_a_claim_and_another_locking_overlapping_items_in_opposite_orders_never_deadlock(
     client_a, other
 ):
@@ -64,6 +64,9 @@ def test_a_claim_and_another_locking_overlapping_items_in_opposite_orders_never_
                     cursor.execute(setting)
             if name == "the tick":  # queues what is due: the items it names are marked
                 claimed[name] = api_dispatch.api_items_due(now=now).get(delivery.pk, [])
+                return
+            if name == "a resume":  # makes every item still owed due now
+                claimed[name] = api_dispatch.api_items_resume(delivery)
                 return
             taken = api_items.items_claim_and_read(delivery.pk, ids, lease=lease, now=now,
                                                    lookups=("email",))  # fmt: skip
@@ -92,6 +95,7 @@ def test_a_claim_and_another_locking_overlapping_items_in_opposite_orders_never_
             deadline = time.monotonic() + 30
             while _waiting_for_locks() < 2 and time.monotonic() < deadline:
                 time.sleep(0.02)
+            assert errors == []
             assert _waiting_for_locks() == 2, "both claims should be waiting for a lock"
             cursor.execute("ROLLBACK")
     finally:
@@ -103,6 +107,8 @@ def test_a_claim_and_another_locking_overlapping_items_in_opposite_orders_never_
     assert set(items.values_list("status", "attempts")) == {("sending", 1)}
     if other == "another claim":  # each item claimed once, by one of them
         assert sorted(claimed["one claim"] + claimed[other]) == [first, middle, last]
+    elif other == "a resume":  # after the claim: nothing left owed to make due
+        assert claimed == {"one claim": [first, middle, last], "a resume": 0}
     else:  # claimed by the claim, and marked queued by the tick, one after the other
         assert claimed == {"one claim": [first, middle, last], "the tick": [first, middle, last]}
         assert items.filter(queued_at=now).count() == 3
