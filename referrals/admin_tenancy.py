@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.utils.functional import cached_property
 
 from referrals.models import Campaign, Client
+from referrals.storable import StorableFormFields, storable, unstorable_path
 from referrals.tenancy import is_client_user, scope_to_user, user_client
 
 
@@ -24,7 +27,7 @@ def id_from_param(value: object) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
-class TenantScopedAdmin(admin.ModelAdmin):
+class TenantScopedAdmin(StorableFormFields, admin.ModelAdmin):
     """Rows, lookups and object pages narrowed to the user's client; read-only for client users.
 
     ``client_path`` names the lookup from the model to its client. An object outside the
@@ -46,6 +49,20 @@ class TenantScopedAdmin(admin.ModelAdmin):
             raise Http404("No such object.")
         return obj
 
+    def get_changelist_instance(self, request):
+        # A filter parameter holding a NUL would reach the database (a 500): answered as any
+        # bad filter is, with the admin's redirect to ``?e=1``. The search box checks its own.
+        filters = [values for name, values in request.GET.lists() if name != SEARCH_VAR]
+        if unstorable_path(filters) is not None:
+            raise IncorrectLookupParameters("A filter holds text that cannot be stored.")
+        return super().get_changelist_instance(request)
+
+    def get_search_results(self, request, queryset, search_term):
+        # The autocomplete's term is not checked by Django as the list's search box is.
+        if not storable(search_term):
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.related_model is Client:
             kwargs["queryset"] = scope_to_user(Client.objects.all(), request.user, client_path="pk")
@@ -65,7 +82,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
         return not is_client_user(request.user) and super().has_delete_permission(request, obj)
 
 
-class TenantScopedInline(admin.TabularInline):
+class TenantScopedInline(StorableFormFields, admin.TabularInline):
     """An inline whose rows are the user's client's only, read-only for client users."""
 
     client_path = "client"

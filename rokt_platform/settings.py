@@ -177,7 +177,15 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's parsers, refusing text PostgreSQL cannot store with a 400 naming the field.
+    "DEFAULT_PARSER_CLASSES": [
+        "referrals.api.parsers.StorableJSONParser",
+        "referrals.api.parsers.StorableFormParser",
+        "referrals.api.parsers.StorableMultiPartParser",
+    ],
+    # One error shape, documented on every operation (rokt_platform/api_errors.py).
+    "DEFAULT_SCHEMA_CLASS": "rokt_platform.api_errors.ContractSchema",
+    "EXCEPTION_HANDLER": "rokt_platform.api_errors.exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
 }
 SPECTACULAR_SETTINGS = {

@@ -34,9 +34,9 @@ def test_a_field_a_deliverys_column_list_names_is_not_deleted_by_the_api(manager
     delivery = nightly_file(client_a)
     response = manager_api.delete(f"{API}{field.pk}/")
     assert response.status_code == 400
-    assert response.json()["detail"] == [
+    assert response.json()["detail"] == (
         "'Shout' is used by the delivery 'Nightly' (column list): change it before you delete it."
-    ]
+    )
     assert CustomField.objects.filter(pk=field.pk).exists()
 
     delivery.columns = [{"source": "email", "output": "Email"}]

@@ -545,7 +545,7 @@ def test_more_records_than_the_limit_answer_400_and_store_nothing(manager_api, c
     response = post(manager_api, [referral_record(client_a) for _ in range(6)])
 
     assert response.status_code == 400
-    assert "at most 5" in response.json()[0]
+    assert "at most 5" in response.json()["detail"]
     assert rows() == before
 
 
@@ -553,7 +553,7 @@ def test_more_than_the_default_limit_answers_400(manager_api, db):
     response = post(manager_api, [{}] * 1001)
 
     assert response.status_code == 400
-    assert "at most 1000" in response.json()[0]
+    assert "at most 1000" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(

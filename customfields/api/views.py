@@ -9,6 +9,7 @@ from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from customfields.api.filters import CustomFieldFilter
 from customfields.api.serializers import (
     CustomFieldSerializer,
     PreviewRequestSerializer,
@@ -39,13 +40,10 @@ class CustomFieldViewSet(viewsets.ModelViewSet):
 
     serializer_class = CustomFieldSerializer
     permission_classes = [CanEditCustomFields]
-    filterset_fields = ["kind"]
+    filterset_class = CustomFieldFilter
 
     def get_queryset(self):
         queryset = CustomField.objects.select_related("client").order_by("client__name", "name")
-        client = self.request.query_params.get("client")
-        if client:
-            queryset = queryset.filter(client__slug=client)
         return scope_to_user(queryset, self.request.user, client_path="client")
 
     def perform_destroy(self, instance: CustomField) -> None:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from deliveries.models import Batch, Delivery
@@ -27,15 +30,21 @@ READ_ONLY = (
 )  # fmt: skip
 
 
-class _ScheduleTime:
-    """``schedule_time`` as ``HH:MM``, as it is typed, for every reader."""
+_CLOCK = re.compile("([01][0-9]|2[0-3]):[0-5][0-9]")
 
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        data["schedule_time"] = (
-            instance.schedule_time.strftime("%H:%M") if instance.schedule_time else None
-        )
-        return data
+
+@extend_schema_field({"type": "string", "pattern": f"^{_CLOCK.pattern}$", "example": "06:00"})
+class ClockTimeField(serializers.TimeField):
+    """A time of day as ``HH:MM``, as it is typed, in and out (exactly: ``strptime`` would
+    also take ``6:0``, which the schema's pattern refuses)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(format="%H:%M", input_formats=["%H:%M"], **kwargs)
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str) or not _CLOCK.fullmatch(value):
+            self.fail("invalid", format="HH:MM")
+        return super().to_internal_value(value)
 
 
 class KindField(serializers.ChoiceField):
@@ -52,12 +61,13 @@ class KindField(serializers.ChoiceField):
         return super().to_internal_value(data)
 
 
-class DeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
+class DeliverySerializer(serializers.ModelSerializer):
     """Kind-specific settings in one object; secrets are write-only (``*_set`` says whether
     one is stored), and an omitted secret keeps the stored one."""
 
     client = serializers.SlugRelatedField(slug_field="slug", queryset=Client.objects.all())
     kind = KindField()
+    schedule_time = ClockTimeField(required=False, allow_null=True)
     # A choice, never trimmed: a tab is a delimiter, not white space to strip.
     delimiter = serializers.ChoiceField(choices=list(DELIMITERS.items()), required=False)
     campaigns = serializers.PrimaryKeyRelatedField(
@@ -140,11 +150,12 @@ class DeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
         return {name: getattr(self.instance, name) for name in names}
 
 
-class ClientDeliverySerializer(_ScheduleTime, serializers.ModelSerializer):
+class ClientDeliverySerializer(serializers.ModelSerializer):
     """What a client user sees of their deliveries: where, when and how it goes; no secret,
     no login name, no pinned key."""
 
     client = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    schedule_time = ClockTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = Delivery

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -9,6 +9,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
 from customfields.api.views import ModelPermissionsWithView
+from deliveries.api.filters import DeliveryFilter
 from deliveries.api.serializers import (
     AttemptSerializer,
     BatchSerializer,
@@ -40,6 +41,10 @@ from referrals.admin_tenancy import id_from_param
 from referrals.tenancy import is_client_user, scope_to_user
 
 
+class FiftyPerPage(LimitOffsetPagination):
+    default_limit = 50
+
+
 class CanManageDeliveries(ModelPermissionsWithView):
     def has_permission(self, request, view) -> bool:
         if request.method not in ("GET", "HEAD", "OPTIONS") and is_client_user(request.user):
@@ -56,7 +61,7 @@ class DeliveryViewSet(
     Client users list their own client's deliveries and batches, without any secret."""
 
     permission_classes = [CanManageDeliveries]
-    filterset_fields = ["kind", "active"]
+    filterset_class = DeliveryFilter
 
     def get_serializer_class(self):
         if is_client_user(self.request.user):
@@ -65,9 +70,6 @@ class DeliveryViewSet(
 
     def get_queryset(self):
         queryset = Delivery.objects.select_related("client").order_by("client__name", "name")
-        client = self.request.query_params.get("client")
-        if client:
-            queryset = queryset.filter(client__slug=client)
         return scope_to_user(queryset, self.request.user, client_path="client")
 
     def create(self, request, *args, **kwargs):
@@ -131,8 +133,11 @@ class DeliveryViewSet(
         except ConnectionTestFailed as exc:
             return Response({"ok": False, "detail": str(exc)})
 
-    @extend_schema(responses=AttemptSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        responses=AttemptSerializer(many=True),
+        parameters=[OpenApiParameter("referral", int, description="One referral's attempts.")],
+    )
+    @action(detail=True, methods=["get"], pagination_class=FiftyPerPage, filter_backends=[])
     def attempts(self, request, pk=None):
         """The delivery's HTTP attempts, newest first (``?referral=<id>`` for one referral)."""
         delivery = self.get_object()
@@ -140,10 +145,8 @@ class DeliveryViewSet(
         referral = request.query_params.get("referral")
         if referral is not None:
             attempts = attempts.filter(referral_id=id_from_param(referral) or 0)
-        paginator = LimitOffsetPagination()
-        paginator.default_limit = 50
-        page = paginator.paginate_queryset(attempts, request, self)
-        return paginator.get_paginated_response(AttemptSerializer(page, many=True).data)
+        page = self.paginate_queryset(attempts)
+        return self.get_paginated_response(AttemptSerializer(page, many=True).data)
 
     @extend_schema(request=ReplaySerializer, responses=ReplayResultSerializer)
     @action(detail=True, methods=["post"])
@@ -212,11 +215,9 @@ class DeliveryViewSet(
         return Response({"referrals": done.referrals, "batch": batch})
 
     @extend_schema(request=None, responses=BatchSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=FiftyPerPage, filter_backends=[])
     def batches(self, request, pk=None):
         """The delivery's batches, newest first (``?limit=`` and ``?offset=``)."""
         delivery = self.get_object()
-        paginator = LimitOffsetPagination()
-        paginator.default_limit = 50
-        page = paginator.paginate_queryset(delivery.batches.order_by("-number"), request, self)
-        return paginator.get_paginated_response(BatchSerializer(page, many=True).data)
+        page = self.paginate_queryset(delivery.batches.order_by("-number"))
+        return self.get_paginated_response(BatchSerializer(page, many=True).data)

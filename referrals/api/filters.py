@@ -30,7 +30,13 @@ class _UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = _UtcIsoDateTimeField
 
 
-class ReferralFilter(django_filters.FilterSet):
+class ClientFilter(django_filters.FilterSet):
+    """``?client=<slug>``, checked as text first (a NUL would reach the database)."""
+
+    client = django_filters.CharFilter(field_name="client__slug", label="Client slug.")
+
+
+class ReferralFilter(ClientFilter):
     created_after = _UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", label="Stored at or after (ISO 8601)."
     )
@@ -40,7 +46,6 @@ class ReferralFilter(django_filters.FilterSet):
     campaign = django_filters.CharFilter(
         field_name="campaign__external_id", label="Campaign external id."
     )
-    client = django_filters.CharFilter(field_name="client__slug", label="Client slug.")
 
     class Meta:
         model = Referral

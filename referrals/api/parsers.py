@@ -6,8 +6,10 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework import renderers, status
-from rest_framework.exceptions import APIException, ParseError
-from rest_framework.parsers import BaseParser
+from rest_framework.exceptions import APIException, ParseError, ValidationError
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+
+from referrals.storable import not_storable_message, unstorable_path
 
 # Nesting levels a body may use: a list of records holding ``extra`` leaves ample room for
 # nested attributes, and a bound keeps every later step (serializer, JSON column, renderer)
@@ -117,3 +119,44 @@ def _check_string(value: str) -> None:
             f"The JSON holds a lone surrogate escape (\\u{ord(value[exc.start]):04x}), "
             "which is no Unicode character."
         ) from None
+
+
+def refuse_unstorable(data: Any) -> None:
+    """400 naming each field whose value holds text PostgreSQL cannot store (a NUL, a lone
+    surrogate), before any serializer looks it up or saves it."""
+    if hasattr(data, "getlist"):  # form data: every value of a repeated name
+        items = [(name, value) for name in data for value in data.getlist(name)]
+    elif isinstance(data, dict):
+        items = list(data.items())
+    else:
+        items = [("non_field_errors", data)]
+    errors = {}
+    for name, value in items:
+        path = unstorable_path(value)
+        if path is not None:
+            errors[name] = [not_storable_message(path)]
+    if errors:
+        raise ValidationError(errors)
+
+
+class StorableJSONParser(JSONParser):
+    """DRF's JSON parser, refusing text that cannot be stored (see ``refuse_unstorable``)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        refuse_unstorable(data)
+        return data
+
+
+class StorableFormParser(FormParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        refuse_unstorable(data)
+        return data
+
+
+class StorableMultiPartParser(MultiPartParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        parsed = super().parse(stream, media_type, parser_context)
+        refuse_unstorable(parsed.data)
+        return parsed

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from referrals.models import Referral
+from referrals.storable import unstorable_path
 
 # Fields a collector may send, besides client, campaign and campaign_name.
 INGEST_FIELDS = (
@@ -88,18 +89,10 @@ class ReferralIngestSerializer(serializers.ModelSerializer):
         ``null`` means no further attributes."""
         if value is None:
             return {}
-        stack: list = [value]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, dict):
-                stack.extend(item.keys())
-                stack.extend(item.values())
-            elif isinstance(item, list):
-                stack.extend(item)
-            elif isinstance(item, str) and not _storable(item):
-                raise serializers.ValidationError(
-                    "Null characters and lone surrogates are not allowed, also in keys."
-                )
+        if unstorable_path(value) is not None:
+            raise serializers.ValidationError(
+                "Null characters and lone surrogates are not allowed, also in keys."
+            )
         return value
 
     def to_internal_value(self, data):
@@ -122,16 +115,6 @@ def _upper_letters(value: str, length: int, what: str) -> str:
     if len(value) != length or not value.isascii() or not value.isalpha():
         raise serializers.ValidationError(f"Expected {what}.")
     return value.upper()
-
-
-def _storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class ReferralSerializer(serializers.ModelSerializer):

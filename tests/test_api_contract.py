@@ -1,0 +1,98 @@
+"""The published schema (/api/schema/) tells the truth about what the API answers: the
+shapes of deliveries and of paged lists, and one documented shape for every error."""
+
+from __future__ import annotations
+
+import re
+
+import jsonschema
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+
+from tests.factories import make_file_delivery
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def published():
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def _component(published, ref: str) -> dict:
+    return published["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+def _ok_schema(published, path: str) -> dict:
+    return published["paths"][path]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
+
+
+@pytest.mark.parametrize("reader", ["manager_api", "api_a"])
+def test_schedule_time_reads_as_the_schema_says(request, reader, client_a):
+    api = request.getfixturevalue(reader)
+    delivery = make_file_delivery(client_a)
+    body = api.get(f"/api/v1/deliveries/{delivery.pk}/").json()
+    served = api.get("/api/schema/?format=json").json()  # as this reader's schema says
+    documented = _ok_schema(served, "/api/v1/deliveries/{id}/")
+    pattern = _component(served, documented["$ref"])["properties"]["schedule_time"]["pattern"]
+    assert body["schedule_time"] == "06:00"
+    assert re.fullmatch(pattern, body["schedule_time"])
+
+
+def test_a_schedule_time_the_schema_refuses_is_refused(manager_api, client_a):
+    delivery = make_file_delivery(client_a)
+    for typed in ("6:00", "06:00:00", "24:00"):
+        response = manager_api.patch(
+            f"/api/v1/deliveries/{delivery.pk}/", {"schedule_time": typed}, format="json"
+        )
+        assert response.status_code == 400, typed
+        assert "schedule_time" in response.json()
+
+
+@pytest.mark.parametrize("action", ["attempts", "batches"])
+def test_a_deliverys_pages_are_documented_as_pages(manager_api, published, client_a, action):
+    delivery = make_file_delivery(client_a)
+    body = manager_api.get(f"/api/v1/deliveries/{delivery.pk}/{action}/").json()
+    paged = _ok_schema(published, f"/api/v1/deliveries/{{id}}/{action}/")
+    documented = _component(published, paged["$ref"])
+    assert set(body) == set(documented["properties"]) == {"count", "next", "previous", "results"}
+
+
+def test_every_operation_documents_its_errors_in_one_shape(published):
+    error = "#/components/schemas/Error"
+    for path, operations in published["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            for code in ("401", "403"):
+                assert error in str(responses[code]), (method, path, code)
+            if method != "get":
+                assert error in str(responses["400"]), (method, path)
+            if "{id}" in path:
+                assert error in str(responses["404"]), (method, path)
+
+
+@pytest.mark.parametrize(
+    ("call", "status"),
+    [
+        (lambda api: api.post("/api/v1/referrals/", b"", content_type="application/json"), 400),
+        (lambda api: api.post("/api/v1/referrals/", b"{", content_type="application/json"), 400),
+        (lambda api: api.get("/api/v1/deliveries/?kind=0"), 400),
+        (lambda api: api.get("/api/v1/referrals/?created_after=yesterday"), 400),
+        (lambda api: api.get("/api/v1/referrals/?cursor=nonsense"), 404),
+        (lambda api: api.get("/api/v1/deliveries/999999/"), 404),
+        (lambda api: api.post("/api/v1/referrals/", b"x=1", content_type="text/plain"), 415),
+    ],
+)
+def test_errors_answer_in_the_documented_shape(manager_api, published, call, status):
+    response = call(manager_api)
+    assert response.status_code == status
+    jsonschema.validate(response.json(), published["components"]["schemas"]["Error"])
+
+
+def test_a_client_users_write_answers_403_in_the_documented_shape(api_a, published, client_a):
+    delivery = make_file_delivery(client_a)
+    response = api_a.patch(f"/api/v1/deliveries/{delivery.pk}/", {"name": "x"}, format="json")
+    assert response.status_code == 403
+    jsonschema.validate(response.json(), published["components"]["schemas"]["Error"])
