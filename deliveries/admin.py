@@ -147,6 +147,8 @@ class DeliveryAdmin(TenantScopedAdmin):
 
     @admin.display(description="Schedule")
     def schedule(self, obj: Delivery) -> str:
+        if obj.kind == Delivery.Kind.API:
+            return "each referral as stored"  # no schedule to describe (nor to call invalid)
         return schedule_describe(obj)
 
     @admin.display(description="Next run", ordering="next_run_at")

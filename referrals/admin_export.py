@@ -246,6 +246,7 @@ def export_status_view(model_admin, request: HttpRequest, audit_id: int) -> Http
         return JsonResponse({
             "status": audit.status, "status_label": audit.get_status_display(),
             "rows": audit.rows, "total_rows": audit.total_rows, "error": audit.error,
+            "expires": utc_text(audit.expires_at),
         })  # fmt: skip
     context = {
         **model_admin.admin_site.each_context(request),
