@@ -95,6 +95,10 @@ class ReferralExportForm(ExportForm):
             self.initial["client"] = own.pk
             self.fields["client"].disabled = True
             self.fields["client"].widget = forms.HiddenInput()
+        elif "client" not in self.initial:  # staff with a single client to choose: chosen
+            only = list(self.fields["client"].queryset.values_list("pk", flat=True)[:2])
+            if len(only) == 1:
+                self.initial["client"] = only[0]
         self.fields["campaigns"].queryset = scope_to_user(
             Campaign.objects.select_related("client"), user, client_path="client"
         )

@@ -193,3 +193,10 @@ def test_the_export_pages(scene, page):
     favicon = page.request.get(f"{scene.base}/favicon.ico")
     assert favicon.ok and favicon.headers["content-type"].startswith("image/svg")
     shoot(page, "export-ready-client")
+
+
+def test_the_export_form_for_staff_with_one_client(scene, page):
+    log_in(page, scene, "manager")
+    page.goto(f"{scene.base}/admin/referrals/referral/export/")
+    assert page.input_value("#id_client") == str(scene.client.pk)  # the only one: chosen
+    shoot(page, "export-form-manager")
