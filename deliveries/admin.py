@@ -9,8 +9,7 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -25,7 +24,7 @@ from deliveries.models import Attempt, Batch, Delivery, WorkerHeartbeat
 from deliveries.pausing import delivery_pause, delivery_resume
 from deliveries.replays import replay_not_delivered, replay_referral
 from deliveries.schedules import schedule_describe
-from deliveries.selectors import OWED, api_health
+from deliveries.selectors import OWED, api_health, referrals_tried_since
 from deliveries.services import (
     ConnectionTestFailed,
     DeliveryInvalid,
@@ -56,13 +55,14 @@ class DeliveryAdmin(TenantScopedAdmin):
     filter_horizontal = ("campaigns",)
 
     def get_queryset(self, request):
+        since = timezone.now() - dt.timedelta(days=1)
         return (
             super()
             .get_queryset(request)
             .annotate(
                 pending_count=Count("items", filter=OWED),
-                attempts_24h=_attempts_24h(),
-                delivered_24h=_attempts_24h(outcome="delivered"),
+                tried_24h=referrals_tried_since(since),
+                delivered_24h=referrals_tried_since(since, delivered=True),
             )
             .order_by("client__name", "name", "pk")  # an aggregate drops Meta.ordering
         )
@@ -147,6 +147,8 @@ class DeliveryAdmin(TenantScopedAdmin):
 
     @admin.display(description="Schedule")
     def schedule(self, obj: Delivery) -> str:
+        if obj.kind == Delivery.Kind.API:
+            return "each referral as stored"  # no schedule to describe (nor to call invalid)
         return schedule_describe(obj)
 
     @admin.display(description="Next run", ordering="next_run_at")
@@ -161,9 +163,9 @@ class DeliveryAdmin(TenantScopedAdmin):
     def success_24h(self, obj: Delivery) -> str:
         if obj.kind != Delivery.Kind.API:
             return "-"
-        if not obj.attempts_24h:
-            return "no attempt"
-        return f"{100 * obj.delivered_24h / obj.attempts_24h:.0f}% of {obj.attempts_24h}"
+        if not obj.tried_24h:
+            return "none sent"
+        return f"{100 * obj.delivered_24h / obj.tried_24h:.0f}% of {obj.tried_24h}"
 
     @admin.display(description="Last batch")
     def last_batch(self, obj: Delivery):
@@ -241,7 +243,7 @@ class DeliveryAdmin(TenantScopedAdmin):
         try:
             messages.success(request, delivery_test_connection(delivery))
         except ConnectionTestFailed as exc:
-            messages.error(request, f"Connection test failed: {exc}")
+            messages.error(request, str(exc))
         return self._back(delivery)
 
     def fetch_key_view(self, request, pk):
@@ -369,16 +371,6 @@ class DeliveryAdmin(TenantScopedAdmin):
             context["health"] = api_health(obj) if obj.kind == Delivery.Kind.API else None
             context["can_act"] = self.has_change_permission(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
-
-
-def _attempts_24h(**filters):
-    """A subquery: the delivery's real attempts of the last 24 hours (no join, no fan-out)."""
-    since = timezone.now() - dt.timedelta(days=1)
-    attempts = Attempt.objects.filter(
-        delivery=OuterRef("pk"), test=False, started_at__gte=since, **filters
-    )
-    counted = attempts.order_by().values("delivery").annotate(n=Count("id")).values("n")
-    return Coalesce(Subquery(counted), 0)
 
 
 class RedeliverForm(forms.Form):

@@ -156,21 +156,23 @@ def delivery_test_connection(delivery: Delivery) -> str:
         attempt = api_test_send(delivery)
         answer = attempt.status_code or attempt.error_class
         latency = attempt.latency_ms or 0
-        text = f"Test referral sent: {answer} in {latency:.0f} ms, {attempt.outcome}"
         if attempt.outcome != "delivered":
-            raise ConnectionTestFailed(f"{text}: {attempt.reason}")
-        return text
+            raise ConnectionTestFailed(
+                f"Test referral not delivered ({attempt.outcome}): {answer} in {latency:.0f} ms: "
+                f"{attempt.reason}"
+            )
+        return f"Test referral sent: {answer} in {latency:.0f} ms, {attempt.outcome}"
     try:
         with transport_for(delivery).connect(delivery_target(delivery)) as session:
             names = session.listdir()
     except TransportError as exc:
-        raise ConnectionTestFailed(str(exc)) from None
+        raise ConnectionTestFailed(f"Connection test failed: {exc}") from None
     shown = ", ".join(sorted(names)[:5]) + (" ..." if len(names) > 5 else "")
     return f"Connected and logged in; the remote folder holds {len(names)} entries: {shown or '-'}"
 
 
 class ConnectionTestFailed(RuntimeError):
-    pass
+    """A test or a key fetch that did not succeed; the message says what happened."""
 
 
 def delivery_fetch_host_key(delivery: Delivery):

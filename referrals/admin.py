@@ -21,7 +21,7 @@ from referrals.admin_tenancy import (
     TenantScopedInline,
     id_from_param,
 )
-from referrals.exports import utc_text
+from referrals.exports import ExportRequest, utc_text
 from referrals.models import (
     Campaign,
     Client,
@@ -125,6 +125,11 @@ class ReferralAdmin(ReferralExportMixin, TenantScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Referral._meta.fields]
 
+    def get_list_display(self, request):
+        if is_client_user(request.user):  # always their own client: a column they need not read
+            return tuple(name for name in self.list_display if name != "client")
+        return self.list_display
+
     def changelist_view(self, request, extra_context=None):
         # Staff looking at one client read and type dates in that client's time zone.
         chosen = id_from_param(request.GET.get("client", ""))
@@ -139,11 +144,12 @@ class ReferralAdmin(ReferralExportMixin, TenantScopedAdmin):
     def full_name(self, obj: Referral) -> str:
         return f"{obj.first_name} {obj.last_name}".strip()
 
-    @admin.display(description="opted in (client time)", ordering="opted_in_at")
+    # Short headers (they never wrap): each cell names the client's zone ("... GMT").
+    @admin.display(description="opted in", ordering="opted_in_at")
     def opted_in_local(self, obj: Referral) -> str:
         return _in_client_zone(obj, obj.opted_in_at)
 
-    @admin.display(description="stored (client time)", ordering="created_at")
+    @admin.display(description="stored", ordering="created_at")
     def created_local(self, obj: Referral) -> str:
         return _in_client_zone(obj, obj.created_at)
 
@@ -175,13 +181,13 @@ class ExportAuditAdmin(TenantScopedAdmin):
     hold no permission on it). Every time in UTC, saying so (``utc_text``)."""
 
     list_display = ("started", "user", "client", "format", "rows", "completed", "downloads",
-                    "last_download", "filters")  # fmt: skip
+                    "last_download", "what")  # fmt: skip
     list_filter = (ClientListFilter, "format")
     list_select_related = ("user", "client")
     date_hierarchy = "started_at"
-    fields = ("user", "client", "format", "filters", "status", "rows", "total_rows", "started",
+    fields = ("user", "client", "format", "what", "status", "rows", "total_rows", "started",
               "completed", "expires", "file_name", "error", "downloads")  # fmt: skip
-    readonly_fields = ("started", "completed", "expires")
+    readonly_fields = ("started", "completed", "expires", "what")
     inlines = [ExportDownloadInline]
 
     def has_add_permission(self, request) -> bool:
@@ -204,6 +210,10 @@ class ExportAuditAdmin(TenantScopedAdmin):
     @admin.display(description="file expires (UTC)")
     def expires(self, obj: ExportAudit) -> str:
         return utc_text(obj.expires_at)
+
+    @admin.display(description="what")
+    def what(self, obj: ExportAudit) -> str:
+        return ExportRequest.from_audit(obj).describe()
 
     @admin.display(description="last download (UTC)", ordering="last_downloaded_at")
     def last_download(self, obj: ExportAudit) -> str:

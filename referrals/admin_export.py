@@ -95,6 +95,10 @@ class ReferralExportForm(ExportForm):
             self.initial["client"] = own.pk
             self.fields["client"].disabled = True
             self.fields["client"].widget = forms.HiddenInput()
+        elif "client" not in self.initial:  # staff with a single client to choose: chosen
+            only = list(self.fields["client"].queryset.values_list("pk", flat=True)[:2])
+            if len(only) == 1:
+                self.initial["client"] = only[0]
         self.fields["campaigns"].queryset = scope_to_user(
             Campaign.objects.select_related("client"), user, client_path="client"
         )
@@ -246,6 +250,7 @@ def export_status_view(model_admin, request: HttpRequest, audit_id: int) -> Http
         return JsonResponse({
             "status": audit.status, "status_label": audit.get_status_display(),
             "rows": audit.rows, "total_rows": audit.total_rows, "error": audit.error,
+            "expires": utc_text(audit.expires_at),
         })  # fmt: skip
     context = {
         **model_admin.admin_site.each_context(request),

@@ -12,7 +12,9 @@ from referrals.models import ExportAudit
 from referrals.selectors import Day, client_summaries, referrals_per_day
 from referrals.tenancy import is_account_manager, user_client
 
-CHART_HEIGHT, BAR_WIDTH = 120, 14
+# The chart's drawing box (SVG units; the page scales it to its column's width).
+CHART_WIDTH, CHART_HEIGHT, CHART_TOP, CHART_LEFT, CHART_RIGHT = 900, 220, 10, 44, 10
+TICKS = 4  # steps on the y axis
 
 
 def dashboard_context(user: AbstractBaseUser) -> dict[str, Any]:
@@ -43,19 +45,42 @@ def dashboard_context(user: AbstractBaseUser) -> dict[str, Any]:
 
 
 def _chart(days: list[Day], delivered: dict) -> dict[str, Any]:
-    """Bars for an inline SVG (stored, and delivered by file batches, side by side): no chart
-    library, nothing fetched from elsewhere."""
-    top = max([d.count for d in days] + [delivered.get(d.day, 0) for d in days]) or 1
-    bars = []
-    half = (BAR_WIDTH - 2) // 2
-    for index, day in enumerate(days):
-        height = round(CHART_HEIGHT * day.count / top)
-        sent = delivered.get(day.day, 0)
-        sent_height = round(CHART_HEIGHT * sent / top)
-        bars.append({"x": index * BAR_WIDTH, "y": CHART_HEIGHT - height, "height": height,
-                     "width": half, "day": day.day, "count": day.count,
-                     "sent_x": index * BAR_WIDTH + half, "sent_y": CHART_HEIGHT - sent_height,
-                     "sent_height": sent_height, "sent": sent})  # fmt: skip
-    return {"bars": bars, "width": len(days) * BAR_WIDTH, "height": CHART_HEIGHT,
-            "total": sum(d.count for d in days), "top": top,
-            "delivered": sum(delivered.get(d.day, 0) for d in days)}  # fmt: skip
+    """An inline SVG drawn here (no chart library, nothing fetched from elsewhere): stored
+    referrals as bars, delivered ones as a line over them, a y axis with round ticks and the
+    date under every seventh day, counted back from today."""
+    sent = [delivered.get(day.day, 0) for day in days]
+    step = _tick_step(max([d.count for d in days] + sent))
+    top = step * TICKS
+    plot_width = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
+    slot = plot_width / max(len(days), 1)
+
+    def y(value: int) -> float:
+        return round(CHART_TOP + CHART_HEIGHT * (1 - value / top), 1)
+
+    bars, points = [], []
+    for index, (day, count) in enumerate(zip(days, sent, strict=True)):
+        middle = round(CHART_LEFT + slot * (index + 0.5), 1)
+        bars.append({
+            "x": round(CHART_LEFT + slot * index + slot * 0.15, 1), "width": round(slot * 0.7, 1),
+            "y": y(day.count), "height": round(CHART_HEIGHT * day.count / top, 1),
+            "day": day.day, "count": day.count, "sent": count, "middle": middle, "sent_y": y(count),
+            "label": (len(days) - 1 - index) % 7 == 0,
+        })  # fmt: skip
+        points.append(f"{middle},{y(count)}")
+    return {
+        "bars": bars, "line": " ".join(points), "width": CHART_WIDTH, "left": CHART_LEFT,
+        "right": CHART_WIDTH - CHART_RIGHT, "bottom": CHART_TOP + CHART_HEIGHT,
+        "label_y": CHART_TOP + CHART_HEIGHT + 18, "height": CHART_TOP + CHART_HEIGHT + 26,
+        "ticks": [{"value": step * n, "y": y(step * n)} for n in range(TICKS + 1)],
+        "total": sum(d.count for d in days), "delivered": sum(sent),
+    }  # fmt: skip
+
+
+def _tick_step(peak: int) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50 ... that covers ``peak`` in ``TICKS`` steps."""
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 5):
+            if factor * magnitude * TICKS >= peak:
+                return factor * magnitude
+        magnitude *= 10

@@ -21,6 +21,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from customfields.csvfile import BOM, CsvFormat
@@ -79,14 +80,34 @@ class ExportRequest:
 
     @classmethod
     def from_audit(cls, audit: ExportAudit) -> ExportRequest:
-        f = audit.filters
+        f = audit.filters  # what the audit recorded; a key it lacks takes the default
         return cls(
-            client=audit.client, format=audit.format, time_field=f["time_field"],
-            start=dt.date.fromisoformat(f["start"]) if f["start"] else None,
-            end=dt.date.fromisoformat(f["end"]) if f["end"] else None,
-            campaign_ids=tuple(f["campaign_ids"]), column_set=f["column_set"],
+            client=audit.client, format=audit.format,
+            time_field=f.get("time_field", "created_at"),
+            start=dt.date.fromisoformat(f["start"]) if f.get("start") else None,
+            end=dt.date.fromisoformat(f["end"]) if f.get("end") else None,
+            campaign_ids=tuple(f.get("campaign_ids", ())),
+            column_set=f.get("column_set", "standard"),
             search=f.get("search", ""), bom=f.get("bom", False),
         )  # fmt: skip
+
+    def describe(self) -> str:
+        """The request in words, for the audit ("stored 2026-11-01 to 2026-11-07, 2 campaigns,
+        columns: standard")."""
+        when = "stored" if self.time_field == "created_at" else "opted in"
+        start, end = self.start or "the first", self.end or "today"
+        parts = [f"{when} {start} to {end}" if self.start or self.end else f"{when}: any day"]
+        if self.campaign_ids:
+            parts.append(f"{len(self.campaign_ids)} campaign{pluralize(len(self.campaign_ids))}")
+        if self.search:
+            parts.append(f"search \"{self.search}\"")
+        column_set = self.column_set
+        if column_set.startswith(DELIVERY_COLUMN_SET):
+            column_set = f"delivery #{column_set.removeprefix(DELIVERY_COLUMN_SET)}'s columns"
+        parts.append(f"columns: {column_set}")
+        if self.bom:
+            parts.append("with BOM")
+        return ", ".join(parts)
 
     def filters(self) -> dict:
         return {

@@ -27,6 +27,9 @@ class PlatformAdminSite(AdminSite):
     site_header = "Referral delivery platform"
     site_title = "Referral delivery platform"
     index_title = "Administration"
+    # The home page lists every section; the left-hand list on every page took 300 px that
+    # the lists need at 1366 px (their last columns went behind a sideways scroll).
+    enable_nav_sidebar = False
 
     def autocomplete_view(self, request):
         return _AutocompleteView.as_view(admin_site=self)(request)

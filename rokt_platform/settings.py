@@ -153,6 +153,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]  # the admin's own stylesheet and icon
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # filled by collectstatic; WhiteNoise warns if it is absent
 STORAGES = {

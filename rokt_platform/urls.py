@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -14,6 +15,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    # Browsers ask for it whatever the page says; answered rather than a 404 in every log.
+    path("favicon.ico", RedirectView.as_view(url=static("rokt/favicon.svg"), permanent=True)),
     # Answers 404 unless DEMO_INBOX is on (scripts/run-demo).
     path("", include("demo.urls")),
 ]

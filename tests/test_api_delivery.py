@@ -1025,3 +1025,59 @@ def test_a_signing_secret_the_api_accepts_signs_every_send(manager_api, client_a
     assert send(delivery, make_referral(client_a))[0] == "delivered"
     Webhook(secret).verify(http_receiver.requests[0].body,
                            dict(http_receiver.requests[0].headers), json_parse=False)  # fmt: skip
+
+
+def test_the_24_hour_rate_counts_referrals_delivered_not_attempts(client, manager, client_a,
+                                                                  http_receiver):  # fmt: skip
+    """Three referrals, two of them delivered on a retry: five attempts, three delivered. The
+    rate is what an account manager asks (how many referrals got through): 3 of 3, not 60%."""
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    people = [make_referral(client_a) for _ in range(3)]
+    http_receiver.status(500)
+    for person in people[:2]:
+        assert send(delivery, person)[0] == "failed"
+    DeliveryItem.objects.filter(delivery=delivery).update(next_attempt_at=timezone.now())
+    http_receiver.respond = lambda r: (200, [], b"{}")
+    send(delivery, people[2])  # and, holding the endpoint's token, the two retries due
+    assert set(DeliveryItem.objects.filter(delivery=delivery).values_list("status", flat=True)) \
+        == {"delivered"}
+    assert Attempt.objects.filter(delivery=delivery).count() == 5
+    client.force_login(manager)
+    listed = client.get("/admin/deliveries/delivery/").content.decode()
+    assert '<td class="field-success_24h">100% of 3</td>' in listed
+    page = client.get(f"/admin/deliveries/delivery/{delivery.pk}/change/").content.decode()
+    health = page[page.index('id="api-health"'):]
+    assert "3 of 3 referrals delivered (100%)" in health[: health.index("</p>")]
+
+
+def test_the_health_line_says_nothing_was_tried_rather_than_a_dash(client, manager, client_a,
+                                                                 http_receiver):  # fmt: skip
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    client.force_login(manager)
+    page = client.get(f"/admin/deliveries/delivery/{delivery.pk}/change/").content.decode()
+    health = page[page.index('id="api-health"'):]
+    health = health[: health.index("</p>")]
+    assert "no referral sent" in health and "-%" not in health and "- delivered" not in health
+
+
+def test_a_test_send_reads_as_one_sentence_and_shows_on_the_health_line(client, manager,
+                                                                       client_a, http_receiver,
+                                                                       settings):  # fmt: skip
+    """A refused test send says the referral was not delivered and why, once (not "Connection
+    test failed: Test referral sent: ..."); a test that got through shows beside "Last
+    success: never", which only real referrals move."""
+    delivery = make_api_delivery(client_a, http_receiver.url())
+    client.force_login(manager)
+    test_url = f"/admin/deliveries/delivery/{delivery.pk}/test/"
+    settings.DELIVERY_ALLOWED_NETWORKS = []  # the receiver's loopback address is refused
+    response = client.post(test_url, follow=True)
+    [message] = [str(m) for m in response.context["messages"]]
+    assert message.startswith("Test referral not delivered (failed): ssrf_refused in ")
+    assert "Connection test failed" not in message and "sent" not in message
+
+    settings.DELIVERY_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    Delivery.objects.filter(pk=delivery.pk).update(paused_at=None, failing_since=None)
+    page = client.post(test_url, follow=True).content.decode()
+    health = page[page.index('id="api-health"'):]
+    health = health[: health.index("</p>")]
+    assert "Last success: never" in health and "last test: delivered (200)" in health

@@ -47,7 +47,7 @@ def response_chart(page: str) -> tuple[str, str]:
     """(stored, delivered) totals the chart's heading shows."""
     import re
 
-    found = re.search(r"stored</span> \((\d+)\) and .*?delivered</span> \((\d+)\)", page)
+    found = re.search(r"chart-stored\">(\d+)<.*?chart-delivered\">(\d+)<", page)
     assert found, "no chart heading"
     return found.group(1), found.group(2)
 

@@ -16,7 +16,7 @@ from import_export.signals import post_export
 
 from customfields.models import CustomField
 from referrals.models import ExportAudit
-from tests.factories import make_referral
+from tests.factories import make_client, make_referral
 
 pytestmark = pytest.mark.django_db
 URL = "/admin/referrals/referral/export/"
@@ -328,3 +328,12 @@ def test_an_account_managers_campaigns_are_labelled_with_their_client(
     client.force_login(manager)
     labels = [label for _, label in client.get(URL).context["form"]["campaigns"].field.choices]
     assert labels == ["Alpha Corp: spring (spring)", "Bravo Corp: spring (spring)"]
+
+
+def test_the_form_chooses_the_client_when_there_is_only_one(client, manager, client_a):
+    client.force_login(manager)
+    form = client.get("/admin/referrals/referral/export/").context["form"]
+    assert form["client"].value() == client_a.pk
+    make_client("second", name="Second Corp")
+    form = client.get("/admin/referrals/referral/export/").context["form"]
+    assert form["client"].value() is None  # two to choose from: the manager chooses

@@ -263,7 +263,7 @@ def _tenant(client: Client, user, tag: str) -> Tenant:
         client=client, name=m.custom_field, kind="constant", constant=m.custom_value
     )
     audit = ExportAudit.objects.create(user=user, client=client, format="csv",
-                                       filters={"note": m.extra_value})  # fmt: skip
+                                       filters={"search": m.extra_value})  # fmt: skip
     batch = Batch.objects.create(
         delivery=delivery, number=1, run_at=timezone.now(), status="failed", rows=2,
         files=[{"name": m.batch_file, "rows": 2, "bytes": 300, "sha256": "0" * 64}],
@@ -1631,7 +1631,7 @@ def test_manager_runs_realtime_actions_and_never_sees_a_stored_secret(
     check("change page attempts", client.get(change), OK, m.attempt_reason)
     # A test referral: the same request as live delivery, sent, logged, failing on DNS.
     before = set(delivery.attempts.values_list("pk", flat=True))
-    check("test", button("test"), OK, "connection test failed")
+    check("test", button("test"), OK, "test referral not delivered")
     [test_attempt] = delivery.attempts.exclude(pk__in=before)
     assert test_attempt.test and test_attempt.error_class == "dns", test_attempt.reason
     headers = dict(test_attempt.request_headers)
