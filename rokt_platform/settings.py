@@ -147,6 +147,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Date-times name their zone ("Dec. 3, 2026, 10:12 a.m. UTC"): rokt_platform/formats/.
+FORMAT_MODULE_PATH = ["rokt_platform.formats"]
 # Stored in UTC; shown in the client's time zone (referrals.middleware).
 TIME_ZONE = "UTC"
 USE_I18N = True
