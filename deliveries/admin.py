@@ -15,11 +15,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from deliveries.file_runs import batch_resend
-from deliveries.forms import SECRETS, DeliveryForm
+from deliveries.forms import SECRETS, DeliveryForm, columns_as_text
 from deliveries.models import Attempt, Batch, Delivery, WorkerHeartbeat
 from deliveries.pausing import delivery_pause, delivery_resume
 from deliveries.replays import replay_not_delivered, replay_referral
@@ -86,7 +86,7 @@ class DeliveryAdmin(TenantScopedAdmin):
                 "total_timeout", "accepted_statuses", "success_match", "success_match_value",
                 "success_json_path", "max_in_flight", "pause_after_minutes",
             ]  # fmt: skip
-        columns = "columns" if client_user else "columns_text"
+        columns = "column_list" if client_user else "columns_text"
         kind = obj.kind if obj is not None else None
         sets = [
             (None, {"fields": ["client", "name", "kind", "active", "starts_at"]}),
@@ -109,6 +109,15 @@ class DeliveryAdmin(TenantScopedAdmin):
             ]  # fmt: skip
         return sets
 
+    @admin.display(description="Columns")
+    def column_list(self, obj: Delivery) -> str:
+        """The column list as account managers write it (``source -> output``, a line each),
+        not its stored JSON."""
+        lines = columns_as_text(obj.columns or []).splitlines()
+        return format_html_join("\n", "{}<br>", ((line,) for line in lines)) or (
+            "every standard field"
+        )
+
     def get_readonly_fields(self, request, obj=None):
         if is_client_user(request.user):
             return [f for _, options in self.get_fieldsets(request, obj) for f in options["fields"]]
@@ -117,7 +126,9 @@ class DeliveryAdmin(TenantScopedAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         if is_client_user(request.user):
             # No form field for a secret, ever, on a read-only page.
-            kwargs["exclude"] = [*SECRETS, *(kwargs.get("exclude") or [])]
+            # (and, as Django would, the read-only fields: every one, on this page)
+            kwargs["exclude"] = [*SECRETS, *self.get_readonly_fields(request, obj),
+                                 *(kwargs.get("exclude") or [])]  # fmt: skip
         return super().get_form(request, obj, change, **kwargs)
 
     def save_model(self, request, obj, form, change):

@@ -395,3 +395,14 @@ def test_the_api_rotates_a_signing_secret_and_shows_the_new_one_once(manager_api
     delivery.refresh_from_db()
     assert rotated.json()["signing_secret"] == delivery.signing_secret != old
     assert delivery.previous_signing_secret == old and rotated.json()["previous_secret_until"]
+
+
+@pytest.mark.django_db
+def test_client_users_read_a_deliverys_columns_as_lines_not_json(client, user_a, client_a, sshd):
+    delivery = sftp_delivery(client_a, sshd, password=SECRET)
+    Delivery.objects.filter(pk=delivery.pk).update(columns=[
+        {"source": "email", "output": "Email"}, {"source": "city", "output": "city"}])  # fmt: skip
+    client.force_login(user_a)
+    body = client.get(f"/admin/deliveries/delivery/{delivery.pk}/change/").content.decode()
+    assert "email -&gt; Email<br>\ncity<br>" in body
+    assert '"source"' not in body and "&quot;source&quot;" not in body
