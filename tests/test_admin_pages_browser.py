@@ -14,6 +14,7 @@ import pytest
 from django.utils import timezone
 
 from deliveries.models import Batch, Delivery, DeliveryItem
+from deliveries.pausing import delivery_pause
 from deliveries.services import delivery_save
 from demo.seed import demo_seed
 from referrals.exports import ExportRequest
@@ -83,6 +84,14 @@ def scene(live_server) -> Scene:
     Batch.objects.create(delivery=files, number=1, status="sent", rows=42, run_at=timezone.now(),
                          started_at=timezone.now(), finished_at=timezone.now(),
                          files=[{"name": "acme_000001.csv"}])  # fmt: skip
+    # A delivery that needs attention, its reason long, as a wrong host key's is.
+    stopped = make_file_delivery(client, name="Partner drop", host="sftp.partner.example")
+    delivery_pause(stopped, "The server's host key is not the pinned one: it offered "
+                   "SHA256:Qm9ndXMga2V5IGZvciBhIHRlc3Qgb2YgdGhlIGFkbWluIGxpc3Q and the delivery "
+                   "pins SHA256:UGlubmVkIGtleSBmb3IgYSB0ZXN0IG9mIHRoZSBhZG1pbiBsaXN0. Check with "
+                   "the server's owner, then fetch the host key again.")  # fmt: skip
+    Delivery.objects.filter(pk=stopped.pk).update(
+        failing_since=timezone.now() - dt.timedelta(hours=3), last_error=stopped.paused_reason)
     user = logins[1].username
     export = ExportAudit.objects.create(
         user=client.memberships.get().user, client=client, format="xlsx", status="done",
