@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -82,3 +84,11 @@ class ContractSchema(AutoSchema):
             else:
                 content["schema"] = component.ref
         return operation
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 page, except under /api/ (a path no route matches, such as an id that is
+    no number): there the ``Error`` shape in JSON, as every API answer."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

@@ -180,12 +180,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # DRF's parsers, refusing text PostgreSQL cannot store with a 400 naming the field.
-    "DEFAULT_PARSER_CLASSES": [
-        "referrals.api.parsers.StorableJSONParser",
-        "referrals.api.parsers.StorableFormParser",
-        "referrals.api.parsers.StorableMultiPartParser",
-    ],
+    # JSON only, as the schema says: DRF's parser, refusing text PostgreSQL cannot store with
+    # a 400 naming the field. A form body answers 415.
+    "DEFAULT_PARSER_CLASSES": ["referrals.api.parsers.StorableJSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # One error shape, documented on every operation (rokt_platform/api_errors.py).
     "DEFAULT_SCHEMA_CLASS": "rokt_platform.api_errors.ContractSchema",
     "EXCEPTION_HANDLER": "rokt_platform.api_errors.exception_handler",
@@ -201,6 +199,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Three models have a "kind": each its own enum, named after what it sorts.
+    "ENUM_NAME_OVERRIDES": {
+        "CustomFieldKindEnum": "customfields.models.CustomField.Kind",
+        "DeliveryKindEnum": "deliveries.models.Delivery.Kind",
+        "BatchKindEnum": "deliveries.models.Batch.Kind",
+    },
 }
 
 # Ingestion limits: a request holds at most this many records and bytes.

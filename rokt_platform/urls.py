@@ -20,3 +20,5 @@ urlpatterns = [
     # Answers 404 unless DEMO_INBOX is on (scripts/run-demo).
     path("", include("demo.urls")),
 ]
+
+handler404 = "rokt_platform.api_errors.not_found"

@@ -83,12 +83,35 @@ def test_every_operation_documents_its_errors_in_one_shape(published):
         (lambda api: api.get("/api/v1/referrals/?cursor=nonsense"), 404),
         (lambda api: api.get("/api/v1/deliveries/999999/"), 404),
         (lambda api: api.post("/api/v1/referrals/", b"x=1", content_type="text/plain"), 415),
+        (lambda api: api.get("/api/v1/deliveries/-3.5e-267/"), 404),  # no route matches
+        (lambda api: api.post("/api/v1/custom-fields/", b"client=alpha&name=x",
+                              content_type="application/x-www-form-urlencoded"), 415),
     ],
 )
 def test_errors_answer_in_the_documented_shape(manager_api, published, call, status):
     response = call(manager_api)
     assert response.status_code == status
     jsonschema.validate(response.json(), published["components"]["schemas"]["Error"])
+
+
+def test_every_request_body_is_json_only(published):
+    for path, operations in published["paths"].items():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                assert list(operation["requestBody"]["content"]) == ["application/json"], path
+
+
+def test_each_kind_has_an_enum_named_after_what_it_sorts(published):
+    schemas = published["components"]["schemas"]
+    assert schemas["CustomFieldKindEnum"]["enum"][0] == "value_map"
+    assert schemas["DeliveryKindEnum"]["enum"] == ["api", "sftp", "ftps"]
+    assert schemas["BatchKindEnum"]["enum"] == ["new", "redelivery"]
+
+
+def test_a_page_outside_the_api_still_answers_djangos_404(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
 
 
 def test_a_client_users_write_answers_403_in_the_documented_shape(api_a, published, client_a):

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import renderers, status
 from rest_framework.exceptions import APIException, ParseError, ValidationError
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, JSONParser
 
 from referrals.storable import not_storable_message, unstorable_path
 
@@ -124,12 +124,7 @@ def _check_string(value: str) -> None:
 def refuse_unstorable(data: Any) -> None:
     """400 naming each field whose value holds text PostgreSQL cannot store (a NUL, a lone
     surrogate), before any serializer looks it up or saves it."""
-    if hasattr(data, "getlist"):  # form data: every value of a repeated name
-        items = [(name, value) for name in data for value in data.getlist(name)]
-    elif isinstance(data, dict):
-        items = list(data.items())
-    else:
-        items = [("non_field_errors", data)]
+    items = list(data.items()) if isinstance(data, dict) else [("non_field_errors", data)]
     errors = {}
     for name, value in items:
         path = unstorable_path(value)
@@ -146,17 +141,3 @@ class StorableJSONParser(JSONParser):
         data = super().parse(stream, media_type, parser_context)
         refuse_unstorable(data)
         return data
-
-
-class StorableFormParser(FormParser):
-    def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
-        refuse_unstorable(data)
-        return data
-
-
-class StorableMultiPartParser(MultiPartParser):
-    def parse(self, stream, media_type=None, parser_context=None):
-        parsed = super().parse(stream, media_type, parser_context)
-        refuse_unstorable(parsed.data)
-        return parsed
