@@ -119,3 +119,16 @@ def test_a_client_users_write_answers_403_in_the_documented_shape(api_a, publish
     response = api_a.patch(f"/api/v1/deliveries/{delivery.pk}/", {"name": "x"}, format="json")
     assert response.status_code == 403
     jsonschema.validate(response.json(), published["components"]["schemas"]["Error"])
+
+
+def test_ingestion_documents_one_object_or_a_list(manager_api, client_a):
+    served = manager_api.get("/api/schema/?format=json").json()
+    body = served["paths"]["/api/v1/referrals/"]["post"]["requestBody"]["content"]
+    documented = _component(served, body["application/json"]["schema"]["$ref"])
+    resolver = jsonschema.validators.RefResolver.from_schema(served)
+    validator = jsonschema.Draft202012Validator(documented, resolver=resolver)
+    record = {"client": client_a.slug, "campaign": "c1", "external_id": "x-1",
+              "opted_in_at": "2026-12-01T10:00:00Z"}  # fmt: skip
+    for payload in (record, [record, {**record, "external_id": "x-2"}]):
+        assert validator.is_valid(payload), payload  # the schema takes both
+        assert manager_api.post("/api/v1/referrals/", payload, format="json").status_code == 201

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import UnsupportedMediaType, ValidationError
 from rest_framework.pagination import CursorPagination
@@ -44,7 +44,12 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return scope_to_user(queryset, self.request.user, client_path="client")
 
     @extend_schema(
-        request=ReferralIngestSerializer(many=True),
+        request=PolymorphicProxySerializer(
+            component_name="ReferralIngestRequest",
+            serializers=[ReferralIngestSerializer, ReferralIngestSerializer(many=True)],
+            resource_type_field_name=None,  # one object or a list of them: oneOf
+            many=False,
+        ),
         responses={
             201: IngestResponseSerializer,
             200: OpenApiResponse(IngestResponseSerializer, "Every record was a duplicate."),
