@@ -226,3 +226,30 @@ def test_formulae_are_neutralised_in_both_back_ends_when_asked(client_a):
     assert all(row[1].startswith("'=") for row in rows)
     plain = compile_columns(client=client_a, columns=[Column("extra.v", "v")])
     assert python_rows(plain, client_a)[1] == ["+1"]  # only files for spreadsheets are guarded
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("conforming", ["on", "off"])
+def test_backslashes_in_definitions_mean_the_same_whatever_the_server_sets(client_a, conforming):
+    """Staff-written text is quoted by the platform for COPY; a server (or role) with
+    ``standard_conforming_strings`` off must not read its backslashes as escapes."""
+    from django.db import connection
+
+    make_referral(client_a, city="C:\\path", last_name="O'Brien\\")
+    text = "a\\'b \\\\ \\n end\\"
+    field(client_a, "K", "constant", constant=text)
+    field(client_a, "T", "template", template="{{{last_name}}}\\{{{city}}}\\'")
+    field(client_a, "M", "value_map", source="city",
+          rules=[{"match": "equals", "value": "C:\\path", "output": "back\\slash"}])  # fmt: skip
+    compiled = compile_columns(client=client_a, columns=[Column(n, n) for n in "KTM"])
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET standard_conforming_strings = {conforming}")
+    try:
+        assert (
+            sql_rows(compiled, client_a)
+            == python_rows(compiled, client_a)
+            == [[text, "O'Brien\\\\C:\\path\\'", "back\\slash"]]
+        )
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET standard_conforming_strings = on")

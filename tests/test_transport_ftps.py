@@ -155,8 +155,10 @@ def test_wrong_pinned_fingerprint_implicit(implicit_server, sent_commands):
 
 
 def test_wrong_password(server):
-    with pytest.raises(PermanentTransportError, match="authentication refused"):
+    with pytest.raises(PermanentTransportError, match="authentication refused") as refused:
         ftps.connect(server.target(password="wrong"))
+    # Client users read delivery errors; the login name is not theirs to see.
+    assert server.user not in str(refused.value)
 
 
 def test_closed_port_is_a_transient_error(server):

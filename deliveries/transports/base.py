@@ -52,6 +52,16 @@ class PermanentTransportError(TransportError):
     permanent = True
 
 
+def login_refused(where: str, target: FileTarget, detail: str) -> PermanentTransportError:
+    """A refused login, told without the login name: errors reach client users, who may see
+    the host but not the credentials (a server may echo the name in its answer too)."""
+    if target.username:
+        detail = detail.replace(target.username, "<login>")
+    return PermanentTransportError(
+        f"authentication refused by {where} for the delivery's login: {detail}"
+    )
+
+
 class FileSession(Protocol):
     def upload(self, local_path: Path, name: str, *, progress: Progress | None = None) -> int:
         """Put ``local_path`` into the remote directory as ``name``; return the remote size.

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from cryptography import x509
 
-from .base import FileTarget, PermanentTransportError, Progress, TransportError
+from .base import FileTarget, PermanentTransportError, Progress, TransportError, login_refused
 
 # PITFALLS: 8 KiB blocks ran at ~0.6x curl, 1 MiB at ~1.2x.
 BLOCK_SIZE = 1 << 20
@@ -101,9 +101,7 @@ class FtpsSession:
             try:
                 self._ftp.login(target.username, target.password)
             except ftplib.error_perm as exc:
-                raise PermanentTransportError(
-                    f"{self.where}: authentication refused for user {target.username!r}: {exc}"
-                ) from exc
+                raise login_refused(self.where, target, str(exc)) from exc
             self._ftp.prot_p()  # without it ftplib sends file contents in clear text
         if target.remote_dir not in ("", "."):
             with _translated(self.where, f"changing to {target.remote_dir!r}"):

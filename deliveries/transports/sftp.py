@@ -27,7 +27,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from paramiko.sftp import SFTPError
 
-from deliveries.transports.base import FileTarget, PermanentTransportError, Progress, TransportError
+from deliveries.transports.base import (
+    FileTarget,
+    PermanentTransportError,
+    Progress,
+    TransportError,
+    login_refused,
+)
 
 # Local reads this large keep Python's per-call overhead small; paramiko cuts them into 32 KiB
 # SFTP writes and, pipelined, keeps the server's whole window (2 MiB for OpenSSH) in flight.
@@ -334,14 +340,9 @@ def _authenticate(
                 # paramiko reports a connection lost during login as a failed login
                 # ("transport shut down or saw EOF"): the server went away, retrying can help.
                 raise TransportError(f"{where}: the connection closed while logging in") from None
-            raise PermanentTransportError(
-                f"authentication refused by {where} for user {target.username!r}: {error}"
-            ) from None
+            raise login_refused(where, target, str(error)) from None
     if not transport.is_authenticated():
-        raise PermanentTransportError(
-            f"authentication refused by {where} for user {target.username!r}: "
-            "it wants more than the password and key given"
-        )
+        raise login_refused(where, target, "it wants more than the password and key given")
 
 
 @contextlib.contextmanager
