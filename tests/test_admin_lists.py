@@ -70,3 +70,31 @@ def test_autocomplete_refuses_fields_that_are_not_forward_relations(client, mana
         "app_label": "referrals", "model_name": "client", "field_name": field_name, "term": "a",
     })  # fmt: skip
     assert response.status_code == 403
+
+
+def _deliveries_with_batches(client_a, count: int) -> None:
+    from django.utils import timezone
+
+    from deliveries.models import Batch
+    from tests.factories import make_file_delivery
+
+    for _ in range(count):
+        delivery = make_file_delivery(client_a)
+        for number, status in ((1, "sent"), (2, "failed")):
+            Batch.objects.create(
+                delivery=delivery, number=number, status=status, run_at=timezone.now()
+            )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("viewer", ["manager", "user_a"])
+def test_delivery_list_queries_do_not_grow_with_rows(client, viewer, client_a, request):
+    client.force_login(request.getfixturevalue(viewer))
+    url = "/admin/deliveries/delivery/"
+    _deliveries_with_batches(client_a, 2)
+    few = _changelist_queries(client, url)
+    _deliveries_with_batches(client_a, 25)
+    many = _changelist_queries(client, url)
+    assert len(many) == len(few)
+    page = client.get(url).content.decode()
+    assert page.count("#2 Failed") == 27  # each row shows its own latest batch
