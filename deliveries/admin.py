@@ -40,7 +40,6 @@ from deliveries.services import (
 from referrals.admin_tenancy import ClientListFilter, TenantScopedAdmin, id_from_param
 from referrals.tenancy import is_client_user
 
-
 # The list's "Last batch" column, in the list's one query rather than one query per row.
 _LAST = Batch.objects.filter(delivery=OuterRef("pk")).order_by("-number")
 _LAST_BATCH = {
