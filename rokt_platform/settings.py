@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import re
 import secrets
 from pathlib import Path
 
@@ -168,10 +169,31 @@ LOGIN_URL = "admin:login"
 SESSION_COOKIE_HTTPONLY = True
 # Messages live in the session, not in a cookie: one of them shows a new signing secret once.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
-# Behind TLS in production set SESSION_COOKIE_SECURE=1; the loopback demo runs on plain HTTP.
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# A session ends after this long without a request (each request starts the clock again).
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 60, minimum=1) * 60
+SESSION_SAVE_EVERY_REQUEST = True
 X_FRAME_OPTIONS = "DENY"
+
+# Production runs behind TLS (ROKT_HTTPS=true): secure cookies, HTTP redirected to HTTPS, and
+# HSTS; the loopback demo runs on plain HTTP, so all of it is off by default.
+HTTPS = env_bool("ROKT_HTTPS", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+# /healthz answers probes that reach the process over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 86400 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# A TLS-terminating proxy says a request came over HTTPS in this header, e.g. X-Forwarded-Proto
+# (set it only when the proxy always sets or strips that header).
+_PROXY_HEADER = env_str("SECURE_PROXY_SSL_HEADER")
+if _PROXY_HEADER:
+    if not re.fullmatch(r"[A-Za-z0-9-]+", _PROXY_HEADER):
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER is a header name such as X-Forwarded-Proto."
+        )
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_HEADER.upper().replace("-", "_"), "https")
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -189,12 +211,20 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "rokt_platform.api_errors.exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
 }
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Referral delivery platform API",
     "DESCRIPTION": "Ingest referrals and read them back; every endpoint is scoped to the "
     "caller's client.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page need a login (an API token or the admin's session) unless
+    # API_DOCS_PUBLIC opens them.
+    "SERVE_PERMISSIONS": [
+        "rest_framework.permissions.AllowAny"
+        if API_DOCS_PUBLIC
+        else "rest_framework.permissions.IsAuthenticated"
+    ],
     # Served from the installed sidecar package: the docs page needs no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

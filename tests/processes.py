@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,6 +75,8 @@ def http_status(url: str) -> int | None:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback)
             return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
     except OSError:
         return None
 
