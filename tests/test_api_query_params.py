@@ -213,6 +213,7 @@ def test_a_cursor_from_a_page_still_works(manager_api, client_a):
         "2024-03-01T00:00:00.Z",
         "2024-01-01T12:99:00Z",
         "2024-03-01T12:00:60Z",  # a leap second only at 23:59:60 UTC
+        "9999-12-31T23:59:60-12:00",  # 11:59:60 UTC, past year 9999
         "0000-01-01T00:00:00Z",
         "null",
     ],

@@ -77,25 +77,20 @@ def instant_from_text(text: str) -> datetime.datetime:
     if offset_hours > 23 or offset_minutes > 59:
         raise ValueError(NOT_DATE_TIME)
     offset = datetime.timedelta(hours=offset_hours, minutes=offset_minutes)
+    offset = -offset if sign == "-" else offset
     leap = second == 60
+    # RFC 3339 has leap seconds only at 23:59:60 UTC.
+    if leap and (hour * 60 + minute - offset // datetime.timedelta(minutes=1)) % 1440 != 1439:
+        raise ValueError(NOT_DATE_TIME)
     try:
-        zone = datetime.timezone(-offset if sign == "-" else offset)
         local = datetime.datetime(year, month, day, hour, minute, 59 if leap else second, micro)
-        local = local.replace(tzinfo=zone)
     except ValueError:
         raise ValueError(NOT_DATE_TIME) from None
     try:
-        instant = local.astimezone(datetime.UTC)
+        instant = local.replace(tzinfo=datetime.timezone(offset)).astimezone(datetime.UTC)
+        return instant + datetime.timedelta(seconds=1) if leap else instant
     except OverflowError:
         return _UTC_MAX if year == 9999 else _UTC_MIN
-    if not leap:
-        return instant
-    if (instant.hour, instant.minute) != (23, 59):
-        raise ValueError(NOT_DATE_TIME)  # RFC 3339 has leap seconds only at 23:59:60 UTC
-    try:
-        return instant + datetime.timedelta(seconds=1)
-    except OverflowError:
-        return _UTC_MAX
 
 
 def query_value(request: Request, name: str) -> str | None:
