@@ -856,10 +856,8 @@ def test_filters_by_stored_time_campaign_and_client(manager_api, client_a, clien
 
 @pytest.mark.parametrize("name", ["created_after", "created_before"])
 @pytest.mark.parametrize(
-    "value",
-    ["yesterday", "2024-13-01T00:00:00Z", "2024-01-01T25:00:00Z",
-     "9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+12:00"],
-)  # fmt: skip
+    "value", ["yesterday", "2024-13-01T00:00:00Z", "2024-01-01T25:00:00Z", "2024-01-01"]
+)  # a valid date-time beyond years 1-9999 in UTC is taken (tests/test_api_query_params.py)
 def test_a_malformed_time_filter_answers_400_naming_it(manager_api, db, name, value):
     response = manager_api.get(URL, {name: value})
 

@@ -1053,8 +1053,9 @@ API_CASES = [
     # B's referral id on A's own delivery: an empty page, not B's attempts.
     Case("api-delivery-attempts-own-referral-of-b",
          delivery_api("a.api_delivery", "attempts/", referral=ref("b.referral.pk"))),
+    # No id at all (isdigit() says yes): refused as the schema's integer says, not a 500.
     Case("api-delivery-attempts-own-referral-superscript",
-         delivery_api("a.api_delivery", "attempts/", referral=SUPERSCRIPT_TWO)),
+         delivery_api("a.api_delivery", "attempts/", referral=SUPERSCRIPT_TWO), 400),
     Case("api-delivery-attempts-of-b-file", delivery_api("b", "attempts/"), NOT_FOUND,
          staff=Staff()),
     Case("api-delivery-replay-get-of-b", delivery_api("b.api_delivery", "replay/"), 405,

@@ -5,7 +5,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
 from customfields.api.views import ModelPermissionsWithView
@@ -37,12 +36,9 @@ from deliveries.services import (
     delivery_send_now,
     delivery_test_connection,
 )
-from referrals.admin_tenancy import id_from_param
+from referrals.api.pagination import LimitOffsetPages
+from referrals.api.query import INT64_MAX, query_integer
 from referrals.tenancy import is_client_user, scope_to_user
-
-
-class FiftyPerPage(LimitOffsetPagination):
-    default_limit = 50
 
 
 class CanManageDeliveries(ModelPermissionsWithView):
@@ -135,16 +131,22 @@ class DeliveryViewSet(
 
     @extend_schema(
         responses=AttemptSerializer(many=True),
-        parameters=[OpenApiParameter("referral", int, description="One referral's attempts.")],
+        parameters=[
+            OpenApiParameter(
+                "referral",
+                {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+                description="One referral's attempts (its id).",
+            )
+        ],
     )
-    @action(detail=True, methods=["get"], pagination_class=FiftyPerPage, filter_backends=[])
+    @action(detail=True, methods=["get"], pagination_class=LimitOffsetPages, filter_backends=[])
     def attempts(self, request, pk=None):
         """The delivery's HTTP attempts, newest first (``?referral=<id>`` for one referral)."""
         delivery = self.get_object()
         attempts = delivery.attempts.order_by("-started_at", "-id")
-        referral = request.query_params.get("referral")
+        referral = query_integer(request, "referral", 1, INT64_MAX)
         if referral is not None:
-            attempts = attempts.filter(referral_id=id_from_param(referral) or 0)
+            attempts = attempts.filter(referral_id=referral)
         page = self.paginate_queryset(attempts)
         return self.get_paginated_response(AttemptSerializer(page, many=True).data)
 
@@ -215,7 +217,7 @@ class DeliveryViewSet(
         return Response({"referrals": done.referrals, "batch": batch})
 
     @extend_schema(request=None, responses=BatchSerializer(many=True))
-    @action(detail=True, methods=["get"], pagination_class=FiftyPerPage, filter_backends=[])
+    @action(detail=True, methods=["get"], pagination_class=LimitOffsetPages, filter_backends=[])
     def batches(self, request, pk=None):
         """The delivery's batches, newest first (``?limit=`` and ``?offset=``)."""
         delivery = self.get_object()

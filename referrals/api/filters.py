@@ -1,50 +1,28 @@
 from __future__ import annotations
 
-import datetime
-
-import django_filters
-from django.core.exceptions import ValidationError
-from django_filters.fields import IsoDateTimeField
-
+from referrals.api.query import DateTimeFilter, StrictFilterSet, slug_filter, text_filter
 from referrals.models import Referral
 
 
-class _UtcIsoDateTimeField(IsoDateTimeField):
-    """An ISO 8601 time, converted to UTC while the form is cleaned.
+class ClientFilter(StrictFilterSet):
+    """``?client=<slug>``: that client's objects (a client user's are its own client's anyway)."""
 
-    A time whose UTC equivalent falls outside years 1-9999 (``9999-12-31T23:00:00-05:00``) is
-    refused as invalid input here, rather than overflowing later in the database adapter.
-    """
-
-    def to_python(self, value):
-        result = super().to_python(value)
-        if result is None:
-            return None
-        try:
-            return result.astimezone(datetime.UTC)
-        except OverflowError:
-            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
-
-
-class _UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
-    field_class = _UtcIsoDateTimeField
-
-
-class ClientFilter(django_filters.FilterSet):
-    """``?client=<slug>``, checked as text first (a NUL would reach the database)."""
-
-    client = django_filters.CharFilter(field_name="client__slug", label="Client slug.")
+    client = slug_filter("client__slug", "Client slug: only this client's objects.")
 
 
 class ReferralFilter(ClientFilter):
-    created_after = _UtcIsoDateTimeFilter(
-        field_name="created_at", lookup_expr="gte", label="Stored at or after (ISO 8601)."
+    created_after = DateTimeFilter(
+        field_name="created_at",
+        lookup_expr="gte",
+        label="Stored at or after this time: an RFC 3339 date-time with its offset.",
     )
-    created_before = _UtcIsoDateTimeFilter(
-        field_name="created_at", lookup_expr="lt", label="Stored before (ISO 8601)."
+    created_before = DateTimeFilter(
+        field_name="created_at",
+        lookup_expr="lt",
+        label="Stored before this time: an RFC 3339 date-time with its offset.",
     )
-    campaign = django_filters.CharFilter(
-        field_name="campaign__external_id", label="Campaign external id."
+    campaign = text_filter(
+        "campaign__external_id", "Campaign external id, exactly as sent.", max_length=100
     )
 
     class Meta:

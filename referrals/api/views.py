@@ -4,11 +4,11 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import UnsupportedMediaType, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from referrals.api.filters import ReferralFilter
+from referrals.api.pagination import ReferralCursorPagination
 from referrals.api.parsers import BoundedJSONParser, chunked_body
 from referrals.api.permissions import CanIngest, CanViewReferrals
 from referrals.api.serializers import (
@@ -19,13 +19,6 @@ from referrals.api.serializers import (
 from referrals.models import Referral
 from referrals.services import referrals_ingest
 from referrals.tenancy import scope_to_user
-
-
-class ReferralCursorPagination(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
 
 
 class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
