@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest
 
 from customfields.models import CustomField
 from deliveries.selectors import delivered_per_day, deliveries_health, recent_batches
@@ -17,7 +17,8 @@ CHART_WIDTH, CHART_HEIGHT, CHART_TOP, CHART_LEFT, CHART_RIGHT = 900, 220, 10, 44
 TICKS = 4  # steps on the y axis
 
 
-def dashboard_context(user: AbstractBaseUser) -> dict[str, Any]:
+def dashboard_context(request: HttpRequest) -> dict[str, Any]:
+    user = request.user
     client = user_client(user)
     if client is not None:
         return {
