@@ -11,7 +11,6 @@ from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
 from rangefilter.filters import DateRangeFilterBuilder
 
-from customfields.admin import CustomFieldInline, SavesCustomFieldsUnderLock
 from referrals.admin_export import ReferralExportMixin
 from referrals.admin_tenancy import (
     CampaignListFilter,
@@ -43,7 +42,9 @@ class CampaignInline(TenantScopedInline):
 
 
 @admin.register(Client)
-class ClientAdmin(SavesCustomFieldsUnderLock, TenantScopedAdmin):
+class ClientAdmin(TenantScopedAdmin):
+    """The apps built on this one add to it (customfields: its inline)."""
+
     client_path = "pk"
     # Explicit: the campaign count (GROUP BY) drops Meta.ordering, and autocomplete pages
     # through this queryset.
@@ -52,7 +53,7 @@ class ClientAdmin(SavesCustomFieldsUnderLock, TenantScopedAdmin):
     list_filter = ("active",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    inlines = [CampaignInline, CustomFieldInline]
+    inlines = [CampaignInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_campaign_count=Count("campaigns"))
