@@ -13,7 +13,6 @@ from django.utils import timezone
 from django.utils.text import smart_split, unescape_string_literal
 
 from customfields.models import CustomField
-from customfields.sqltext import literal
 from referrals.models import Client, Referral
 
 CACHE_SECONDS = 60
@@ -22,7 +21,7 @@ CACHE_SECONDS = 60
 SEARCH_FIELDS = ("external_id", "email", "last_name", "first_name")
 
 
-def _search_terms(text: str) -> list[str]:
+def search_terms(text: str) -> list[str]:
     """The words of a search as the admin splits them: quoted phrases stay whole."""
     terms = []
     for term in smart_split(text):
@@ -35,20 +34,9 @@ def _search_terms(text: str) -> list[str]:
 def referral_search(text: str) -> Q:
     """Referrals matching every word of ``text`` in one of ``SEARCH_FIELDS`` (any case)."""
     query = Q()
-    for term in _search_terms(text):
+    for term in search_terms(text):
         query &= Q.create([(f"{name}__iexact", term) for name in SEARCH_FIELDS], connector=Q.OR)
     return query
-
-
-def referral_search_sql(text: str, *, alias: str) -> str:
-    """``referral_search`` as SQL over the referral table ``alias``, for statements that
-    take no parameters (COPY); as Django's ``iexact`` on PostgreSQL: ``UPPER`` both sides."""
-    words = []
-    for term in _search_terms(text):
-        value = literal(term)
-        fields = " OR ".join(f'UPPER({alias}."{name}") = UPPER({value})' for name in SEARCH_FIELDS)
-        words.append(f"({fields})")
-    return " AND ".join(words) or "TRUE"
 
 
 @dataclass(frozen=True)

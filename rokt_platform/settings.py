@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "referrals.apps.ReferralsConfig",
     "customfields.apps.CustomfieldsConfig",
     "deliveries.apps.DeliveriesConfig",
+    "exports.apps.ExportsConfig",
     "demo.apps.DemoConfig",
 ]
 
