@@ -7,12 +7,11 @@ import zoneinfo
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.db.models import Count, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.text import smart_split, unescape_string_literal
 
-from customfields.models import CustomField
 from referrals.models import Client, Referral
 
 CACHE_SECONDS = 60
@@ -64,37 +63,3 @@ def referrals_per_day(*, client: Client | None, days: int = 30) -> list[Day]:
         counts = [(day, found.get(day, 0)) for day, _ in counts]
         cache.set(key, counts, CACHE_SECONDS)
     return [Day(day, count) for day, count in counts]
-
-
-@dataclass(frozen=True)
-class ClientSummary:
-    client: Client
-    last_24h: int
-    last_7d: int
-    last_referral_at: dt.datetime | None
-    custom_fields: int
-
-
-def client_summaries() -> list[ClientSummary]:
-    """One line per client for the account managers' dashboard: one query, each figure a
-    subquery on the (client, created_at) index, so a million referrals cost little."""
-    now = timezone.now()
-
-    def stored_since(delta: dt.timedelta):
-        recent = Referral.objects.filter(client=OuterRef("pk"), created_at__gte=now - delta)
-        return Coalesce(Subquery(
-            recent.order_by().values("client").annotate(n=Count("id")).values("n")
-        ), 0)  # fmt: skip
-
-    latest = Referral.objects.filter(client=OuterRef("pk")).order_by("-created_at")
-    fields = CustomField.objects.filter(client=OuterRef("pk")).order_by().values("client")
-    clients = Client.objects.annotate(
-        last_24h=stored_since(dt.timedelta(days=1)),
-        last_7d=stored_since(dt.timedelta(days=7)),
-        last_referral_at=Subquery(latest.values("created_at")[:1]),
-        custom_field_count=Coalesce(Subquery(fields.annotate(n=Count("id")).values("n")), 0),
-    ).order_by("name")
-    return [
-        ClientSummary(c, c.last_24h, c.last_7d, c.last_referral_at, c.custom_field_count)
-        for c in clients
-    ]

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "customfields.apps.CustomfieldsConfig",
     "deliveries.apps.DeliveriesConfig",
     "exports.apps.ExportsConfig",
+    "dashboard.apps.DashboardConfig",
     "demo.apps.DemoConfig",
 ]
 
