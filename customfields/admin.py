@@ -1,5 +1,7 @@
 """Custom fields in the admin: per client, on their own page (with a live preview) and inline
-on the client's page. Client users see their own client's fields, read-only."""
+on the client's page (the client's admin, registered again with the inline: referrals, which
+this app is built on, knows nothing of custom fields). Client users see their own client's
+fields, read-only."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from customfields.services import (
     custom_field_save,
 )
 from customfields.validation import custom_field_errors
+from referrals.admin import ClientAdmin
 from referrals.admin_tenancy import ClientListFilter, TenantScopedAdmin, TenantScopedInline
 from referrals.models import Client
 from referrals.tenancy import scope_to_user
@@ -121,6 +124,14 @@ class CustomFieldInline(TenantScopedInline):
             for title, fields in KIND_FIELDSETS
         ],
     )
+
+
+admin.site.unregister(Client)
+
+
+@admin.register(Client)
+class ClientWithCustomFieldsAdmin(SavesCustomFieldsUnderLock, ClientAdmin):
+    inlines = [*ClientAdmin.inlines, CustomFieldInline]
 
 
 @admin.register(CustomField)

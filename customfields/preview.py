@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
+
 from customfields.engine import Column, compile_columns
 from customfields.models import CustomField
+from referrals.api.serializers import ReferralIngestSerializer
 from referrals.models import Campaign, Referral
 
 LATEST = 10
@@ -45,10 +48,6 @@ def custom_field_preview(
 
 
 def sample_referral(client, sample: dict[str, Any]) -> Referral:
-    from django.utils import timezone
-
-    from referrals.api.serializers import ReferralIngestSerializer
-
     if not isinstance(sample, dict):
         raise SampleError({"sample": ["Give the sample as an object of referral fields."]})
     data = {"opted_in_at": timezone.now().isoformat(), "external_id": "sample", **sample}

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from customfields.engine import Column, compile_columns
+from customfields.preview import sample_referral
 from deliveries.alerts import delivery_failed, delivery_succeeded
 from deliveries.api_due import items_due_of
 from deliveries.api_items import (
@@ -327,8 +328,6 @@ def api_test_send(delivery: Delivery) -> Attempt:
         .order_by("-created_at").first()
     )  # fmt: skip
     if referral is None:
-        from customfields.preview import sample_referral
-
         referral = sample_referral(delivery.client, {
             "external_id": "test-referral", "email": "test.referral@example.com",
             "first_name": "Test", "last_name": "Referral", "gender": "F", "country": "GB",

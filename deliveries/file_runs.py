@@ -32,6 +32,7 @@ from deliveries.models import Batch, BatchEntry, Delivery, DeliveryItem
 from deliveries.pausing import delivery_pause_unreadable, delivery_stop
 from deliveries.secrets import SecretUnreadable
 from deliveries.transports.base import FileTarget, TransportError
+from referrals.models import Referral
 
 logger = logging.getLogger(__name__)
 
@@ -169,8 +170,6 @@ def batch_redeliver(
     sent again whatever was sent before; named and logged as a redelivery."""
     if end <= start:
         raise ValueError("The end of the range must be after its start.")
-    from referrals.models import Referral
-
     referrals = Referral.objects.filter(
         client=delivery.client, created_at__gte=start, created_at__lt=end
     )

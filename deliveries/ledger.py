@@ -1,9 +1,12 @@
 """The ledger: what each delivery owes, written in the transaction that stores the referral.
 
-``ledger_record`` runs inside that transaction (``referrals.services.referrals_insert``,
-``Referral.save`` and ``Referral.objects.bulk_create`` all call it), so a referral and the
-items that promise its delivery commit together or not at all. A delivery never has to guess
-what is new from timestamps or ids, which would skip rows whose transaction commits late.
+``LEDGER_HOOK``, registered with referrals' stored hooks (``referrals.hooks``) by this app's
+``AppConfig.ready()``, runs inside that transaction whatever stores the referral
+(``referrals.services.referrals_insert``, ``Referral.save``, ``Referral.objects.bulk_create``
+call ``ledger_record``; ``referrals.ingest_few`` puts ``LEDGER_INSERT`` in its one statement),
+so a referral and the items that promise its delivery commit together or not at all. A
+delivery never has to guess what is new from timestamps or ids, which would skip rows whose
+transaction commits late.
 
 One INSERT ... SELECT per call: the database matches referrals to deliveries by client,
 campaign scope and start time, whatever the number of referrals or deliveries.
@@ -19,14 +22,15 @@ from collections.abc import Iterable, Sequence
 from django.db import connection, transaction
 from django.utils import timezone
 
+from referrals.hooks import StoredHook
 from rokt_platform.prepared import execute_for_ids
 
 logger = logging.getLogger(__name__)
 
 # What each delivery owes the referrals of a CTE ``r`` (id, client_id, campaign_id,
-# created_at) made by the statement it ends: the stored referrals' ids here; the row just
-# inserted by ``referrals.ingest_few``, which stores a few referrals and their items in one
-# statement.
+# created_at) made by the statement it ends: the stored referrals' ids here; the rows just
+# inserted by ``referrals.ingest_few``, which stores a few referrals and runs this as their
+# stored hook's CTE in one statement.
 # Which active delivery ``d`` owes which referral of ``r``: its client's, stored from the
 # delivery's start on, in its scope. The one rule, for new referrals and for backfills.
 _OWED = """
@@ -160,3 +164,12 @@ def ledger_queue(rows: Iterable[tuple[int, int, str]]) -> None:
         # robust: a broker that is down must not turn a stored referral into an error for the
         # collector; the tick sends the items instead.
         transaction.on_commit(lambda: api_items_enqueue(api_items), robust=True)
+
+
+LEDGER_HOOK = StoredHook(
+    name="deliveries.ledger",
+    record=ledger_record,
+    cte=LEDGER_INSERT,
+    cte_params=lambda: [timezone.now()],
+    cte_rows=ledger_queue,
+)

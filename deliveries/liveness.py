@@ -49,9 +49,13 @@ class _Anchor:
 _anchor: _Anchor | None = None
 
 
-def worker_enable() -> None:
+def worker_enable(**signal) -> None:
     """This process is a Celery worker: what it claims is marked with its tag (its children,
-    forked by a prefork pool, each open an anchor of their own)."""
+    forked by a prefork pool, each open an anchor of their own).
+
+    Connected to Celery's ``celeryd_init`` by this app's ``AppConfig.ready()``: a worker sets
+    Django up (Celery's Django fix-up, as it loads its task modules) before it sends that
+    signal, and before it forks its pool."""
     global _enabled
     _enabled = True
 

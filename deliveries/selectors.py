@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from deliveries.models import Attempt, Batch, Delivery, DeliveryItem, WorkerHeartbeat
-from referrals.tenancy import scope_to_user
+from referrals.tenancy import is_account_manager, scope_to_user
 
 SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret",
            "previous_signing_secret")  # never needed to show health  # fmt: skip
@@ -22,6 +22,14 @@ def worker_heartbeat_age_seconds() -> float | None:
     """Seconds since any worker last beat, or ``None`` if none ever has."""
     latest = WorkerHeartbeat.objects.aggregate(latest=Max("beat_at"))["latest"]
     return None if latest is None else round((timezone.now() - latest).total_seconds(), 1)
+
+
+def failing_deliveries_context(request) -> dict:
+    """What every admin page adds (``rokt_platform.admin_site``): the deliveries that keep
+    failing, for account managers."""
+    if not is_account_manager(request.user):
+        return {}
+    return {"failing_deliveries": deliveries_failing_for(request.user)}
 
 
 def deliveries_failing_for(user) -> list:

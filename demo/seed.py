@@ -23,9 +23,9 @@ from customfields.models import CustomField
 from customfields.services import custom_field_save
 from deliveries.models import Delivery
 from deliveries.services import delivery_save
+from exports.services import DELIVERY_COLUMN_SET, ExportRequest, export_start
 from referrals.api.serializers import ReferralIngestSerializer
 from referrals.demo import demo_records
-from referrals.exports import DELIVERY_COLUMN_SET, ExportRequest, export_start
 from referrals.models import Campaign, Client, Referral
 from referrals.roles import account_manager_create, client_user_create
 from referrals.services import referrals_insert

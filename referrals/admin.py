@@ -11,8 +11,6 @@ from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
 from rangefilter.filters import DateRangeFilterBuilder
 
-from customfields.admin import CustomFieldInline, SavesCustomFieldsUnderLock
-from referrals.admin_export import ReferralExportMixin
 from referrals.admin_tenancy import (
     CampaignListFilter,
     CappedCountPaginator,
@@ -21,13 +19,10 @@ from referrals.admin_tenancy import (
     TenantScopedInline,
     id_from_param,
 )
-from referrals.exports import ExportRequest, utc_text
 from referrals.models import (
     Campaign,
     Client,
     ClientMembership,
-    ExportAudit,
-    ExportDownload,
     Referral,
 )
 from referrals.roles import role_sync
@@ -43,7 +38,9 @@ class CampaignInline(TenantScopedInline):
 
 
 @admin.register(Client)
-class ClientAdmin(SavesCustomFieldsUnderLock, TenantScopedAdmin):
+class ClientAdmin(TenantScopedAdmin):
+    """The apps built on this one add to it (customfields: its inline)."""
+
     client_path = "pk"
     # Explicit: the campaign count (GROUP BY) drops Meta.ordering, and autocomplete pages
     # through this queryset.
@@ -52,7 +49,7 @@ class ClientAdmin(SavesCustomFieldsUnderLock, TenantScopedAdmin):
     list_filter = ("active",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    inlines = [CampaignInline, CustomFieldInline]
+    inlines = [CampaignInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_campaign_count=Count("campaigns"))
@@ -76,9 +73,10 @@ class CampaignAdmin(TenantScopedAdmin):
 
 
 @admin.register(Referral)
-class ReferralAdmin(ReferralExportMixin, TenantScopedAdmin):
+class ReferralAdmin(TenantScopedAdmin):
     """Read-only; fast at millions of rows: one query for the page (no query per row), a
-    capped count, and case-insensitive exact search on indexed columns."""
+    capped count, and case-insensitive exact search on indexed columns. The exports app
+    registers it again with its Export button and pages."""
 
     list_display = (
         "external_id", "email", "full_name", "campaign", "client", "opted_in_local",
@@ -157,67 +155,6 @@ class ReferralAdmin(ReferralExportMixin, TenantScopedAdmin):
 def _in_client_zone(obj: Referral, moment) -> str:
     local = moment.astimezone(obj.client.zone)
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
-
-
-class ExportDownloadInline(admin.TabularInline):
-    model = ExportDownload
-    fields = ("user", "downloaded")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    verbose_name_plural = "downloads"
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="when (UTC)")
-    def downloaded(self, obj: ExportDownload) -> str:
-        return utc_text(obj.downloaded_at)
-
-
-@admin.register(ExportAudit)
-class ExportAuditAdmin(TenantScopedAdmin):
-    """Who exported what, and who downloaded it when: for account managers (client users
-    hold no permission on it). Every time in UTC, saying so (``utc_text``)."""
-
-    list_display = ("started", "user", "client", "format", "rows", "completed", "downloads",
-                    "last_download", "what")  # fmt: skip
-    list_filter = (ClientListFilter, "format")
-    list_select_related = ("user", "client")
-    date_hierarchy = "started_at"
-    fields = ("user", "client", "format", "what", "status", "rows", "total_rows", "started",
-              "completed", "expires", "file_name", "error", "downloads")  # fmt: skip
-    readonly_fields = ("started", "completed", "expires", "what")
-    inlines = [ExportDownloadInline]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="started (UTC)", ordering="started_at")
-    def started(self, obj: ExportAudit) -> str:
-        return utc_text(obj.started_at)
-
-    @admin.display(description="completed (UTC)", ordering="completed_at")
-    def completed(self, obj: ExportAudit) -> str:
-        return utc_text(obj.completed_at)
-
-    @admin.display(description="file expires (UTC)")
-    def expires(self, obj: ExportAudit) -> str:
-        return utc_text(obj.expires_at)
-
-    @admin.display(description="what")
-    def what(self, obj: ExportAudit) -> str:
-        return ExportRequest.from_audit(obj).describe()
-
-    @admin.display(description="last download (UTC)", ordering="last_downloaded_at")
-    def last_download(self, obj: ExportAudit) -> str:
-        return utc_text(obj.last_downloaded_at)
 
 
 class _MembershipFormSet(BaseInlineFormSet):

@@ -4,11 +4,11 @@ request (or a handful), on PostgreSQL.
 The general path (``referrals.services``) pays six round trips to the database: the clients'
 look-up, BEGIN, the known referrals and campaigns, the INSERT, the ledger's INSERT and COMMIT.
 Here one statement finds each record's client by slug and campaign by external id, inserts the
-referrals whose client does not hold their external id yet, and writes the ledger's items
-(``deliveries.ledger.LEDGER_INSERT``). One referral needs nothing more (a statement is atomic
-by itself); several share a transaction, rolled back unless every one was stored. Whatever the
-statement leaves (a client or campaign it does not find, a duplicate) goes, whole request, to
-the general path: it says why, or creates the campaign.
+referrals whose client does not hold their external id yet, and runs every stored hook's CTE
+(``referrals.hooks``: the deliveries' ledger writes its items). One referral needs nothing
+more (a statement is atomic by itself); several share a transaction, rolled back unless every
+one was stored. Whatever the statement leaves (a client or campaign it does not find, a
+duplicate) goes, whole request, to the general path: it says why, or creates the campaign.
 
 Each value is cast to its column's type without a length: a value too long fails as it would
 in a plain INSERT instead of being cut. (Passed as one array per column instead, for one
@@ -24,9 +24,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.utils import timezone
 
-from deliveries.ledger import LEDGER_INSERT, ledger_queue
+from referrals.hooks import StoredHook, stored_hooks
 from referrals.models import Referral
 from rokt_platform.prepared import prepared_cursor
 
@@ -91,23 +90,25 @@ def is_conflict(exc: Exception) -> bool:
 
 def _store(records: Sequence[Record]) -> list[int] | None:
     fields = _stored_fields()
-    now = timezone.now()
+    hooks = stored_hooks()
     params: list = []
     for record in records:
         referral = Referral(client_id=0, campaign_id=0, **record.fields)  # the defaults filled
         params += [record.client_slug, record.campaign_external_id,
                    *referral_values(referral, fields)]  # fmt: skip
-    params.append(now)
+    for hook in hooks:
+        params += hook.cte_params()
     with prepared_cursor() as cursor:
-        cursor.execute(_statement(len(records)), params)
+        cursor.execute(_statement(len(records), hooks), params)
         rows = cursor.fetchall()
     ids = {position: pk for kind, position, pk, _ in rows if kind == "referral"}
     if len(ids) < len(records):
         if len(records) > 1:
             raise _NotAll  # inside its transaction: undone
         return None  # one record: nothing was stored
-    ledger_queue((item, delivery, status) for kind, item, delivery, status in rows
-                 if kind == "item")  # fmt: skip
+    for number, hook in enumerate(hooks):
+        kind = f"hook{number}"
+        hook.cte_rows([row[1:] for row in rows if row[0] == kind])
     return [ids[position] for position in range(1, len(records) + 1)]
 
 
@@ -120,8 +121,9 @@ def _stored_fields() -> tuple:
 
 
 @functools.cache
-def _statement(count: int) -> str:
-    """The statement for ``count`` records (one prepared per count)."""
+def _statement(count: int, hooks: tuple[StoredHook, ...]) -> str:
+    """The statement for ``count`` records (one prepared per count): the referrals' INSERT
+    (``r``), each hook's CTE after it, and their rows, each tagged with whose it is."""
     fields = _stored_fields()
     quote = connection.ops.quote_name
     names = [quote(f.column) for f in fields]
@@ -131,6 +133,9 @@ def _statement(count: int) -> str:
         f"({position}, CAST(%s AS text), CAST(%s AS text), {casts})"
         for position in range(1, count + 1)
     )
+    hook_ctes = "".join(f", hook{n} AS ({hook.cte})" for n, hook in enumerate(hooks))
+    hook_rows = "".join(f"UNION ALL\nSELECT 'hook{n}', hook{n}.* FROM hook{n}\n"
+                        for n in range(len(hooks)))  # fmt: skip
     return f"""
 WITH v (position, client_slug, campaign_external_id, {", ".join(names)}) AS (VALUES
     {rows}
@@ -145,12 +150,10 @@ WITH v (position, client_slug, campaign_external_id, {", ".join(names)}) AS (VAL
     ORDER BY client_id, external_id  -- one lock order with the general path's
     ON CONFLICT DO NOTHING
     RETURNING id, client_id, campaign_id, created_at, external_id
-), items AS ({LEDGER_INSERT})
+){hook_ctes}
 SELECT 'referral', c.position, r.id, NULL
 FROM r JOIN c ON c.client_id = r.client_id AND c.external_id = r.external_id
-UNION ALL
-SELECT 'item', items.id, items.delivery_id, items.status FROM items
-"""  # noqa: S608 (model and column names only)
+{hook_rows}"""  # noqa: S608 (model and column names, the hooks' constant SQL)
 
 
 def _base_type(field) -> str:

@@ -10,6 +10,8 @@ from django.db import models, transaction
 from django.db.models.functions import Upper
 from django.utils import timezone
 
+from referrals.hooks import stored_hooks_run
+
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
@@ -68,15 +70,10 @@ class ImmutableQuerySet(models.QuerySet):
     def bulk_create(self, objs, *args, **kwargs):
         with transaction.atomic(using=self.db):
             created = super().bulk_create(objs, *args, **kwargs)
-            _record_deliveries([obj.pk for obj in created if obj.pk is not None])
+            # Every way of storing a referral runs the stored hooks (the deliveries' ledger)
+            # in its transaction.
+            stored_hooks_run([obj.pk for obj in created if obj.pk is not None])
         return created
-
-
-def _record_deliveries(referral_ids: list[int]) -> None:
-    """Every way of storing a referral writes what the deliveries owe, in its transaction."""
-    from deliveries.ledger import ledger_record  # deliveries depends on referrals, not back
-
-    ledger_record(referral_ids)
 
 
 class Referral(models.Model):
@@ -163,7 +160,7 @@ class Referral(models.Model):
         kwargs["force_insert"] = True  # never an UPDATE, whatever the pk says
         with transaction.atomic(using=kwargs.get("using")):
             super().save(*args, **kwargs)
-            _record_deliveries([self.pk])
+            stored_hooks_run([self.pk])
 
 
 class ClientMembership(models.Model):

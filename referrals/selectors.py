@@ -7,13 +7,11 @@ import zoneinfo
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.db.models import Count, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.text import smart_split, unescape_string_literal
 
-from customfields.models import CustomField
-from customfields.sqltext import literal
 from referrals.models import Client, Referral
 
 CACHE_SECONDS = 60
@@ -22,7 +20,7 @@ CACHE_SECONDS = 60
 SEARCH_FIELDS = ("external_id", "email", "last_name", "first_name")
 
 
-def _search_terms(text: str) -> list[str]:
+def search_terms(text: str) -> list[str]:
     """The words of a search as the admin splits them: quoted phrases stay whole."""
     terms = []
     for term in smart_split(text):
@@ -35,20 +33,9 @@ def _search_terms(text: str) -> list[str]:
 def referral_search(text: str) -> Q:
     """Referrals matching every word of ``text`` in one of ``SEARCH_FIELDS`` (any case)."""
     query = Q()
-    for term in _search_terms(text):
+    for term in search_terms(text):
         query &= Q.create([(f"{name}__iexact", term) for name in SEARCH_FIELDS], connector=Q.OR)
     return query
-
-
-def referral_search_sql(text: str, *, alias: str) -> str:
-    """``referral_search`` as SQL over the referral table ``alias``, for statements that
-    take no parameters (COPY); as Django's ``iexact`` on PostgreSQL: ``UPPER`` both sides."""
-    words = []
-    for term in _search_terms(text):
-        value = literal(term)
-        fields = " OR ".join(f'UPPER({alias}."{name}") = UPPER({value})' for name in SEARCH_FIELDS)
-        words.append(f"({fields})")
-    return " AND ".join(words) or "TRUE"
 
 
 @dataclass(frozen=True)
@@ -76,37 +63,3 @@ def referrals_per_day(*, client: Client | None, days: int = 30) -> list[Day]:
         counts = [(day, found.get(day, 0)) for day, _ in counts]
         cache.set(key, counts, CACHE_SECONDS)
     return [Day(day, count) for day, count in counts]
-
-
-@dataclass(frozen=True)
-class ClientSummary:
-    client: Client
-    last_24h: int
-    last_7d: int
-    last_referral_at: dt.datetime | None
-    custom_fields: int
-
-
-def client_summaries() -> list[ClientSummary]:
-    """One line per client for the account managers' dashboard: one query, each figure a
-    subquery on the (client, created_at) index, so a million referrals cost little."""
-    now = timezone.now()
-
-    def stored_since(delta: dt.timedelta):
-        recent = Referral.objects.filter(client=OuterRef("pk"), created_at__gte=now - delta)
-        return Coalesce(Subquery(
-            recent.order_by().values("client").annotate(n=Count("id")).values("n")
-        ), 0)  # fmt: skip
-
-    latest = Referral.objects.filter(client=OuterRef("pk")).order_by("-created_at")
-    fields = CustomField.objects.filter(client=OuterRef("pk")).order_by().values("client")
-    clients = Client.objects.annotate(
-        last_24h=stored_since(dt.timedelta(days=1)),
-        last_7d=stored_since(dt.timedelta(days=7)),
-        last_referral_at=Subquery(latest.values("created_at")[:1]),
-        custom_field_count=Coalesce(Subquery(fields.annotate(n=Count("id")).values("n")), 0),
-    ).order_by("name")
-    return [
-        ClientSummary(c, c.last_24h, c.last_7d, c.last_referral_at, c.custom_field_count)
-        for c in clients
-    ]

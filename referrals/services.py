@@ -17,8 +17,8 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from psycopg import sql
 from rest_framework.exceptions import ValidationError
 
-from deliveries.ledger import ledger_record
 from referrals.api.serializers import ReferralIngestSerializer
+from referrals.hooks import stored_hooks_run
 from referrals.ingest_few import (
     is_conflict,
     referral_values,
@@ -214,7 +214,7 @@ def referrals_insert(referrals: list[Referral]) -> None:
     takes the values as they are, so ingestion runs several times faster, but it costs three
     round trips (the ids from the table's sequence, then COPY's own two): for the one referral
     a collector usually posts, an INSERT prepared once per connection takes one. Either way
-    the deliveries' ledger is written in the same transaction (``deliveries.ledger``).
+    the stored hooks (the deliveries' ledger) run in the same transaction (``referrals.hooks``).
     """
     if not referrals:
         return
@@ -228,7 +228,7 @@ def referrals_insert(referrals: list[Referral]) -> None:
     for referral in referrals:
         referral._state.adding = False
         referral._state.db = "default"
-    ledger_record([referral.pk for referral in referrals])
+    stored_hooks_run([referral.pk for referral in referrals])
 
 
 # Up to this many referrals go in one INSERT (a statement prepared per count), more by COPY.

@@ -1,12 +1,38 @@
-"""The admin site: Django's, with an autocomplete endpoint that refuses what it cannot serve."""
+"""The admin site: Django's, with an autocomplete endpoint that refuses what it cannot serve,
+and what the apps add to its pages.
+
+The apps register what they add from their ``AppConfig.ready()`` (the home page's dashboard,
+the failing deliveries' banner): this module imports none of them.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from django.apps import apps
 from django.contrib.admin import AdminSite
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.http import HttpRequest
+
+# Each takes the request and gives template variables.
+PageContext = Callable[[HttpRequest], dict[str, Any]]
+_EVERY_PAGE: list[PageContext] = []
+_HOME_PAGE: list[PageContext] = []
+
+
+def admin_page_context_register(context: PageContext) -> None:
+    """``context`` adds to every admin page."""
+    if context not in _EVERY_PAGE:
+        _EVERY_PAGE.append(context)
+
+
+def admin_home_context_register(context: PageContext) -> None:
+    """``context`` adds to the admin's home page."""
+    if context not in _HOME_PAGE:
+        _HOME_PAGE.append(context)
 
 
 class _AutocompleteView(AutocompleteJsonView):
@@ -35,20 +61,16 @@ class PlatformAdminSite(AdminSite):
         return _AutocompleteView.as_view(admin_site=self)(request)
 
     def each_context(self, request):
-        # Every admin page tells account managers which deliveries keep failing.
-        from deliveries.selectors import deliveries_failing_for
-        from referrals.tenancy import is_account_manager
-
         context = super().each_context(request)
-        if is_account_manager(request.user):
-            context["failing_deliveries"] = deliveries_failing_for(request.user)
+        for added in _EVERY_PAGE:
+            context.update(added(request))
         return context
 
     def index(self, request, extra_context=None):
-        # The home page: a client user's own data, or every client's health for staff.
-        from referrals.dashboard import dashboard_context
-
-        return super().index(request, {**dashboard_context(request.user), **(extra_context or {})})
+        context: dict[str, Any] = {}
+        for added in _HOME_PAGE:
+            context.update(added(request))
+        return super().index(request, {**context, **(extra_context or {})})
 
 
 class PlatformAdminConfig(AdminConfig):

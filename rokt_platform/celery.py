@@ -85,7 +85,8 @@ def _configure(app: Celery) -> None:
         beat_schedule={
             "worker-heartbeat": {"task": "housekeeping.heartbeat", "schedule": 60.0},
             "purge-expired-exports": {
-                "task": "housekeeping.purge_expired_exports", "schedule": 3600.0,
+                "task": "housekeeping.purge_expired_exports",
+                "schedule": 3600.0,
             },
             "api-deliveries-due": {
                 "task": "housekeeping.api_deliveries_tick",
@@ -144,14 +145,6 @@ def _freeze_startup_objects(**kwargs) -> None:
     from rokt_platform.startup import freeze_startup_objects
 
     freeze_startup_objects()
-
-
-@celeryd_init.connect
-def _mark_claims_with_the_worker(**kwargs) -> None:
-    """What a worker claims is marked as its own, to be taken back the moment it dies."""
-    from deliveries.liveness import worker_enable
-
-    worker_enable()
 
 
 @celeryd_init.connect

@@ -1,6 +1,13 @@
-"""``/healthz``: does the database answer, does the broker answer, is a worker alive."""
+"""``/healthz``: does the database answer, does the broker answer, and what the apps add (is a
+worker alive).
+
+The apps register what they add from their ``AppConfig.ready()``: this module imports none of
+them.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
@@ -8,8 +15,14 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from deliveries.selectors import worker_heartbeat_age_seconds
 from rokt_platform.celery import app
+
+# Name in the answer -> what reads it from the database (null while the database is down).
+_DETAILS: dict[str, Callable[[], object]] = {}
+
+
+def health_detail_register(name: str, read: Callable[[], object]) -> None:
+    _DETAILS[name] = read
 
 
 def _database_ok() -> bool:
@@ -38,7 +51,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     body = {
         "database": "ok" if database else "down",
         "broker": "ok" if broker else "down",
-        # Informational: a worker may be legitimately absent (web-only machine).
-        "worker_heartbeat_age_seconds": worker_heartbeat_age_seconds() if database else None,
+        **{name: read() if database else None for name, read in _DETAILS.items()},
     }
     return JsonResponse(body, status=200 if database and broker else 503)

@@ -76,6 +76,8 @@ INSTALLED_APPS = [
     "referrals.apps.ReferralsConfig",
     "customfields.apps.CustomfieldsConfig",
     "deliveries.apps.DeliveriesConfig",
+    "exports.apps.ExportsConfig",
+    "dashboard.apps.DashboardConfig",
     "demo.apps.DemoConfig",
 ]
 

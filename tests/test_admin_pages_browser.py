@@ -17,7 +17,7 @@ from deliveries.models import Batch, Delivery, DeliveryItem
 from deliveries.pausing import delivery_pause
 from deliveries.services import delivery_save
 from demo.seed import demo_seed
-from referrals.exports import ExportRequest
+from exports.services import ExportRequest
 from referrals.models import Client, ExportAudit, Referral
 from tests.browser import browser_page
 from tests.factories import make_file_delivery

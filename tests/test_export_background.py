@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 from django.utils import timezone
 
-from referrals.exports import exports_purge_expired
+from exports.services import exports_purge_expired
 from referrals.models import ExportAudit
 from rokt_platform.celery import app
 from tests.factories import make_referral
@@ -141,7 +141,7 @@ def test_another_users_export_is_not_found_and_an_expired_one_is_gone(
 def test_a_background_csv_reports_progress_as_its_rows_are_written(client_a, monkeypatch,
                                                                    tmp_path):  # fmt: skip
     """The worker's COPY reported no row until the end: the bar jumped from 0 to done."""
-    from referrals import exports
+    from exports import services as exports
 
     for _ in range(5):
         make_referral(client_a)

@@ -9,7 +9,7 @@ from django.utils import timezone
 from customfields.models import CustomField
 from deliveries.models import Delivery
 from deliveries.signing import signing_secret_valid
-from referrals.exports import ExportRequest, export_start
+from exports.services import ExportRequest, export_start
 from referrals.models import Campaign, Client, ExportAudit, Referral
 from referrals.selectors import referrals_per_day
 

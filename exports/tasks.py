@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from referrals.exports import export_build, exports_purge_expired
+from exports.services import export_build, exports_purge_expired
 
 
 @shared_task(name="exports.build", ignore_result=True)

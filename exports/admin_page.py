@@ -3,7 +3,7 @@ page and form, with the platform's export underneath.
 
 django-import-export builds the whole file in memory (3.5 GB for 1M referrals), so its
 ``export_data`` never runs here: a valid form becomes an ``ExportRequest`` for
-``referrals.exports``, which streams the file or hands it to a worker (a progress page, then a
+``exports.services``, which streams the file or hands it to a worker (a progress page, then a
 download).
 """
 
@@ -33,8 +33,7 @@ from import_export.forms import ExportForm
 
 from customfields.validation import columns_problem
 from deliveries.models import Delivery
-from referrals.admin_tenancy import id_from_param
-from referrals.exports import (
+from exports.services import (
     COLUMN_SETS,
     DELIVERY_COLUMN_SET,
     FORMATS,
@@ -46,15 +45,16 @@ from referrals.exports import (
     export_start,
     utc_text,
 )
+from referrals.admin_tenancy import id_from_param
 from referrals.models import Campaign, Client, ExportAudit
 from referrals.tenancy import is_client_user, scope_to_user, user_client
 
 
 class ReferralExportForm(ExportForm):
     """import-export's export form (its ``resource`` and ``format`` fields) with the platform's
-    choices. ``format`` is keyed by file extension, the keys of ``referrals.exports.FORMATS``."""
+    choices. ``format`` is keyed by file extension, the keys of ``exports.services.FORMATS``."""
 
-    # A selection of rows is not something referrals.exports takes: the filters say what goes.
+    # A selection of rows is not something exports.services takes: the filters say what goes.
     export_items = None
     client = forms.ModelChoiceField(queryset=Client.objects.none())
     time_field = forms.ChoiceField(
@@ -157,11 +157,11 @@ def _delivery_column_sets(user) -> list[tuple[str, str]]:
 class ReferralExportMixin(ExportMixin):
     """django-import-export's export on a referral admin: its Export button on the list, its
     ``<app>_<model>_export`` URL and page, the form above; the file comes from
-    ``referrals.exports``, never from import-export's in-memory ``export_data``."""
+    ``exports.services``, never from import-export's in-memory ``export_data``."""
 
     export_form_class = ReferralExportForm
     export_template_name = "admin/referrals/referral/export.html"
-    # Read by get_export_formats(); mapped onto referrals.exports.FORMATS by extension.
+    # Read by get_export_formats(); mapped onto exports.services.FORMATS by extension.
     export_formats = [CSV, XLSX, JSON]
 
     def has_export_permission(self, request: HttpRequest) -> bool:
@@ -202,7 +202,7 @@ class ReferralExportMixin(ExportMixin):
     def get_export_data(self, file_format, request, queryset, **kwargs):
         # import-export's own file, built whole in memory (3.5 GB at 1M rows): no path of this
         # admin may reach it, whatever a setting or a later mixin turns on.
-        raise NotImplementedError("Referral exports go through referrals.exports.")
+        raise NotImplementedError("Referral exports go through exports.services.")
 
 
 def _initial_from_list_filters(query: QueryDict) -> dict:

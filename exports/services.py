@@ -29,9 +29,11 @@ from customfields.engine import Column, CompiledColumns, compile_columns
 from customfields.models import CustomField
 from customfields.sources import STANDARD_FIELDS
 from customfields.sqltext import literal
-from referrals.export_xlsx import xlsx_write
+from deliveries.filewriter import delivery_columns
+from deliveries.models import Delivery
+from exports.xlsx import xlsx_write
 from referrals.models import Client, ExportAudit, ExportDownload, Referral
-from referrals.selectors import referral_search, referral_search_sql
+from referrals.selectors import SEARCH_FIELDS, referral_search, search_terms
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -39,7 +41,7 @@ FORMATS = {
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
 }
 # Formats whose would-be formulae get an apostrophe; XLSX stores text as text instead
-# (referrals/export_xlsx.py).
+# (exports/xlsx.py).
 PREFIXED_FORMATS = {"csv"}
 STREAMED_FORMATS = {"csv", "json"}
 PROGRESS_EVERY = 5000
@@ -100,7 +102,7 @@ class ExportRequest:
         if self.campaign_ids:
             parts.append(f"{len(self.campaign_ids)} campaign{pluralize(len(self.campaign_ids))}")
         if self.search:
-            parts.append(f"search \"{self.search}\"")
+            parts.append(f'search "{self.search}"')
         column_set = self.column_set
         if column_set.startswith(DELIVERY_COLUMN_SET):
             column_set = f"delivery #{column_set.removeprefix(DELIVERY_COLUMN_SET)}'s columns"
@@ -128,9 +130,6 @@ def export_columns(request: ExportRequest) -> list[Column]:
     if request.column_set.startswith(DELIVERY_COLUMN_SET):
         # A delivery's own column list: the file a client would have received, to recover a
         # lost one by hand.
-        from deliveries.filewriter import delivery_columns
-        from deliveries.models import Delivery
-
         pk = request.column_set.removeprefix(DELIVERY_COLUMN_SET)
         delivery = Delivery.objects.filter(client=request.client, pk=int(pk)).first()
         if delivery is None:
@@ -141,6 +140,18 @@ def export_columns(request: ExportRequest) -> list[Column]:
         names = CustomField.objects.filter(client=request.client).values_list("name", flat=True)
         columns += [Column(name, name) for name in names]
     return columns
+
+
+def referral_search_sql(text: str, *, alias: str) -> str:
+    """``referrals.selectors.referral_search`` as SQL over the referral table ``alias``, for
+    COPY (which takes no parameters); as Django's ``iexact`` on PostgreSQL: ``UPPER`` both
+    sides."""
+    words = []
+    for term in search_terms(text):
+        value = literal(term)
+        fields = " OR ".join(f'UPPER({alias}."{name}") = UPPER({value})' for name in SEARCH_FIELDS)
+        words.append(f"({fields})")
+    return " AND ".join(words) or "TRUE"
 
 
 def export_queryset(request: ExportRequest):
@@ -172,7 +183,7 @@ def export_start(request: ExportRequest, *, user) -> tuple[ExportAudit, Iterator
         status=ExportAudit.Status.QUEUED if background else ExportAudit.Status.STREAMED,
     )  # fmt: skip
     if background:
-        from referrals.tasks import build_export
+        from exports.tasks import build_export
 
         transaction.on_commit(lambda: build_export.delay(audit.pk))
         return audit, None
