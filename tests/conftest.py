@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -8,6 +9,13 @@ from referrals.roles import account_manager_create, client_user_create
 from tests.factories import make_client
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing():
+    """Users made and logged in by tests hash in microseconds: see tests/hashers.py."""
+    with override_settings(PASSWORD_HASHERS=["tests.hashers.OneIterationPBKDF2PasswordHasher"]):
+        yield
 
 
 @pytest.fixture
