@@ -11,6 +11,19 @@ from tests.factories import make_client
 PASSWORD = "correct-horse-battery-staple"
 
 
+_DATABASE_FIXTURES = {"db", "transactional_db", "live_server"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects by markers
+def pytest_collection_modifyitems(items):
+    """Mark the tests that use the database (a ``django_db`` mark, or a fixture that needs
+    one): the SQLite pass of ``.ci/run`` runs these, as the rest holds nothing to compare."""
+    for item in items:
+        uses = item.get_closest_marker("django_db") or _DATABASE_FIXTURES & set(item.fixturenames)
+        if uses:
+            item.add_marker(pytest.mark.database)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _fast_password_hashing():
     """Users made and logged in by tests hash in microseconds: see tests/hashers.py."""
