@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -8,6 +9,26 @@ from referrals.roles import account_manager_create, client_user_create
 from tests.factories import make_client
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+_DATABASE_FIXTURES = {"db", "transactional_db", "live_server"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects by markers
+def pytest_collection_modifyitems(items):
+    """Mark the tests that use the database (a ``django_db`` mark, or a fixture that needs
+    one): the SQLite pass of ``.ci/run`` runs these, as the rest holds nothing to compare."""
+    for item in items:
+        uses = item.get_closest_marker("django_db") or _DATABASE_FIXTURES & set(item.fixturenames)
+        if uses:
+            item.add_marker(pytest.mark.database)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing():
+    """Users made and logged in by tests hash in microseconds: see tests/hashers.py."""
+    with override_settings(PASSWORD_HASHERS=["tests.hashers.OneIterationPBKDF2PasswordHasher"]):
+        yield
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """A newcomer's first ten minutes with ``scripts/run-demo``, in a real browser.
 
 Runs the demo as the README says (embedded default: SQLite, file-system broker, its four
-processes), logs in with the printed logins, and walks the README's "What to click first":
+processes), checks that web, worker and beat run and the schema, docs and health answer,
+logs in with the printed logins, and walks the README's "What to click first":
 no alert on the first page, a month of referrals in the chart, a test referral and a real one
 arriving signed in the webhook inbox, an export as the client user. Every page is saved at
 1366x768 and 1920x1080 under ``var/screenshots/demo-walkthrough/`` (to look at; the README's
@@ -25,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import browser_page
-from tests.processes import BIN, ROOT, Demo, run_demo, wait_for
+from tests.processes import BIN, ROOT, Demo, http_status, run_demo, wait_for
 
 pytestmark = pytest.mark.slow
 SHOTS = ROOT / "var" / "screenshots" / "demo-walkthrough"
@@ -46,10 +47,24 @@ def log_in(page, base: str, username: str, password: str) -> None:
     page.wait_for_selector("#user-tools")
 
 
-@pytest.fixture
-def demo(tmp_path) -> Iterator[Demo]:
-    with run_demo(tmp_path) as running:
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Iterator[Demo]:
+    """One demo for this module's tests: starting it (migrate, seed, four processes) is most of
+    their time. The first test only looks; the walkthrough then changes what it must."""
+    with run_demo(tmp_path_factory.mktemp("demo")) as running:
         yield running
+
+
+def test_run_demo_serves_the_admin_login_the_schema_and_health(demo):
+    """The README's run command starts web, worker and beat on the embedded default."""
+    # The schema needs a login; the docs page sends a browser to the login page first.
+    assert http_status(f"{demo.base}/api/schema/") == 401
+    assert http_status(f"{demo.base}/api/docs/") == 200
+    assert http_status(f"{demo.base}/healthz") == 200
+    log = demo.log.read_text()
+    assert "username 'manager'" in log and "username 'acme'" in log
+    assert "beat: Starting" in log
+    assert demo.process.poll() is None
 
 
 def test_a_newcomer_sees_every_channel_work_in_the_demo(demo):

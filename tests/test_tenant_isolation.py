@@ -292,12 +292,6 @@ def _tenant(client: Client, user, tag: str) -> Tenant:
                   delivery, batch, api_delivery, attempt)  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Three users per test: the default hasher would make this suite's setup take minutes.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def world(client_a, client_b, user_a, manager) -> World:
     user_b = client_user_create(client=client_b, username="b-user", password=PASSWORD)
