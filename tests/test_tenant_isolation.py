@@ -30,10 +30,11 @@ exports) adds its rows to the tables, and its app to ``TENANT_APPS``.
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import datetime
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -44,13 +45,15 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, models
+from django.core.cache import cache
+from django.db import connection, models, transaction
 from django.urls import resolve, reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from customfields.api import urls as customfield_api_urls
 from customfields.models import CustomField
+from deliveries import api_runs, delivery_cache
 from deliveries.api import urls as delivery_api_urls
 from deliveries.api_runs import signing_secrets
 from deliveries.models import (
@@ -64,9 +67,9 @@ from deliveries.models import (
 from deliveries.validation import delivery_errors
 from referrals.api import urls as api_urls
 from referrals.models import Campaign, Client, ClientMembership, ExportAudit, Referral
-from referrals.roles import client_user_create
+from referrals.roles import account_manager_create, client_user_create
 from tests.conftest import PASSWORD, api_client_for
-from tests.factories import make_referral
+from tests.factories import make_client, make_referral
 
 User = get_user_model()
 
@@ -292,16 +295,37 @@ def _tenant(client: Client, user, tag: str) -> Tenant:
                   delivery, batch, api_delivery, attempt)  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def _world_once(django_db_setup, django_db_blocker) -> Iterator[World]:
+    """The two tenants, made once for the module's ~580 tests (making them was most of their
+    time), in a transaction rolled back after the last: each test runs in a savepoint of it,
+    as with Django's ``setUpTestData``."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        # As tests/conftest.py's client_a, client_b, user_a and manager make them.
+        client_a = make_client("alpha", name="Alpha Corp", time_zone="Europe/London")
+        client_b = make_client("bravo", name="Bravo Corp", time_zone="America/New_York")
+        user_a = client_user_create(client=client_a, username="alice", password=PASSWORD)
+        manager = account_manager_create(username="manager", password=PASSWORD)
+        user_b = client_user_create(client=client_b, username="b-user", password=PASSWORD)
+        heartbeat = WorkerHeartbeat.objects.create(hostname="worker-qz9", beat_at=timezone.now())
+        yield World(
+            a=_tenant(client_a, user_a, "alpha"),
+            b=_tenant(client_b, user_b, "bravo"),
+            manager=manager,
+            heartbeat=heartbeat,
+        )
+        transaction.set_rollback(True)
+
+
 @pytest.fixture
-def world(client_a, client_b, user_a, manager) -> World:
-    user_b = client_user_create(client=client_b, username="b-user", password=PASSWORD)
-    heartbeat = WorkerHeartbeat.objects.create(hostname="worker-qz9", beat_at=timezone.now())
-    return World(
-        a=_tenant(client_a, user_a, "alpha"),
-        b=_tenant(client_b, user_b, "bravo"),
-        manager=manager,
-        heartbeat=heartbeat,
-    )
+def world(_world_once, db) -> World:
+    """A test's own copy of the objects (its changes to the rows are undone with its
+    savepoint), and no process cache holding a row a test before it changed: the rows keep
+    their ids from test to test."""
+    delivery_cache._cache.clear()
+    api_runs._compile_cache.clear()
+    cache.clear()
+    return copy.deepcopy(_world_once)
 
 
 # --- The table -----------------------------------------------------------------------------
