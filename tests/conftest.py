@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -29,6 +30,15 @@ def _fast_password_hashing():
     """Users made and logged in by tests hash in microseconds: see tests/hashers.py."""
     with override_settings(PASSWORD_HASHERS=["tests.hashers.OneIterationPBKDF2PasswordHasher"]):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: SQLite reuses a rolled-back test's primary keys,
+    so a count cached under one test's client id would otherwise answer for the next one's."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
