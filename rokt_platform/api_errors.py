@@ -16,6 +16,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
+from rest_framework import status
+from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler as drf_exception_handler
 
 ERROR_SCHEMA = {
@@ -29,6 +31,16 @@ ERROR_SCHEMA = {
         "items": {"anyOf": [{"type": "string"}, {"type": "object"}]},
     },
 }
+
+
+class Conflict(APIException):
+    """409: the request is well formed, but the object's state (or another object's) forbids
+    it, e.g. a name already taken, or an action the delivery's kind does not have. An operation
+    that can raise it documents it with ``CONFLICT`` in its ``responses``."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the object's current state."
+    default_code = "conflict"
 
 
 def exception_handler(exc: Exception, context: dict) -> Any:
@@ -54,7 +66,8 @@ def _joined(messages: list) -> str:
 class ContractSchema(AutoSchema):
     """drf-spectacular's schema, with each operation's error answers documented as ``Error``:
     401 and 403 everywhere; 400 for a write, or a read with query parameters (a bad filter or
-    page size); 404 for one object, or a page cursor; 415 for a body."""
+    page size); 404 for one object, or a page cursor; 409 where the operation's
+    ``extend_schema(responses=...)`` lists it; 415 for a body."""
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
@@ -73,6 +86,8 @@ class ContractSchema(AutoSchema):
             errors["400"] = "The request is invalid: the messages say why, field by field."
         if "{" in path or "cursor" in parameters:
             errors["404"] = "No such object for this caller (or no such page cursor)."
+        if "409" in operation["responses"]:
+            errors["409"] = Conflict.default_detail
         if "requestBody" in operation:
             errors["415"] = "The body is not in a supported media type."
         responses = operation["responses"]

@@ -237,6 +237,11 @@ SPECTACULAR_SETTINGS = {
         "DeliveryKindEnum": "deliveries.models.Delivery.Kind",
         "BatchKindEnum": "deliveries.models.Batch.Kind",
     },
+    # Each app's hook describes what the serializers cannot say (shapes per kind), then the
+    # default hook names the enums.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+    ],
 }
 
 # Ingestion limits: a request holds at most this many records and bytes.
