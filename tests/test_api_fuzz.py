@@ -30,7 +30,12 @@ from referrals.models import Campaign, Referral
 from rokt_platform.celery import app
 from tests.factories import make_client, make_referral
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.fuzz,
+    pytest.mark.django_db(transaction=True),
+]
 
 FIXED_SEED = 20261203
 RANDOM_SEED = random.SystemRandom().randrange(2**32)
