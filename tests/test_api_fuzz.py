@@ -38,7 +38,8 @@ pytestmark = [
 ]
 
 FIXED_SEED = 20261203
-RANDOM_SEED = random.SystemRandom().randrange(2**32)
+# FUZZ_SEED replays a failed run's drawn seed: scripts/test -m fuzz, with FUZZ_SEED=<seed>.
+RANDOM_SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**32))
 EXAMPLES_PER_OPERATION = 5
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMATHESIS = Path(sys.executable).with_name("st")
