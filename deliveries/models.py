@@ -243,6 +243,8 @@ class Batch(models.Model):
                 condition=~Q(status="sent"),
                 name="batch_unsent",
             ),
+            # Batches finished lately, for /metrics; a few rows per delivery and hour.
+            models.Index(fields=["finished_at"], name="batch_finished"),
         ]
 
     def __str__(self) -> str:
@@ -315,6 +317,13 @@ class DeliveryItem(models.Model):
                 fields=["delivery", "status", "next_attempt_at", "id"],
                 condition=Q(status__in=["pending", "sending", "failed"]),
                 name="item_api_open",
+            ),
+            # What each delivery owes and since when, for /metrics (metrics/collector.py):
+            # a count is an index-only scan of the backlog, the oldest the first entry.
+            models.Index(
+                fields=["delivery", "created_at"],
+                condition=Q(status__in=["file", "pending", "sending", "failed"]),
+                name="item_owed_age",
             ),
         ]
 
