@@ -389,7 +389,11 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
-        indexes = [models.Index(fields=["delivery", "started_at"], name="attempt_recent")]
+        indexes = [
+            models.Index(fields=["delivery", "started_at"], name="attempt_recent"),
+            # The attempts of the last minutes across deliveries, for /metrics.
+            models.Index(fields=["started_at"], name="attempt_started"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.method} {self.url[:60]} -> {self.status_code or self.error_class}"

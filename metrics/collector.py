@@ -1,9 +1,10 @@
-"""The platform's state, read from PostgreSQL when /metrics is scraped.
+"""The platform's figures across deliveries, read from PostgreSQL when /metrics is scraped (the
+per-delivery ones: ``metrics.per_delivery``).
 
 Any web process on any host answers the same (nothing is kept in a process), and what the
 workers do needs no scraping of the workers: every attempt, batch and export is a row already.
-Each query is bounded by an index (docs/METRICS.md, "Cost"): the backlog by
-``item_owed_age``, attempts by ``attempt_recent``, batches by ``batch_finished``.
+Each query is bounded by an index (docs/METRICS.md, "Cost"): attempts by ``attempt_started``,
+batches by ``batch_finished``, exports by their client's.
 """
 
 from __future__ import annotations
@@ -12,18 +13,16 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 
 from django.conf import settings
-from django.db.models import Count, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from deliveries.models import Attempt, Batch, Delivery, DeliveryItem
+from deliveries.models import Attempt, Batch
 from deliveries.selectors import worker_heartbeat_age_seconds
 from metrics.models import BeatTick
 from referrals.models import ExportAudit
 
-OWED = ("file", "pending", "sending", "failed")  # what a delivery still owes (selectors.OWED)
-DELIVERY_LABELS = ["delivery", "client", "kind"]
 SEND_MS_BUCKETS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 BATCH_SECONDS_BUCKETS = (1, 5, 15, 60, 300, 900, 3600)
 BATCH_BYTES_BUCKETS = (10**4, 10**5, 10**6, 10**7, 10**8, 10**9)
@@ -34,8 +33,7 @@ class DatabaseCollector(Collector):
         now = timezone.now()
         window = settings.METRICS_WINDOW_SECONDS
         since = now - dt.timedelta(seconds=window)
-        labels = yield from _deliveries(now)
-        yield from _attempts(since, labels)
+        yield _send_latency(since)
         yield from _batches(since)
         yield from _exports(since)
         yield from _liveness(now)
@@ -44,73 +42,19 @@ class DatabaseCollector(Collector):
         )
 
 
-def _deliveries(now: dt.datetime) -> Iterator[Metric]:
-    """One series each per active delivery. Returns each delivery's labels, by id."""
-    owed = DeliveryItem.objects.filter(delivery=OuterRef("pk"), status__in=OWED).order_by()
-    rows = (
-        Delivery.objects.filter(active=True)
-        .annotate(
-            owed=Subquery(owed.values("delivery").annotate(n=Count("*")).values("n")),
-            oldest=Subquery(owed.order_by("created_at").values("created_at")[:1]),
-        )
-        .values_list("pk", "client__slug", "kind", "paused_at", "failing_since", "owed", "oldest")
-        .order_by("pk")
-    )
-    pending = _family(
-        "rokt_delivery_pending_items",
-        "Referrals the delivery owes: not yet in a file, or not yet answered.",
-    )
-    oldest = _family(
-        "rokt_delivery_oldest_pending_seconds",
-        "Age of the oldest referral the delivery owes (0 when it owes none).",
-    )
-    paused = _family("rokt_delivery_paused", "1 while an account manager has paused it.")
-    failing = _family(
-        "rokt_delivery_failing",
-        "1 while its last run or send failed (the admin's 'failing since').",
-    )
-    labels: dict[int, list[str]] = {}
-    for pk, client, kind, paused_at, failing_since, count, first in rows:
-        labels[pk] = values = [str(pk), client, kind]
-        pending.add_metric(values, count or 0)
-        oldest.add_metric(values, (now - first).total_seconds() if first else 0.0)
-        paused.add_metric(values, int(paused_at is not None))
-        failing.add_metric(values, int(failing_since is not None))
-    yield from (pending, oldest, paused, failing)
-    return labels
-
-
-def _attempts(since: dt.datetime, labels: dict[int, list[str]]) -> Iterator[Metric]:
-    """Real-time attempts started in the window (test sends aside), through the (delivery,
-    started_at) index: one range per active delivery."""
+def _send_latency(since: dt.datetime) -> Metric:
+    """Real-time attempts started in the window (``attempt_started``), test sends aside."""
     buckets = {f"le{ms}": Count("pk", filter=Q(latency_ms__lte=ms)) for ms in SEND_MS_BUCKETS}
-    rows = (
-        Attempt.objects.filter(delivery__in=list(labels), started_at__gte=since, test=False)
-        .values_list("delivery", "outcome")
-        .annotate(n=Count("pk"), timed=Count("latency_ms"), ms=Sum("latency_ms"), **buckets)
-        .order_by()
-    )
-    attempts = GaugeMetricFamily(
-        "rokt_delivery_attempts_recent",
-        "Real-time send attempts started in the last rokt_metrics_window_seconds, by outcome.",
-        labels=[*DELIVERY_LABELS, "outcome"],
-    )
-    cumulative = [0] * len(SEND_MS_BUCKETS)
-    timed = 0
-    total_ms = 0.0
-    for delivery, outcome, n, row_timed, ms, *row_buckets in rows:
-        attempts.add_metric([*labels[delivery], outcome], n)
-        cumulative = [a + b for a, b in zip(cumulative, row_buckets, strict=True)]
-        timed += row_timed
-        total_ms += ms or 0.0
-    yield attempts
-    yield _histogram(
+    row = Attempt.objects.filter(
+        started_at__gte=since, test=False, latency_ms__isnull=False
+    ).aggregate(timed=Count("pk"), ms=Sum("latency_ms"), **buckets)
+    return _histogram(
         "rokt_delivery_send_seconds_recent",
         "Latency of the real-time attempts started in the window (all deliveries).",
         [ms / 1000 for ms in SEND_MS_BUCKETS],
-        cumulative,
-        timed,
-        total_ms / 1000,
+        [row[name] for name in buckets],
+        row["timed"],
+        (row["ms"] or 0.0) / 1000,
     )
 
 
@@ -185,10 +129,6 @@ def _liveness(now: dt.datetime) -> Iterator[Metric]:
             "Seconds since beat last sent a scheduled task (recorded every 10 s at most).",
             (now - tick).total_seconds(),
         )
-
-
-def _family(name: str, documentation: str) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, documentation, labels=DELIVERY_LABELS)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

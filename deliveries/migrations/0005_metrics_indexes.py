@@ -1,5 +1,5 @@
 """Indexes /metrics reads (metrics/collector.py): what each delivery owes and since when, and
-the batches finished lately.
+the batches finished and the attempts started lately.
 
 Built CONCURRENTLY on PostgreSQL: the ledger is the largest, busiest table, and a plain
 CREATE INDEX would block every ingestion while it reads millions of rows.
@@ -46,5 +46,9 @@ class Migration(migrations.Migration):
         AddIndexConcurrentlyOnPostgres(
             model_name="batch",
             index=models.Index(fields=["finished_at"], name="batch_finished"),
+        ),
+        AddIndexConcurrentlyOnPostgres(
+            model_name="attempt",
+            index=models.Index(fields=["started_at"], name="attempt_started"),
         ),
     ]
