@@ -298,3 +298,21 @@ def test_the_alert_rules_name_only_metrics_that_exist(client, token, client_a):
 
     named = set(re.findall(r"\brokt_[a-z_]+", ALERTS.read_text()))
     assert named and named <= exposed, named - exposed
+
+
+# --- Settings ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("METRICS_ALLOWED_NETWORKS", "10.0.0.0/8,office", "'office' is not a network"),
+        ("METRICS_WINDOW_SECONDS", "10", "METRICS_WINDOW_SECONDS=10 is below its minimum of 60"),
+    ],
+)
+def test_a_bad_metrics_setting_fails_at_start_naming_the_variable(name, value, message, tmp_path):
+    from tests.test_settings_from_env import _check
+
+    result = _check({name: value}, tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
