@@ -3,8 +3,9 @@ per-delivery ones: ``metrics.per_delivery``).
 
 Any web process on any host answers the same (nothing is kept in a process), and what the
 workers do needs no scraping of the workers: every attempt, batch and export is a row already.
-Each query is bounded by an index (docs/METRICS.md, "Cost"): attempts by ``attempt_started``,
-batches by ``batch_finished``, exports by their client's.
+Each query is bounded (docs/METRICS.md, "Cost"): attempts by the index ``attempt_started``,
+batches by ``batch_finished``; exports are a small table (one row per export a person asked
+for).
 """
 
 from __future__ import annotations
