@@ -11,6 +11,7 @@ import logging
 import time
 
 from celery.signals import before_task_publish
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -28,12 +29,16 @@ def _on_publish(sender=None, **kwargs) -> None:
     now = time.monotonic()
     if _last and now - _last[-1] < _EVERY:
         return
+    _last[:] = [now]  # a failure too waits its turn: one log line per ``_EVERY`` at most
     try:
+        # Beat lives for weeks and runs no request cycle: drop a connection that broke (a
+        # database restart) or aged, as Django does around each request; never one inside
+        # a transaction (a caller's, or a test's).
+        if not connection.in_atomic_block:
+            close_old_connections()
         beat_tick_record()
     except Exception:  # a metric must never stop beat from sending
         logger.exception("could not record beat's tick")
-        return
-    _last[:] = [now]
 
 
 def beat_tick_record() -> None:
