@@ -316,3 +316,32 @@ def test_a_bad_metrics_setting_fails_at_start_naming_the_variable(name, value, m
     result = _check({name: value}, tmp_path)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+# --- Cost -------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_scrape_reads_what_is_owed_not_the_whole_ledger(client, token, client_a):
+    """The backlog is counted through ``item_owed_age``: a ledger of delivered items is not
+    read (bench/metrics.py measures it at 10M items)."""
+    from django.db import connection
+
+    from tests.test_statement_plans import _reads
+
+    deliveries = [make_file_delivery(client_a) for _ in range(60)]
+    referrals_ingest(records=[referral_record(client_a) for _ in range(50)])  # 3,000 items
+    owed = DeliveryItem.objects.filter(delivery=deliveries[0]).order_by("id")[:5]
+    DeliveryItem.objects.exclude(pk__in=list(owed.values_list("pk", flat=True))).update(
+        status="delivered"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE deliveries_deliveryitem")
+
+    samples: dict = {}
+    read = _reads(lambda: samples.update(scrape(client)))
+
+    labels = {"delivery": str(deliveries[0].pk), "client": "alpha", "kind": "sftp"}
+    assert one(samples, "rokt_delivery_pending_items", **labels) == 5
+    assert read <= 5  # at most the owed items' rows (before VACUUM marks their pages)
