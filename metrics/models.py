@@ -13,3 +13,16 @@ class BeatTick(models.Model):
 
     def __str__(self) -> str:
         return f"beat ticked at {self.ticked_at:%Y-%m-%d %H:%M:%S}"
+
+
+class BacklogSnapshot(models.Model):
+    """What each delivery owes and since when, as counted at ``taken_at`` (one row;
+    ``metrics.backlog``): a worker recounts it every few seconds so that a scrape need not."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    taken_at = models.DateTimeField()
+    # {"<delivery id>": [items owed, the oldest's created_at as a Unix time]}
+    owed = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"backlog at {self.taken_at:%Y-%m-%d %H:%M:%S}"

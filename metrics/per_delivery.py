@@ -12,11 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from django.db.models import Count, Min
+from django.db.models import Count
 
-from deliveries.models import Attempt, Delivery, DeliveryItem
-
-OWED = ("file", "pending", "sending", "failed")  # what a delivery still owes (selectors.OWED)
+from deliveries.models import Attempt, Delivery
+from metrics.backlog import backlog_for_scrape
 
 FAMILIES = {
     "rokt_delivery_pending_items":
@@ -28,6 +27,8 @@ FAMILIES = {
         "1 while its last run or send failed (the admin's 'failing since').",
     "rokt_delivery_attempts_recent":
         "Real-time send attempts started in the last rokt_metrics_window_seconds, by outcome.",
+    "rokt_delivery_backlog_age_seconds":
+        "How long ago the pending items and their oldest were counted.",
 }  # fmt: skip
 
 
@@ -38,14 +39,7 @@ def per_delivery_exposition(now: dt.datetime, since: dt.datetime) -> str:
         .values_list("pk", "client__slug", "kind", "paused_at", "failing_since")
         .order_by("pk")
     )
-    # One pass over the backlog (an index-only scan of ``item_owed_age``), not the ledger.
-    owed = {
-        delivery: (count, first)
-        for delivery, count, first in DeliveryItem.objects.filter(status__in=OWED)
-        .values_list("delivery")
-        .annotate(n=Count("*"), first=Min("created_at"))
-        .order_by()
-    }
+    owed, counted_ago = backlog_for_scrape(now)
     # The window's attempts (``attempt_started``), test sends aside.
     attempts = (
         Attempt.objects.filter(started_at__gte=since, test=False)
@@ -58,7 +52,7 @@ def per_delivery_exposition(now: dt.datetime, since: dt.datetime) -> str:
     for pk, client, kind, paused_at, failing_since in deliveries:
         labels[pk] = label = f'delivery="{pk}",client="{_escape(client)}",kind="{_escape(kind)}"'
         count, first = owed.get(pk, (0, None))
-        age = (now - first).total_seconds() if first else 0.0
+        age = max(0.0, now.timestamp() - first) if first is not None else 0.0
         lines["rokt_delivery_pending_items"].append(f"{{{label}}} {count}")
         lines["rokt_delivery_oldest_pending_seconds"].append(f"{{{label}}} {age:.3f}")
         lines["rokt_delivery_paused"].append(f"{{{label}}} {int(paused_at is not None)}")
@@ -67,6 +61,7 @@ def per_delivery_exposition(now: dt.datetime, since: dt.datetime) -> str:
         if delivery in labels:  # an inactive delivery's last attempts are left out
             label = f'{labels[delivery]},outcome="{_escape(outcome)}"'
             lines["rokt_delivery_attempts_recent"].append(f"{{{label}}} {count}")
+    lines["rokt_delivery_backlog_age_seconds"].append(f" {counted_ago:.3f}")
     return "".join(_family(name, samples) for name, samples in lines.items())
 
 

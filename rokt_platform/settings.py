@@ -316,6 +316,8 @@ for _network in METRICS_ALLOWED_NETWORKS:
 SECURE_REDIRECT_EXEMPT += [r"^metrics$"]
 # What the "recent" figures cover (attempts, batches, exports), in seconds.
 METRICS_WINDOW_SECONDS = env_int("METRICS_WINDOW_SECONDS", 300, minimum=60)
+# How often a worker recounts what each delivery owes, so that a scrape need not.
+METRICS_BACKLOG_SECONDS = env_int("METRICS_BACKLOG_SECONDS", 15, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -141,6 +141,34 @@ def test_a_delivery_shows_its_backlog_its_oldest_item_and_whether_it_is_paused(
 
 
 @pytest.mark.django_db
+def test_the_backlog_is_the_workers_recent_count_or_counted_when_that_is_old(
+    client, token, client_a, settings
+):
+    from metrics.models import BacklogSnapshot
+    from metrics.tasks import metrics_backlog
+
+    settings.METRICS_BACKLOG_SECONDS = 15
+    delivery = make_file_delivery(client_a)
+    labels = {"delivery": str(delivery.pk), "client": "alpha", "kind": "sftp"}
+    make_referral(client_a)
+    assert one(scrape(client), "rokt_delivery_pending_items", **labels) == 1  # counted now
+
+    make_referral(client_a)
+    recent = scrape(client)  # the count of a moment ago, as the worker's would be
+    metrics_backlog()  # what beat has a worker run every METRICS_BACKLOG_SECONDS
+    recounted = scrape(client)
+    make_referral(client_a)
+    BacklogSnapshot.objects.update(taken_at=timezone.now() - dt.timedelta(minutes=5))
+    counted_again = scrape(client)  # no worker for five minutes: the scrape counts
+
+    assert one(recent, "rokt_delivery_pending_items", **labels) == 1
+    assert 0 <= one(recent, "rokt_delivery_backlog_age_seconds") < 15
+    assert one(recounted, "rokt_delivery_pending_items", **labels) == 2
+    assert one(counted_again, "rokt_delivery_pending_items", **labels) == 3
+    assert one(counted_again, "rokt_delivery_backlog_age_seconds") == 0
+
+
+@pytest.mark.django_db
 def test_a_delivery_failing_in_the_admin_is_failing_here(client, token, client_a):
     from deliveries.selectors import deliveries_failing_for
 
