@@ -91,13 +91,14 @@ def main() -> None:
 
     os.environ["METRICS_TOKEN"] = TOKEN
     fill_seconds = None
+    from django.core.management import call_command
+
     if args.reuse:
         use_database(f"{args.server}/{SCRATCH_DB}")
+        call_command("migrate", verbosity=0)  # what was added since the fill
         _refresh_window()
     else:
         scratch_database(args.server, SCRATCH_DB)
-        from django.core.management import call_command
-
         call_command("migrate", verbosity=0)
         started = time.perf_counter()
         _fill(items, args.owed)
