@@ -373,3 +373,51 @@ def test_a_scrape_reads_what_is_owed_not_the_whole_ledger(client, token, client_
     labels = {"delivery": str(deliveries[0].pk), "client": "alpha", "kind": "sftp"}
     assert one(samples, "rokt_delivery_pending_items", **labels) == 5
     assert read <= 5  # at most the owed items' rows (before VACUUM marks their pages)
+
+
+# --- Several web processes ----------------------------------------------------------------------
+
+_INGEST_IN_A_PROCESS = """
+import django
+django.setup()
+from metrics.ingest import ingest_observe
+ingest_observe(["created", "created", "invalid"], 0.02)
+"""
+_SCRAPE_IN_A_PROCESS = """
+import django
+django.setup()
+from prometheus_client import generate_latest
+from metrics.ingest import process_registry
+print(generate_latest(process_registry()).decode())
+"""
+
+
+def test_with_a_multiprocess_folder_any_process_answers_for_all_of_the_host(tmp_path):
+    """Under gunicorn, the process that answers the scrape sums what every worker process
+    counted (PROMETHEUS_MULTIPROC_DIR)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+           "DJANGO_SETTINGS_MODULE": "rokt_platform.settings"}  # fmt: skip
+
+    def run(code: str) -> str:
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run(_INGEST_IN_A_PROCESS)
+    run(_INGEST_IN_A_PROCESS)
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(run(_SCRAPE_IN_A_PROCESS))
+        for sample in family.samples
+    }
+
+    assert samples[("rokt_ingest_records_total", (("result", "created"),))] == 4
+    assert samples[("rokt_ingest_records_total", (("result", "invalid"),))] == 2
+    assert samples[("rokt_ingest_request_seconds_count", ())] == 2
