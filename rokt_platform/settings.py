@@ -300,6 +300,25 @@ CELERY_BROKER_URL = env_url(
 CELERY_BEAT_SCHEDULE_FILE = VAR_DIR / "celerybeat-schedule"
 HEALTH_BROKER_TIMEOUT = env_int("HEALTH_BROKER_TIMEOUT", 3, minimum=1)
 
+# --- /metrics (metrics/, docs/METRICS.md) ---------------------------------------------------
+# Off (404) unless a bearer token or an allowlist of networks is set; with both, both apply.
+INSTALLED_APPS += ["metrics.apps.MetricsConfig"]
+METRICS_TOKEN = env_str("METRICS_TOKEN", "") or ""
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (e.g. 10.0.0.0/8)."
+        ) from None
+# Scraped like /healthz, over plain HTTP inside the network: not redirected to HTTPS.
+SECURE_REDIRECT_EXEMPT += [r"^metrics$"]
+# What the "recent" figures cover (attempts, batches, exports), in seconds.
+METRICS_WINDOW_SECONDS = env_int("METRICS_WINDOW_SECONDS", 300, minimum=60)
+# How often a worker recounts what each delivery owes, so that a scrape need not.
+METRICS_BACKLOG_SECONDS = env_int("METRICS_BACKLOG_SECONDS", 15, minimum=1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

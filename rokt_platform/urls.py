@@ -21,6 +21,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", _docs_page, name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    # Prometheus' text format; 404 unless METRICS_TOKEN or METRICS_ALLOWED_NETWORKS is set.
+    path("", include("metrics.urls")),
     # Browsers ask for it whatever the page says; answered rather than a 404 in every log.
     path("favicon.ico", RedirectView.as_view(url=static("rokt/favicon.svg"), permanent=True)),
     # Answers 404 unless DEMO_INBOX is on (scripts/run-demo).
