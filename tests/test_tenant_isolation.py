@@ -1723,7 +1723,7 @@ def test_manager_runs_realtime_actions_and_never_sees_a_stored_secret(
 def test_a_url_the_sender_cannot_parse_puts_no_secret_in_a_log(world: World, caplog):
     """An API key sent in the query string is redacted from the attempt log; an address the
     HTTP client refuses to parse must not bring it back in an error message."""
-    from django.test import Client as TestClient
+    from tests.two_factor import TwoStepClient as TestClient
 
     m = world.b.markers
     Delivery.objects.filter(pk=world.b.api_delivery.pk).update(
