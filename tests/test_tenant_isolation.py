@@ -721,6 +721,10 @@ ADMIN_CASES = [
          staff=Staff(sees="username")),
     Case("autocomplete-logentry.user", autocomplete("admin", "logentry", "user", "user-qz9"),
          FORBIDDEN, staff=Staff(sees="username")),
+    # Two-factor devices (django-otp): their admin is a superuser's, the users' search is not.
+    Case("autocomplete-totpdevice.user",
+         autocomplete("otp_totp", "totpdevice", "user", "user-qz9"), FORBIDDEN,
+         staff=Staff(sees="username")),
     # Users and their client memberships (an inline of the user page): client users have no
     # auth permissions, so every user page is 403, their own included.
     Case("user-list", user_page("changelist"), FORBIDDEN, staff=Staff(sees="username")),

@@ -69,6 +69,15 @@ class Authenticator:
     def knows(self, username: str) -> bool:
         return username in self._keys
 
+    def wrong_code(self, username: str) -> str:
+        """A code the app does not show now, nor one step either side."""
+        totp = TOTP(self._keys[username])
+        near = set()
+        for step in (-1, 0, 1):
+            totp.time = time.time() + step * totp.step
+            near.add(totp.token())
+        return f"{next(n for n in range(1_000_000) if n not in near):06d}"
+
     def code(self, username: str) -> str:
         totp = TOTP(self._keys[username])
         step = max(totp.t(), self._last_step.get(username, -1) + 1)
