@@ -49,6 +49,7 @@ def test_a_manager_enrols_then_logs_in_with_a_code(live_server, manager):
         page.fill("#id_token", app.wrong_code("manager"))
         page.click("input[type=submit]")
         assert "That code is not right" in page.inner_text("#content")
+        assert page.input_value("#id_token") == ""  # emptied for the next code
         shoot(page, "code-wrong")
 
         page.wait_for_timeout(1100)  # django-otp's back-off after a wrong code

@@ -28,6 +28,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from referrals.tenancy import is_client_user
 from referrals.two_factor.forms import CodeForm
 from referrals.two_factor.services import (
     confirmed_device,
@@ -92,8 +93,14 @@ def _refused(request: HttpRequest, user, form: CodeForm) -> HttpResponse | None:
     user_login_failed.send(sender=__name__, credentials=_credentials(user), request=request)
     if getattr(request, "axes_locked_out", False):
         return locked_out(request, None, _credentials(user))
-    form.add_error("token", WRONG_CODE)
+    _wrong(form, WRONG_CODE)
     return None
+
+
+def _wrong(form: CodeForm, message: str) -> None:
+    """The error on the form, and the field emptied for the next code."""
+    form.add_error("token", message)
+    form.data = {**form.data.dict(), "token": ""}
 
 
 def _checked(request: HttpRequest, user, device: TOTPDevice, form: CodeForm, *, confirm: bool):
@@ -105,7 +112,7 @@ def _checked(request: HttpRequest, user, device: TOTPDevice, form: CodeForm, *, 
         return False
     allowed, _ = device.verify_is_allowed()
     if not allowed:  # django-otp's back-off: the code was not even looked at
-        form.add_error("token", THROTTLED)
+        _wrong(form, THROTTLED)
         return False
     token = form.cleaned_data["token"]
     check = device_confirm if confirm else device_verify
@@ -195,8 +202,15 @@ def account(request: HttpRequest) -> HttpResponse:
             devices_reset(user)
             messages.success(request, "Two-factor login is off: you log in with your password.")
             return redirect("two_factor:account")
-        form.add_error("token", WRONG_CODE)
-    context = {"title": "Two-factor login", "form": form, "device": device, "required": required}
+        _wrong(form, WRONG_CODE)
+    context = {
+        "title": "Two-factor login",
+        "form": form,
+        "device": device,
+        "required": required,
+        # Who can reset a lost device: account managers manage client users, superusers staff.
+        "resetter": "An account manager" if is_client_user(user) else "A superuser",
+    }
     if device is None:
         pending_device = enrolment_device(user)
         context.update(qr=qr_svg(pending_device), secret=secret_text(pending_device))
