@@ -4,7 +4,10 @@ Codes come from django-otp's own TOTP over the device's key (tests/two_factor.py
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 
 from django.contrib.admin.models import LogEntry
@@ -14,6 +17,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from referrals.roles import client_user_create
 from referrals.two_factor.views import WRONG_CODE
 from tests.conftest import PASSWORD, api_client_for
+from tests.processes import ROOT
 from tests.two_factor import Authenticator, TwoStepClient, code_of
 
 LOGIN = "/admin/login/?next=/admin/referrals/referral/"
@@ -285,3 +289,19 @@ def test_api_tokens_work_as_before_for_users_with_two_factor(manager, user_a, cl
     client_a.save()
     assert api_client_for(manager).get("/api/v1/referrals/").status_code == 200
     assert api_client_for(user_a).get("/api/v1/referrals/").status_code == 200
+
+
+def test_the_failure_limit_and_lockout_time_come_from_the_environment(tmp_path):
+    """LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES (0: until unlocked) reach django-axes."""
+
+    shown = (
+        "from django.conf import settings as s; print(s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME)"
+    )
+    for minutes, cool_off in (("15", "0:15:00"), ("0", "None")):
+        env = {**os.environ, "ROKT_VAR_DIR": str(tmp_path), "LOGIN_FAILURE_LIMIT": "3",
+               "LOGIN_LOCKOUT_MINUTES": minutes}  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", shown], cwd=ROOT, env=env,
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert result.stdout.split()[-2:] == ["3", cool_off]
