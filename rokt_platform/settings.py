@@ -322,6 +322,8 @@ _LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 30, minimum=0)
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=_LOCKOUT_MINUTES) if _LOCKOUT_MINUTES else None
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True  # a completed login forgets that pair's earlier failures
+# Masked in what axes stores and logs (the password always is): axes' own, and the codes.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "token"]
 AXES_LOCKOUT_CALLABLE = "referrals.two_factor.views.locked_out"
 
 # --- Celery ---------------------------------------------------------------------------------
