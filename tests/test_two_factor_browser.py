@@ -61,3 +61,28 @@ def test_a_manager_enrols_then_logs_in_with_a_code(live_server, manager):
         page.click("text=Two-factor login")
         assert "Two-factor login is on" in page.inner_text("#content")
         shoot(page, "account")
+
+
+def test_a_client_user_turns_it_on_from_their_page_and_a_lockout_says_so(
+    live_server, user_a, settings
+):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    app = Authenticator()
+    with browser_page() as page:
+        log_in(page, live_server.url, "alice", PASSWORD, app=app)  # no code asked
+        page.click("text=Two-factor login")
+        assert "Two-factor login is off" in page.inner_text("#content")
+        shoot(page, "account-off")
+        app.add("alice", page.inner_text("#two-factor-secret"))
+        page.fill("#id_token", app.code("alice"))
+        page.click("input[type=submit]")
+        assert "Two-factor login is on" in page.inner_text(".messagelist")
+
+        page.click("#logout-form button")
+        for _ in range(settings.AXES_FAILURE_LIMIT):
+            page.goto(f"{live_server.url}/admin/login/")
+            page.fill("#id_username", "alice")
+            page.fill("#id_password", "not her password")
+            page.click("input[type=submit]")
+        assert "Too many failed logins" in page.inner_text("#content")
+        shoot(page, "locked-out")
