@@ -14,6 +14,8 @@ if not settings.API_DOCS_PUBLIC:  # a browser without a session goes to the logi
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    # The login's second step and the user's own two-factor page (referrals.two_factor).
+    path("admin/two-factor/", include("referrals.two_factor.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("referrals.api.urls")),
     path("api/v1/", include("customfields.api.urls")),
