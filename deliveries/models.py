@@ -243,6 +243,8 @@ class Batch(models.Model):
                 condition=~Q(status="sent"),
                 name="batch_unsent",
             ),
+            # Batches finished lately, for /metrics; a few rows per delivery and hour.
+            models.Index(fields=["finished_at"], name="batch_finished"),
         ]
 
     def __str__(self) -> str:
@@ -316,6 +318,13 @@ class DeliveryItem(models.Model):
                 condition=Q(status__in=["pending", "sending", "failed"]),
                 name="item_api_open",
             ),
+            # What each delivery owes and since when, for /metrics (metrics/collector.py):
+            # a count is an index-only scan of the backlog, the oldest the first entry.
+            models.Index(
+                fields=["delivery", "created_at"],
+                condition=Q(status__in=["file", "pending", "sending", "failed"]),
+                name="item_owed_age",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -380,7 +389,11 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
-        indexes = [models.Index(fields=["delivery", "started_at"], name="attempt_recent")]
+        indexes = [
+            models.Index(fields=["delivery", "started_at"], name="attempt_recent"),
+            # The attempts of the last minutes across deliveries, for /metrics.
+            models.Index(fields=["started_at"], name="attempt_started"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.method} {self.url[:60]} -> {self.status_code or self.error_class}"

@@ -29,6 +29,7 @@ from referrals.demo import demo_records
 from referrals.models import Campaign, Client, Referral
 from referrals.roles import account_manager_create, client_user_create
 from referrals.services import referrals_insert
+from referrals.two_factor.services import devices_reset, two_factor_required
 
 DEMO_SLUG = "acme-demo"
 INBOX_DELIVERY = "Webhook inbox (demo)"
@@ -41,6 +42,7 @@ class Login:
     role: str
     username: str
     password: str
+    two_factor: bool  # a code is asked at login (the first one sets up the app)
 
 
 def demo_exists() -> bool:
@@ -67,7 +69,9 @@ def demo_seed(*, referrals: int, inbox_base_url: str) -> list[Login]:
 
 @transaction.atomic
 def demo_logins_reset() -> list[Login]:
-    """New random passwords for the demo's two logins (made again if someone deleted them)."""
+    """New random passwords for the demo's two logins (made again if someone deleted them);
+    their two-factor devices are forgotten, so whoever runs the demo sets up their own app at
+    the next login (the account manager must: staff always log in with a code)."""
     client = Client.objects.get(slug=DEMO_SLUG)
     users = get_user_model().objects
     logins = []
@@ -75,13 +79,14 @@ def demo_logins_reset() -> list[Login]:
         password = secrets.token_urlsafe(12)
         user = users.filter(username=username).first()
         if user is None and username == MANAGER:
-            account_manager_create(username=username, password=password)
+            user = account_manager_create(username=username, password=password)
         elif user is None:
-            client_user_create(client=client, username=username, password=password)
+            user = client_user_create(client=client, username=username, password=password)
         else:
             user.set_password(password)
             user.save(update_fields=["password"])
-        logins.append(Login(role, username, password))
+            devices_reset(user)
+        logins.append(Login(role, username, password, two_factor_required(user)))
     return logins
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from axes.utils import reset as axes_reset
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rangefilter.filters import DateRangeFilterBuilder
 
 from referrals.admin_tenancy import (
@@ -28,6 +30,7 @@ from referrals.models import (
 from referrals.roles import role_sync
 from referrals.selectors import SEARCH_FIELDS
 from referrals.tenancy import is_client_user
+from referrals.two_factor.services import devices_reset
 
 
 class CampaignInline(TenantScopedInline):
@@ -45,8 +48,8 @@ class ClientAdmin(TenantScopedAdmin):
     # Explicit: the campaign count (GROUP BY) drops Meta.ordering, and autocomplete pages
     # through this queryset.
     ordering = ("name", "pk")
-    list_display = ("name", "slug", "time_zone", "active", "campaign_count")
-    list_filter = ("active",)
+    list_display = ("name", "slug", "time_zone", "active", "require_two_factor", "campaign_count")
+    list_filter = ("active", "require_two_factor")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     inlines = [CampaignInline]
@@ -199,7 +202,9 @@ class PlatformUserAdmin(UserAdmin):
     permissions, so an account manager who manages users cannot raise their own rights."""
 
     inlines = [ClientMembershipInline]
-    list_display = ("username", "email", "is_staff", "is_superuser", "client_of_user")
+    actions = ["two_factor_reset", "login_unlock"]
+    list_display = ("username", "email", "is_staff", "is_superuser", "client_of_user",
+                    "two_factor")  # fmt: skip
     list_select_related = ("client_membership__client",)
 
     def get_readonly_fields(self, request, obj=None):
@@ -211,12 +216,24 @@ class PlatformUserAdmin(UserAdmin):
     def get_queryset(self, request):
         # An account manager manages client users and themselves; other staff (and any
         # superuser) are a superuser's to manage, so no one resets a colleague's password.
-        queryset = super().get_queryset(request)
+        queryset = (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _two_factor=Exists(
+                    TOTPDevice.objects.filter(user_id=OuterRef("pk"), confirmed=True)
+                )
+            )
+        )
         if not request.user.is_superuser:
             queryset = queryset.filter(is_superuser=False).filter(
                 Q(client_membership__isnull=False) | Q(pk=request.user.pk)
             )
         return queryset
+
+    @admin.display(description="two-factor", boolean=True, ordering="_two_factor")
+    def two_factor(self, obj) -> bool:
+        return obj._two_factor
 
     @admin.display(description="client")
     def client_of_user(self, obj) -> str:
@@ -226,3 +243,25 @@ class PlatformUserAdmin(UserAdmin):
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
         role_sync(form.instance)
+
+    # Both actions act on get_queryset's users only, and leave a line in the admin's history
+    # (LogEntry) of each user: who did it, when.
+    @admin.action(description="Reset two-factor login (lost phone)", permissions=["change"])
+    def two_factor_reset(self, request, queryset) -> None:
+        for user in queryset:
+            if devices_reset(user):
+                self.log_change(request, user, "Reset two-factor login.")
+        self.message_user(
+            request,
+            "Two-factor login reset: where it is required, the user sets up an app again at "
+            "their next login.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Unlock login (after too many failed attempts)",
+                  permissions=["change"])  # fmt: skip
+    def login_unlock(self, request, queryset) -> None:
+        for user in queryset:
+            if axes_reset(username=user.get_username()):
+                self.log_change(request, user, "Unlocked login after failed attempts.")
+        self.message_user(request, "Unlocked: the users can log in again.", messages.SUCCESS)

@@ -10,5 +10,9 @@ class ReferralsConfig(AppConfig):
 
     def ready(self) -> None:
         from referrals.roles import ensure_roles_after_migrate
+        from referrals.two_factor.views import PasswordStepView
+        from rokt_platform.admin_site import admin_login_view_register
+
+        admin_login_view_register(PasswordStepView)
 
         post_migrate.connect(ensure_roles_after_migrate, dispatch_uid="referrals.ensure_roles")

@@ -53,3 +53,19 @@ def stored_hooks_run(referral_ids: Sequence[int]) -> None:
         return
     for hook in _HOOKS:
         hook.record(referral_ids)
+
+
+# What the apps built on this one learn of each ingestion (``referrals_ingest``) once it has
+# run: every record's status ("created", "duplicate", "invalid") and the seconds it took.
+# In the ingesting process, after its transaction (``metrics`` counts them).
+_INGESTED: list[Callable[[Sequence[str], float], None]] = []
+
+
+def ingested_hook_register(hook: Callable[[Sequence[str], float], None]) -> None:
+    if hook not in _INGESTED:
+        _INGESTED.append(hook)
+
+
+def ingested_hooks_run(statuses: Sequence[str], seconds: float) -> None:
+    for hook in _INGESTED:
+        hook(statuses, seconds)

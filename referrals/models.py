@@ -30,6 +30,12 @@ class Client(models.Model):
         help_text="Timestamps are shown, and schedules run, in this time zone.",
     )
     active = models.BooleanField(default=True)
+    require_two_factor = models.BooleanField(
+        "require two-factor login",
+        default=False,
+        help_text="Every user of this client must enter a code from an authenticator app "
+        "when logging in (users enrol at their next login).",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

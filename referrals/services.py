@@ -8,6 +8,7 @@ half stored: a record is either stored whole or reported with its reasons.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from psycopg import sql
 from rest_framework.exceptions import ValidationError
 
 from referrals.api.serializers import ReferralIngestSerializer
-from referrals.hooks import stored_hooks_run
+from referrals.hooks import ingested_hooks_run, stored_hooks_run
 from referrals.ingest_few import (
     is_conflict,
     referral_values,
@@ -66,6 +67,13 @@ class _Valid:
 
 def referrals_ingest(*, records: Iterable[Any]) -> list[RecordOutcome]:
     """Store every valid record; report each record's outcome, in input order."""
+    started = time.perf_counter()
+    reported = _ingest(records)
+    ingested_hooks_run([outcome.status for outcome in reported], time.perf_counter() - started)
+    return reported
+
+
+def _ingest(records: Iterable[Any]) -> list[RecordOutcome]:
     outcomes: dict[int, RecordOutcome] = {}
     valid: list[_Valid] = []
     validator = _validator()

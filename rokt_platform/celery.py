@@ -96,6 +96,11 @@ def _configure(app: Celery) -> None:
                 "task": "housekeeping.deliveries_tick",
                 "schedule": float(settings.DELIVERY_TICK_SECONDS),
             },
+            # /metrics reads the backlog counted here (metrics/backlog.py).
+            "metrics-backlog": {
+                "task": "housekeeping.metrics_backlog",
+                "schedule": float(settings.METRICS_BACKLOG_SECONDS),
+            },
         },
     )
 

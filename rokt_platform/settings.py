@@ -8,6 +8,7 @@ production.
 from __future__ import annotations
 
 import base64
+import datetime
 import ipaddress
 import re
 import secrets
@@ -292,6 +293,39 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 # Admin lists count at most this many rows; beyond it they say "more than N".
 ADMIN_COUNT_CAP = env_int("ADMIN_COUNT_CAP", 10_000, minimum=100)
 
+# --- Login: two-factor (django-otp) and throttling (django-axes); docs/SECURITY.md ----------
+# Staff log in with a password and then a code from an authenticator app (TOTP); client users
+# too when their client requires it or they turned it on. referrals.two_factor holds the rule
+# and the pages; until the second step is done the session is anonymous everywhere.
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "axes"]
+_AUTH_MIDDLEWARE = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware")
+MIDDLEWARE[_AUTH_MIDDLEWARE + 1 : _AUTH_MIDDLEWARE + 1] = [
+    "django_otp.middleware.OTPMiddleware",
+    "referrals.two_factor.middleware.TwoFactorMiddleware",
+]
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as django-axes asks
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username+address before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# The name an authenticator app shows next to the code.
+OTP_TOTP_ISSUER = env_str("TWO_FACTOR_ISSUER", "Referral delivery platform")
+# The devices' admin (superusers) never shows a key or its QR code again.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# The password step is forgotten if the code does not follow within this many seconds.
+TWO_FACTOR_STEP_SECONDS = 300
+# This many wrong passwords or codes for one username from one address lock that pair out, for
+# LOGIN_LOCKOUT_MINUTES (0: until an account manager unlocks it).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 30, minimum=0)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=_LOCKOUT_MINUTES) if _LOCKOUT_MINUTES else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a completed login forgets that pair's earlier failures
+# Masked in what axes stores and logs (the password always is): axes' own, and the codes.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "token"]
+AXES_LOCKOUT_CALLABLE = "referrals.two_factor.views.locked_out"
+
 # --- Celery ---------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env_url(
@@ -299,6 +333,25 @@ CELERY_BROKER_URL = env_url(
 )
 CELERY_BEAT_SCHEDULE_FILE = VAR_DIR / "celerybeat-schedule"
 HEALTH_BROKER_TIMEOUT = env_int("HEALTH_BROKER_TIMEOUT", 3, minimum=1)
+
+# --- /metrics (metrics/, docs/METRICS.md) ---------------------------------------------------
+# Off (404) unless a bearer token or an allowlist of networks is set; with both, both apply.
+INSTALLED_APPS += ["metrics.apps.MetricsConfig"]
+METRICS_TOKEN = env_str("METRICS_TOKEN", "") or ""
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (e.g. 10.0.0.0/8)."
+        ) from None
+# Scraped like /healthz, over plain HTTP inside the network: not redirected to HTTPS.
+SECURE_REDIRECT_EXEMPT += [r"^metrics$"]
+# What the "recent" figures cover (attempts, batches, exports), in seconds.
+METRICS_WINDOW_SECONDS = env_int("METRICS_WINDOW_SECONDS", 300, minimum=60)
+# How often a worker recounts what each delivery owes, so that a scrape need not.
+METRICS_BACKLOG_SECONDS = env_int("METRICS_BACKLOG_SECONDS", 15, minimum=1)
 
 LOGGING = {
     "version": 1,

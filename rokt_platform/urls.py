@@ -14,6 +14,8 @@ if not settings.API_DOCS_PUBLIC:  # a browser without a session goes to the logi
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    # The login's second step and the user's own two-factor page (referrals.two_factor).
+    path("admin/two-factor/", include("referrals.two_factor.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("referrals.api.urls")),
     path("api/v1/", include("customfields.api.urls")),
@@ -21,6 +23,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", _docs_page, name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    # Prometheus' text format; 404 unless METRICS_TOKEN or METRICS_ALLOWED_NETWORKS is set.
+    path("", include("metrics.urls")),
     # Browsers ask for it whatever the page says; answered rather than a 404 in every log.
     path("favicon.ico", RedirectView.as_view(url=static("rokt/favicon.svg"), permanent=True)),
     # Answers 404 unless DEMO_INBOX is on (scripts/run-demo).

@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from referrals.roles import account_manager_create, client_user_create
 from tests.factories import make_client
+from tests.two_factor import TwoStepClient
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -39,6 +40,13 @@ def _empty_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def client() -> TwoStepClient:
+    """pytest-django's ``client``, whose ``login``/``force_login`` also pass the second step
+    (tests/two_factor.py); tests of the login itself post the login pages instead."""
+    return TwoStepClient()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from demo.seed import demo_seed
 from exports.services import ExportRequest
 from referrals.models import Client, ExportAudit, Referral
 from tests.browser import browser_page
+from tests.browser import log_in as browser_log_in
 from tests.factories import make_file_delivery
 from tests.processes import ROOT
 
@@ -112,11 +113,7 @@ def page() -> Iterator:
 
 
 def log_in(page, scene: Scene, username: str) -> None:
-    page.goto(f"{scene.base}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", scene.passwords[username])
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
+    browser_log_in(page, scene.base, username, scene.passwords[username])
 
 
 def shoot(page, name: str, *, full_page: bool = True) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from customfields.models import CustomField
-from tests.browser import browser_page
+from tests.browser import browser_page, log_in
 from tests.conftest import PASSWORD
 from tests.factories import make_referral
 
@@ -15,10 +15,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 def test_live_preview_shows_output_before_saving(live_server, manager, client_a, tmp_path):
     make_referral(client_a, external_id="ref-1", first_name="ada", last_name="LOVELACE")
     with browser_page() as page:
-        page.goto(f"{live_server.url}/admin/login/?next=/admin/customfields/customfield/add/")
-        page.fill("#id_username", manager.username)
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
+        log_in(page, live_server.url, manager.username, PASSWORD,
+               next_path="/admin/customfields/customfield/add/")  # fmt: skip
         page.click("#id_client + .select2 .select2-selection")  # the client autocomplete
         page.keyboard.type("Alpha")
         page.click(".select2-results__option >> text=Alpha Corp")

@@ -9,7 +9,7 @@ import html
 import pytest
 
 from customfields.models import CustomField
-from tests.browser import browser_page
+from tests.browser import browser_page, log_in
 from tests.conftest import PASSWORD
 from tests.factories import make_api_delivery, make_file_delivery
 
@@ -91,10 +91,7 @@ def test_the_admin_delete_page_of_a_field_in_use_reads_well(live_server, manager
     nightly_file(client_a)
     with browser_page() as page:
         delete_page = f"/admin/customfields/customfield/{field.pk}/delete/"
-        page.goto(f"{live_server.url}/admin/login/?next={delete_page}")
-        page.fill("#id_username", manager.username)
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
+        log_in(page, live_server.url, manager.username, PASSWORD, next_path=delete_page)
         content = page.locator("#content")
         content.locator("text=is in use, so it cannot be deleted").wait_for(timeout=10_000)
         assert "is used by the delivery 'Nightly' (column list)" in content.inner_text()

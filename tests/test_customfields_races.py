@@ -12,11 +12,11 @@ from contextlib import contextmanager
 import pytest
 from django.db import connection, transaction
 from django.forms.models import model_to_dict
-from django.test import Client as BrowserClient
 
 from customfields.engine import Column, compile_columns
 from customfields.models import CustomField
 from tests.conftest import api_client_for
+from tests.two_factor import TwoStepClient as BrowserClient
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -22,7 +22,7 @@ LAYERS = (
     ("referrals",),
     ("customfields",),
     ("deliveries",),
-    ("exports", "dashboard"),
+    ("exports", "dashboard", "metrics"),
     ("demo",),  # what scripts/run-demo adds, on top of everything
 )
 LAYER = {app: number for number, apps in enumerate(LAYERS) for app in apps}

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from referrals.models import ExportAudit, ExportDownload
 from tests.browser import browser_page
+from tests.browser import log_in as browser_log_in
 from tests.conftest import PASSWORD
 from tests.factories import make_referral
 
@@ -94,7 +95,4 @@ def test_an_account_manager_exports_the_lists_search_with_a_bom(live_server, man
 
 
 def log_in(page, live_server, user) -> None:
-    page.goto(f"{live_server.url}/admin/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    browser_log_in(page, live_server.url, user.username, PASSWORD)

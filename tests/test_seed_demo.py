@@ -3,8 +3,10 @@ import re
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from customfields.models import CustomField
 from deliveries.models import Delivery
@@ -14,6 +16,7 @@ from referrals.models import Campaign, Client, ExportAudit, Referral
 from referrals.selectors import referrals_per_day
 
 pytestmark = pytest.mark.django_db
+User = get_user_model()
 
 
 def seed(*args: str) -> str:
@@ -127,3 +130,18 @@ def _user(username: str):
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.get(username=username)
+
+
+def test_the_manager_sets_up_two_factor_at_the_first_login_and_reset_logins_forgets_it(client):
+    out = seed()
+    assert "authenticator app" in out  # said under the manager's login, not the client user's
+    manager_line = next(line for line in out.splitlines() if "username 'manager'" in line)
+    assert "authenticator app" in out.split(manager_line, 1)[1].splitlines()[1]
+    response = client.post(
+        "/admin/login/", {"username": "manager", "password": logins(out)["manager"]}
+    )
+    assert response.url == "/admin/two-factor/enrol/"
+
+    TOTPDevice.objects.create(user=User.objects.get(username="manager"), confirmed=True)
+    seed("--reset-logins")
+    assert not TOTPDevice.objects.exists()

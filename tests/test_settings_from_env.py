@@ -23,6 +23,8 @@ BAD_VALUES = [
     ("DELIVERY_RETRY_SCALE", "nan", "DELIVERY_RETRY_SCALE=nan is below its minimum"),
     ("DELIVERY_ALLOWED_NETWORKS", "10.0.0.0/8,intranet", "'intranet' is not a network"),
     ("ROKT_ENCRYPTION_KEYS", "not-a-fernet-key", "ROKT_ENCRYPTION_KEYS holds a value"),
+    ("LOGIN_FAILURE_LIMIT", "0", "LOGIN_FAILURE_LIMIT=0 is below its minimum of 1"),
+    ("LOGIN_LOCKOUT_MINUTES", "soon", "LOGIN_LOCKOUT_MINUTES='soon' is not a whole number"),
 ]
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 from django.contrib import admin
 from django.forms import JSONField
-from django.test import Client as BrowserClient
 from django.test import RequestFactory
 from drf_spectacular.generators import SchemaGenerator
 
 from customfields.models import CustomField
 from referrals.storable import unstorable_path
 from tests.factories import make_api_delivery
+from tests.two_factor import TwoStepClient as BrowserClient
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

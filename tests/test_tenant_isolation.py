@@ -721,6 +721,10 @@ ADMIN_CASES = [
          staff=Staff(sees="username")),
     Case("autocomplete-logentry.user", autocomplete("admin", "logentry", "user", "user-qz9"),
          FORBIDDEN, staff=Staff(sees="username")),
+    # Two-factor devices (django-otp): their admin is a superuser's, the users' search is not.
+    Case("autocomplete-totpdevice.user",
+         autocomplete("otp_totp", "totpdevice", "user", "user-qz9"), FORBIDDEN,
+         staff=Staff(sees="username")),
     # Users and their client memberships (an inline of the user page): client users have no
     # auth permissions, so every user page is 403, their own included.
     Case("user-list", user_page("changelist"), FORBIDDEN, staff=Staff(sees="username")),
@@ -1723,7 +1727,7 @@ def test_manager_runs_realtime_actions_and_never_sees_a_stored_secret(
 def test_a_url_the_sender_cannot_parse_puts_no_secret_in_a_log(world: World, caplog):
     """An API key sent in the query string is redacted from the attempt log; an address the
     HTTP client refuses to parse must not bring it back in an error message."""
-    from django.test import Client as TestClient
+    from tests.two_factor import TwoStepClient as TestClient
 
     m = world.b.markers
     Delivery.objects.filter(pk=world.b.api_delivery.pk).update(

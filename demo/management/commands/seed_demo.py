@@ -21,14 +21,15 @@ class Command(BaseCommand):
     help = (
         "Create the demo (a client, 1,000 referrals over 30 days, custom fields, a real-time "
         "delivery to the webhook inbox, logins); on a later run, --reset-logins prints new "
-        "passwords."
+        "passwords (and two-factor login is set up again)."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--referrals", type=int, default=1000)
         parser.add_argument(
             "--reset-logins", action="store_true",
-            help="Give the demo's logins new passwords and print them.",
+            help="Give the demo's logins new passwords and print them; forget their "
+            "two-factor devices.",
         )  # fmt: skip
 
     def handle(self, *args, referrals: int, reset_logins: bool, **options) -> None:
@@ -45,6 +46,11 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {login.role}: username {login.username!r}, password {login.password!r}"
             )
+            if login.two_factor:
+                self.stdout.write(
+                    "    then a code from an authenticator app: the first login shows a QR "
+                    "code (and its key) to add to the app"
+                )
         if not logins:
             self.stdout.write(
                 f"  Logins: {MANAGER!r} (account manager) and {CLIENT_USER!r} (client user); "
