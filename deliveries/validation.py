@@ -18,6 +18,7 @@ from deliveries.http_auth import RESERVED_HEADERS, auth_errors
 from deliveries.outcomes import accepted_statuses_error, json_path_error, regex_error
 from deliveries.payloads import payload_errors, template_placeholders
 from deliveries.schedules import ScheduleError, schedule_check
+from deliveries.setting_patterns import HOST, NON_BLANK, SIGNING_SECRET
 from deliveries.signing import signing_secret_error
 from deliveries.transports.base import PermanentTransportError
 from deliveries.transports.http import address_problem, header_problem
@@ -26,6 +27,7 @@ PLAIN_FTP = (
     "Plain FTP is not offered: it sends the password and every referral in clear text. "
     "Use SFTP, or FTPS (FTP over TLS), which most FTP servers also speak."
 )
+NAME_TAKEN = "This client already has a delivery of that name."
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 FILE_KINDS = ("sftp", "ftps")
 
@@ -45,10 +47,10 @@ def delivery_errors(delivery, *, campaigns=None) -> dict[str, list[str]]:
     if problem:
         errors["kind"].append(problem)
         return {field: messages for field, messages in errors.items() if messages}
-    if not delivery.name.strip():
+    if not NON_BLANK.fullmatch(delivery.name):
         errors["name"].append("Give the delivery a name.")
     elif delivery.client_id and _name_taken(delivery):
-        errors["name"].append("This client already has a delivery of that name.")
+        errors["name"].append(NAME_TAKEN)
     if delivery.kind == "api":
         _api(delivery, errors)
     else:
@@ -74,17 +76,17 @@ def _name_taken(delivery) -> bool:
 
 
 def _connection(delivery, errors) -> None:
-    host = delivery.host.strip()
-    if not host:
+    host = delivery.host
+    if not NON_BLANK.fullmatch(host):
         errors["host"].append("Give the server's host name or address.")
-    elif "://" in host or "/" in host or " " in host:
-        if host.lower().startswith("ftp://"):
+    elif not HOST.fullmatch(host):
+        if host.strip().lower().startswith("ftp://"):
             errors["host"].append(PLAIN_FTP)
         else:
             errors["host"].append("Give only the host name (no scheme, path or spaces).")
     if delivery.port is not None and not 1 <= delivery.port <= 65535:
         errors["port"].append("A port is 1 to 65535.")
-    if not delivery.username.strip():
+    if not NON_BLANK.fullmatch(delivery.username):
         errors["username"].append("Give the user name to log in with.")
     if delivery.kind == "sftp":
         _sftp(delivery, errors)
@@ -156,7 +158,7 @@ def _api(delivery, errors) -> None:
     elif problems := columns_errors(delivery):
         errors["columns"].extend(problems)
     _api_headers(delivery.headers, errors)
-    if delivery.signing_secret and (problem := signing_secret_error(delivery.signing_secret)):
+    if delivery.signing_secret and (problem := _signing_secret_problem(delivery.signing_secret)):
         errors["signing_secret"].append(problem)
     for field, message in auth_errors(
         delivery.auth_kind, username=delivery.auth_username, secret=delivery.auth_secret,
@@ -184,6 +186,15 @@ def _api(delivery, errors) -> None:
         errors["max_in_flight"].append("Between 1 and 200 requests at once.")
     if delivery.pause_after_minutes < 1:
         errors["pause_after_minutes"].append("At least 1 minute.")
+
+
+def _signing_secret_problem(secret: str) -> str | None:
+    """The sender's own check, and the schema's pattern (the two agree; both are asked so
+    that neither can take what the other refuses)."""
+    problem = signing_secret_error(secret)
+    if problem is None and not SIGNING_SECRET.fullmatch(secret):
+        problem = signing_secret_error("")  # the sender's explanation of a valid secret
+    return problem
 
 
 def _url_problem(url: str) -> str | None:

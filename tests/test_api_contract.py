@@ -45,7 +45,9 @@ def test_a_schedule_time_the_schema_refuses_is_refused(manager_api, client_a):
     delivery = make_file_delivery(client_a)
     for typed in ("6:00", "06:00:00", "24:00"):
         response = manager_api.patch(
-            f"/api/v1/deliveries/{delivery.pk}/", {"schedule_time": typed}, format="json"
+            f"/api/v1/deliveries/{delivery.pk}/",
+            {"kind": "sftp", "schedule_time": typed},
+            format="json",
         )
         assert response.status_code == 400, typed
         assert "schedule_time" in response.json()
