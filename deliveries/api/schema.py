@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 
+from deliveries.api.serializers import REPLAY_CHOICES
 from deliveries.setting_patterns import (
     ACCEPTED_STATUSES,
     BASIC_PASSWORD,
@@ -218,6 +219,8 @@ def delivery_bodies(result, generator, request, public):
         "one turned real-time, or the secret sent empty): shown this once.",
     }
     schemas["DeliverySaved"] = saved
+    if "Replay" in schemas:
+        schemas["Replay"] = _replay(schemas["Replay"])
     _use_bodies(result)
     schemas.pop("PatchedDelivery", None)
     return result
@@ -285,6 +288,21 @@ def _kind_schema(schemas: dict, settings: dict, kind: str, body: str) -> str:
         variants.append({"$ref": f"#/components/schemas/{name}{_camel(choice)}"})
     schemas[name] = {"oneOf": variants}
     return f"#/components/schemas/{name}"
+
+
+def _replay(generated: dict) -> dict:
+    """Replay takes one of three bodies, and nothing besides (``ReplaySerializer``)."""
+    fields = generated["properties"]
+    fields["referral"] = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+    fields["not_delivered"] = {"type": "boolean", "enum": [True]}
+    return {
+        "description": generated["description"] + " The end is after the start.",
+        "oneOf": [
+            {"type": "object", "additionalProperties": False, "required": list(form),
+             "properties": {name: fields[name] for name in form}}
+            for form in REPLAY_CHOICES
+        ],
+    }  # fmt: skip
 
 
 def _camel(choice: str) -> str:
