@@ -55,6 +55,30 @@ class ClockTimeField(serializers.TimeField):
         return super().to_internal_value(value)
 
 
+def _json_field(name: str, schema: dict) -> type[serializers.JSONField]:
+    """A JSON setting or answer, documented with its shape (DRF says only "any")."""
+    return extend_schema_field(schema)(type(name, (serializers.JSONField,), {}))
+
+
+def _objects_of(*names: str, description: str) -> dict:
+    item = {"type": "object", "properties": {n: {"type": "string"} for n in names}}
+    return {"type": "array", "items": item, "description": description}
+
+
+ColumnsField = _json_field("ColumnsField", _objects_of(
+    "source", "output", description="Ordered; empty: every standard column."))  # fmt: skip
+HeadersField = _json_field("HeadersField", _objects_of(
+    "name", "value", description="Sent with every request."))  # fmt: skip
+HeaderPairsField = _json_field("HeaderPairsField", {
+    "type": "array", "description": "[name, value] pairs, secrets redacted.",
+    "items": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+})  # fmt: skip
+FilesField = _json_field("FilesField", {"type": "array", "items": {
+    "type": "object", "properties": {"name": {"type": "string"}, "rows": {"type": "integer"},
+                                     "bytes": {"type": "integer"}, "sha256": {"type": "string"}},
+}})  # fmt: skip
+
+
 class KindField(serializers.ChoiceField):
     """The offered kinds (an enum in the schema); "ftp" is answered with the message pointing
     to SFTP and FTPS rather than "not a valid choice"."""
@@ -99,6 +123,8 @@ class DeliverySerializer(StrictModelSerializer):
     # A choice, never trimmed: a tab is a delimiter, not white space to strip.
     delimiter = StrictChoiceField(choices=list(DELIMITERS.items()), required=False)
     campaigns = CampaignIdField(many=True, queryset=Campaign.objects.all(), required=False)
+    columns = ColumnsField(required=False)
+    headers = HeadersField(required=False)
     password = StrictCharField(write_only=True, required=False, allow_blank=True)
     private_key = StrictCharField(write_only=True, required=False, allow_blank=True)
     passphrase = StrictCharField(write_only=True, required=False, allow_blank=True)
@@ -218,6 +244,7 @@ class ClientDeliverySerializer(serializers.ModelSerializer):
 
     client = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     schedule_time = ClockTimeField(read_only=True, allow_null=True)
+    columns = ColumnsField(read_only=True)
 
     class Meta:
         model = Delivery
@@ -233,6 +260,7 @@ class ClientDeliverySerializer(serializers.ModelSerializer):
 
 class BatchSerializer(serializers.ModelSerializer):
     delivery = serializers.PrimaryKeyRelatedField(read_only=True)
+    files = FilesField(read_only=True)
     duration_seconds = serializers.FloatField(
         read_only=True, allow_null=True, help_text="Null until the batch has been sent."
     )
@@ -262,6 +290,9 @@ class TestResultSerializer(serializers.Serializer):
 
 
 class AttemptSerializer(serializers.ModelSerializer):
+    request_headers = HeaderPairsField(read_only=True)
+    response_headers = HeaderPairsField(read_only=True)
+
     class Meta:
         model = Attempt
         fields = (
