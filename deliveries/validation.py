@@ -18,7 +18,15 @@ from deliveries.http_auth import RESERVED_HEADERS, auth_errors
 from deliveries.outcomes import accepted_statuses_error, json_path_error, regex_error
 from deliveries.payloads import payload_errors, template_placeholders
 from deliveries.schedules import ScheduleError, schedule_check
-from deliveries.setting_patterns import HOST, NON_BLANK, SIGNING_SECRET
+from deliveries.setting_patterns import (
+    CERTIFICATE_FINGERPRINT,
+    FILE_NAME_TEMPLATE,
+    HOST,
+    HOST_KEY,
+    NON_BLANK,
+    SIGNING_SECRET,
+    URL,
+)
 from deliveries.signing import signing_secret_error
 from deliveries.transports.base import PermanentTransportError
 from deliveries.transports.http import address_problem, header_problem
@@ -114,6 +122,11 @@ def _sftp(delivery, errors) -> None:
             sftp.host_key_pin_parse(delivery.host_key)
         except PermanentTransportError as exc:
             errors["host_key"].append(_sentence(str(exc)))
+        else:
+            if not HOST_KEY.fullmatch(delivery.host_key):
+                errors["host_key"].append(
+                    "Give the key line (ssh-ed25519 AAAA...) or its SHA256: fingerprint."
+                )
 
 
 def _ftps(delivery, errors) -> None:
@@ -128,6 +141,11 @@ def _ftps(delivery, errors) -> None:
             ftps.certificate_fingerprint_normalise(delivery.certificate_fingerprint)
         except PermanentTransportError as exc:
             errors["certificate_fingerprint"].append(_sentence(str(exc)))
+        else:
+            if not CERTIFICATE_FINGERPRINT.fullmatch(delivery.certificate_fingerprint):
+                errors["certificate_fingerprint"].append(
+                    "Give the SHA-256 fingerprint as 64 hex digits (colons allowed)."
+                )
 
 
 _AUTH_FIELDS = {"kind": "auth_kind", "username": "auth_username", "secret": "auth_secret",
@@ -155,7 +173,7 @@ def _api(delivery, errors) -> None:
             compile_columns(client=delivery.client, columns=[Column(n, n) for n in placeholders])
         except (UnknownReference, CycleError, ValueError) as exc:
             errors["body_template"].append(str(exc))
-    elif problems := columns_errors(delivery):
+    if problems := columns_errors(delivery):  # with a template too: no list of nonsense
         errors["columns"].extend(problems)
     _api_headers(delivery.headers, errors)
     if delivery.signing_secret and (problem := _signing_secret_problem(delivery.signing_secret)):
@@ -207,6 +225,11 @@ def _url_problem(url: str) -> str | None:
         return "Put credentials in the authentication settings, not in the URL."
     if any(c.isspace() for c in url):
         return "An address has no spaces (encode them as %20)."
+    if not URL.fullmatch(url):
+        return (
+            "Give http:// or https://, a host name, a port of 1 to 65535 if any, then a path "
+            "of visible ASCII characters (percent-encode the others)."
+        )
     return None
 
 
@@ -231,6 +254,11 @@ def _format(delivery, errors) -> None:
         file_name_check(delivery.file_name_template)
     except FileNameError as exc:
         errors["file_name_template"].append(str(exc))
+    else:
+        if not FILE_NAME_TEMPLATE.fullmatch(delivery.file_name_template):
+            errors["file_name_template"].append(
+                "Use letters, digits, '.', '_', '-' and the placeholders in lower case."
+            )
     if delivery.delimiter not in DELIMITERS:
         errors["delimiter"].append("Choose a comma, semicolon, tab or pipe.")
     if delivery.max_rows_per_file is not None and delivery.max_rows_per_file < 1:

@@ -265,6 +265,8 @@ def _kind_schema(schemas: dict, settings: dict, kind: str, body: str) -> str:
         "required": required,
         "description": RULES[kind],
     }
+    if kind == "ftps":  # it logs in with a password: one sent is never empty
+        properties["password"] = {"type": "string", "minLength": 1}
     if kind == "sftp" and body == "Create":
         base["anyOf"] = [
             {"required": [secret], "properties": {secret: {"type": "string", "minLength": 1}}}
