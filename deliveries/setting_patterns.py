@@ -59,11 +59,15 @@ CERTIFICATE_FINGERPRINT = re.compile(
     r"\s*(?:(?:[sS][hH][aA]-?256[:=\s]*)?(?:[\s:]*[0-9A-Fa-f]){64}[\s:]*)?"
 )
 # A file name template: safe letters and known placeholders, {{{batch}}} or {{{timestamp}}}
-# among them, not starting with '.'.
+# among them, the first letter not '.' (written without a lookahead, which generators of
+# values for a pattern handle badly).
 _NAMED = r"\{\{\{(?:client|delivery|batch|date|time|timestamp|part)\}\}\}"
 _UNIQUE = r"\{\{\{(?:batch|timestamp)\}\}\}"
+_ANY = rf"(?:[A-Za-z0-9._-]|{_NAMED})"
+_FIRST = r"[A-Za-z0-9_-]"
 FILE_NAME_TEMPLATE = re.compile(
-    rf"(?!(?:{_NAMED})*\.)(?:[A-Za-z0-9._-]|{_NAMED})*{_UNIQUE}(?:[A-Za-z0-9._-]|{_NAMED})*"
+    rf"(?:{_NAMED})*{_UNIQUE}(?:{_NAMED})*(?:{_FIRST}{_ANY}*)?"  # the unique part first
+    rf"|(?:{_NAMED})*{_FIRST}{_ANY}*{_UNIQUE}{_ANY}*"  # or after the first letter
 )
 
 # A header name the platform sets itself, in any case: no custom header may take it.
@@ -73,15 +77,8 @@ RESERVED_HEADERS = (
 )  # fmt: skip
 
 
-def _any_case(word: str) -> str:
-    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
-
-
-CUSTOM_HEADER_NAME = re.compile(
-    "(?!(?:" + "|".join(_any_case(name) for name in RESERVED_HEADERS) + r")$)" + HEADER_NAME.pattern
-)
 # One line of Latin-1: what a header's value can carry on the wire.
-HEADER_VALUE = re.compile(r"[^\r\n\u0100-\U0010ffff]*")
+HEADER_VALUE = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\xff]*")
 
 
 def anchored(pattern: re.Pattern) -> str:
