@@ -9,9 +9,17 @@ import datetime as dt
 import jsonschema
 import pytest
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from deliveries import setting_patterns
+from deliveries.filenames import file_name_check
 from deliveries.models import Attempt, Batch, Delivery
-from deliveries.outcomes import accepted_status
+from deliveries.outcomes import accepted_status, accepted_statuses_error
+from deliveries.signing import signing_secret_error
+from deliveries.transports import ftps, sftp
+from deliveries.transports.base import PermanentTransportError
+from deliveries.transports.http import address_problem
 from tests.factories import make_api_delivery, make_file_delivery, make_referral
 
 pytestmark = pytest.mark.django_db
@@ -283,3 +291,35 @@ def test_a_client_user_reads_what_the_schema_documents_for_them(api_a, client_a)
     assert response.status_code == 200
     assert_documented(mine, f"{API}{{id}}/", "get", response)
     assert Delivery.objects.filter(pk=delivery.pk).exists()
+
+
+# What the schema's patterns describe, the save's own parsers take (they cannot drift apart).
+@pytest.mark.parametrize(
+    ("pattern", "accepted"),
+    [
+        ("SIGNING_SECRET", lambda v: signing_secret_error(v) is None),
+        ("URL", lambda v: address_problem(v) is None),
+        ("HOST_KEY", lambda v: _parses(sftp.host_key_pin_parse, v)),
+        ("CERTIFICATE_FINGERPRINT",
+         lambda v: not v.strip() or _parses(ftps.certificate_fingerprint_normalise, v)),
+        ("FILE_NAME_TEMPLATE", lambda v: _parses(file_name_check, v)),
+        ("ACCEPTED_STATUSES", lambda v: accepted_statuses_error(v) is None),
+    ],
+)  # fmt: skip
+def test_a_value_the_schemas_pattern_describes_is_one_the_save_takes(pattern, accepted):
+    regex = getattr(setting_patterns, pattern)
+
+    @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.from_regex(regex, fullmatch=True))
+    def check(value):
+        assert accepted(value), value
+
+    check()
+
+
+def _parses(parse, value) -> bool:
+    try:
+        parse(value)
+    except (ValueError, PermanentTransportError):
+        return False
+    return True
