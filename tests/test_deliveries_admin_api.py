@@ -340,9 +340,7 @@ def test_a_tab_delimited_delivery_is_made_through_the_api(manager_api, client_a,
     assert refused.status_code == 400 and "delimiter" in refused.json()
 
 
-def test_a_signing_secret_removed_through_the_api_is_replaced_and_shown_once(
-    manager_api, client_a
-):
+def test_a_signing_secret_removed_through_the_api_is_replaced_and_shown_once(manager_api, client_a):
     payload = {"client": client_a.slug, "name": "CRM", "kind": "api",
                "url": "https://crm.example.com/leads"}  # fmt: skip
     created = manager_api.post("/api/v1/deliveries/", payload, format="json").json()
@@ -352,8 +350,10 @@ def test_a_signing_secret_removed_through_the_api_is_replaced_and_shown_once(
     stored = Delivery.objects.get(pk=created["id"]).signing_secret
     assert stored.startswith("whsec_") and stored != created["signing_secret"]
     assert renewed.json()["signing_secret"] == stored  # the receiver needs it: shown once
-    assert "signing_secret" not in manager_api.patch(url, {"kind": "api", "name": "C"},
-                                                   format="json").json()
+    assert (
+        "signing_secret"
+        not in manager_api.patch(url, {"kind": "api", "name": "C"}, format="json").json()
+    )
 
 
 def test_the_api_pauses_resumes_and_redelivers_a_range_as_the_admin_does(

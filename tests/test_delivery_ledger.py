@@ -186,9 +186,7 @@ def test_a_delivery_created_with_an_earlier_start_owes_the_referrals_already_sto
 
 
 @pytest.mark.django_db
-def test_moving_the_start_earlier_owes_the_rest_once_and_never_what_was_sent(
-    manager_api, client_a
-):
+def test_moving_the_start_earlier_owes_the_rest_once_and_never_what_was_sent(manager_api, client_a):
     before = make_referral(client_a)
     created = manager_api.post("/api/v1/deliveries/", _sftp_payload(client_a), format="json")
     delivery = Delivery.objects.get(pk=created.json()["id"])
