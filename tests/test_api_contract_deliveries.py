@@ -251,6 +251,12 @@ def test_replay_takes_exactly_one_of_its_forms(manager_api, served, client_a, bo
     assert_documented(served, f"{API}{{id}}/replay/", "post", response)
 
 
+def test_replay_documents_its_body_as_required(manager_api, served, client_a):
+    delivery = make_api_delivery(client_a, "https://crm.example.com/leads")
+    assert served["paths"][f"{API}{{id}}/replay/"]["post"]["requestBody"]["required"] is True
+    assert manager_api.post(f"{API}{delivery.pk}/replay/").status_code == 400
+
+
 def test_the_actions_answer_as_documented(manager_api, served, client_a):
     delivery = make_api_delivery(client_a, "https://crm.example.com/leads")
     person = make_referral(client_a)

@@ -235,6 +235,9 @@ def delivery_bodies(result, generator, request, public):
     schemas["DeliverySaved"] = saved
     if "Replay" in schemas:
         schemas["Replay"] = _replay(schemas["Replay"])
+        replay = result["paths"].get("/api/v1/deliveries/{id}/replay/", {}).get("post")
+        if replay:  # no body is none of its three forms
+            replay["requestBody"]["required"] = True
     _use_bodies(result)
     schemas.pop("PatchedDelivery", None)
     return result
