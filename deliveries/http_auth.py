@@ -8,10 +8,16 @@ logs only what ``redact_headers`` and ``redact_url`` return.
 from __future__ import annotations
 
 import base64
-import re
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from deliveries.transports.http import HEADER_NAME
+from deliveries.setting_patterns import (
+    BASIC_PASSWORD,
+    BASIC_USERNAME,
+    HEADER_NAME,
+    PARAM_NAME,
+    VISIBLE_ASCII,
+)
+from deliveries.setting_patterns import RESERVED_HEADERS as _RESERVED
 
 AUTH_KINDS = ("none", "basic", "bearer", "api_key_header", "api_key_query")
 REDACTED = "[redacted]"
@@ -19,21 +25,9 @@ REDACTED = "[redacted]"
 # secrets (they prove one body, and are useless for another), so they stay readable.
 ALWAYS_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
-_PARAM_NAME = re.compile(r"[A-Za-z0-9._~-]+")  # unreserved: sent and redacted as written
 # Headers the HTTP client, the payload or the signature sets: an API key header or a custom
 # header must not replace them (a second Content-Type would be sent joined to the first).
-RESERVED_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "content-type",
-        "transfer-encoding",
-        "connection",
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-    }
-)
+RESERVED_HEADERS = frozenset(_RESERVED)
 
 
 def auth_apply(
@@ -74,7 +68,7 @@ def _username_problem(kind: str, username: str) -> str | None:
     if not username:
         return "Basic authentication needs a username."
     # RFC 7617: the first ':' ends the user-id; control characters are not allowed.
-    if ":" in username or _has_control(username):
+    if not BASIC_USERNAME.fullmatch(username):
         return "A username may not hold ':' or control characters."
     return None
 
@@ -87,7 +81,7 @@ def _secret_problem(kind: str, secret: str) -> str | None:
             "basic": "Basic authentication needs a password.",
             "bearer": "Bearer authentication needs a token.",
         }.get(kind, "An API key is needed.")
-    if kind == "basic" and _has_control(secret):
+    if kind == "basic" and not BASIC_PASSWORD.fullmatch(secret):
         return "A password may not hold control characters."  # RFC 7617; sent as UTF-8
     # Header values are ASCII on the wire. A key in the query may be any text: it is
     # percent-encoded.
@@ -107,7 +101,7 @@ def _key_name_problem(kind: str, key_name: str) -> str | None:
     if kind == "api_key_query":
         if not key_name:
             return "Name the query parameter that carries the API key."
-        if not _PARAM_NAME.fullmatch(key_name):
+        if not PARAM_NAME.fullmatch(key_name):
             return "A parameter name is letters, digits and - _ . ~."
     return None
 
@@ -140,9 +134,5 @@ def redact_url(url: str, *, secret_params: set[str]) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query="&".join(fields)))
 
 
-def _has_control(text: str) -> bool:
-    return any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in text)
-
-
 def _visible_ascii(text: str) -> bool:
-    return all("!" <= char <= "~" for char in text)
+    return VISIBLE_ASCII.fullmatch(text) is not None

@@ -18,6 +18,15 @@ from deliveries.http_auth import RESERVED_HEADERS, auth_errors
 from deliveries.outcomes import accepted_statuses_error, json_path_error, regex_error
 from deliveries.payloads import payload_errors, template_placeholders
 from deliveries.schedules import ScheduleError, schedule_check
+from deliveries.setting_patterns import (
+    CERTIFICATE_FINGERPRINT,
+    FILE_NAME_TEMPLATE,
+    HOST,
+    HOST_KEY,
+    NON_BLANK,
+    SIGNING_SECRET,
+    URL,
+)
 from deliveries.signing import signing_secret_error
 from deliveries.transports.base import PermanentTransportError
 from deliveries.transports.http import address_problem, header_problem
@@ -26,6 +35,7 @@ PLAIN_FTP = (
     "Plain FTP is not offered: it sends the password and every referral in clear text. "
     "Use SFTP, or FTPS (FTP over TLS), which most FTP servers also speak."
 )
+NAME_TAKEN = "This client already has a delivery of that name."
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 FILE_KINDS = ("sftp", "ftps")
 
@@ -45,10 +55,10 @@ def delivery_errors(delivery, *, campaigns=None) -> dict[str, list[str]]:
     if problem:
         errors["kind"].append(problem)
         return {field: messages for field, messages in errors.items() if messages}
-    if not delivery.name.strip():
+    if not NON_BLANK.fullmatch(delivery.name):
         errors["name"].append("Give the delivery a name.")
     elif delivery.client_id and _name_taken(delivery):
-        errors["name"].append("This client already has a delivery of that name.")
+        errors["name"].append(NAME_TAKEN)
     if delivery.kind == "api":
         _api(delivery, errors)
     else:
@@ -74,17 +84,17 @@ def _name_taken(delivery) -> bool:
 
 
 def _connection(delivery, errors) -> None:
-    host = delivery.host.strip()
-    if not host:
+    host = delivery.host
+    if not NON_BLANK.fullmatch(host):
         errors["host"].append("Give the server's host name or address.")
-    elif "://" in host or "/" in host or " " in host:
-        if host.lower().startswith("ftp://"):
+    elif not HOST.fullmatch(host):
+        if host.strip().lower().startswith("ftp://"):
             errors["host"].append(PLAIN_FTP)
         else:
             errors["host"].append("Give only the host name (no scheme, path or spaces).")
     if delivery.port is not None and not 1 <= delivery.port <= 65535:
         errors["port"].append("A port is 1 to 65535.")
-    if not delivery.username.strip():
+    if not NON_BLANK.fullmatch(delivery.username):
         errors["username"].append("Give the user name to log in with.")
     if delivery.kind == "sftp":
         _sftp(delivery, errors)
@@ -112,6 +122,11 @@ def _sftp(delivery, errors) -> None:
             sftp.host_key_pin_parse(delivery.host_key)
         except PermanentTransportError as exc:
             errors["host_key"].append(_sentence(str(exc)))
+        else:
+            if not HOST_KEY.fullmatch(delivery.host_key):
+                errors["host_key"].append(
+                    "Give the key line (ssh-ed25519 AAAA...) or its SHA256: fingerprint."
+                )
 
 
 def _ftps(delivery, errors) -> None:
@@ -126,6 +141,11 @@ def _ftps(delivery, errors) -> None:
             ftps.certificate_fingerprint_normalise(delivery.certificate_fingerprint)
         except PermanentTransportError as exc:
             errors["certificate_fingerprint"].append(_sentence(str(exc)))
+        else:
+            if not CERTIFICATE_FINGERPRINT.fullmatch(delivery.certificate_fingerprint):
+                errors["certificate_fingerprint"].append(
+                    "Give the SHA-256 fingerprint as 64 hex digits (colons allowed)."
+                )
 
 
 _AUTH_FIELDS = {"kind": "auth_kind", "username": "auth_username", "secret": "auth_secret",
@@ -153,10 +173,10 @@ def _api(delivery, errors) -> None:
             compile_columns(client=delivery.client, columns=[Column(n, n) for n in placeholders])
         except (UnknownReference, CycleError, ValueError) as exc:
             errors["body_template"].append(str(exc))
-    elif problems := columns_errors(delivery):
+    if problems := columns_errors(delivery):  # with a template too: no list of nonsense
         errors["columns"].extend(problems)
     _api_headers(delivery.headers, errors)
-    if delivery.signing_secret and (problem := signing_secret_error(delivery.signing_secret)):
+    if delivery.signing_secret and (problem := _signing_secret_problem(delivery.signing_secret)):
         errors["signing_secret"].append(problem)
     for field, message in auth_errors(
         delivery.auth_kind, username=delivery.auth_username, secret=delivery.auth_secret,
@@ -186,6 +206,15 @@ def _api(delivery, errors) -> None:
         errors["pause_after_minutes"].append("At least 1 minute.")
 
 
+def _signing_secret_problem(secret: str) -> str | None:
+    """The sender's own check, and the schema's pattern (the two agree; both are asked so
+    that neither can take what the other refuses)."""
+    problem = signing_secret_error(secret)
+    if problem is None and not SIGNING_SECRET.fullmatch(secret):
+        problem = signing_secret_error("")  # the sender's explanation of a valid secret
+    return problem
+
+
 def _url_problem(url: str) -> str | None:
     """Checked as stored, by the sender's own check, so a saved address is one it can use;
     then what this platform asks of an address besides."""
@@ -196,6 +225,11 @@ def _url_problem(url: str) -> str | None:
         return "Put credentials in the authentication settings, not in the URL."
     if any(c.isspace() for c in url):
         return "An address has no spaces (encode them as %20)."
+    if not URL.fullmatch(url):
+        return (
+            "Give http:// or https://, a host name, a port of 1 to 65535 if any, then a path "
+            "of visible ASCII characters (percent-encode the others)."
+        )
     return None
 
 
@@ -220,6 +254,11 @@ def _format(delivery, errors) -> None:
         file_name_check(delivery.file_name_template)
     except FileNameError as exc:
         errors["file_name_template"].append(str(exc))
+    else:
+        if not FILE_NAME_TEMPLATE.fullmatch(delivery.file_name_template):
+            errors["file_name_template"].append(
+                "Use letters, digits, '.', '_', '-' and the placeholders in lower case."
+            )
     if delivery.delimiter not in DELIMITERS:
         errors["delimiter"].append("Choose a comma, semicolon, tab or pipe.")
     if delivery.max_rows_per_file is not None and delivery.max_rows_per_file < 1:

@@ -239,9 +239,11 @@ SPECTACULAR_SETTINGS = {
         "BatchKindEnum": "deliveries.models.Batch.Kind",
     },
     # Each app's hook describes what the serializers cannot say (shapes per kind), then the
-    # default hook names the enums.
+    # default hook names the enums. The deliveries' bodies come after it: they reuse the named
+    # enums, and their one-value "kind" enums (the oneOf's discriminator) stay inline.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "deliveries.api.schema.delivery_bodies",
     ],
 }
 

@@ -45,7 +45,9 @@ def test_a_schedule_time_the_schema_refuses_is_refused(manager_api, client_a):
     delivery = make_file_delivery(client_a)
     for typed in ("6:00", "06:00:00", "24:00"):
         response = manager_api.patch(
-            f"/api/v1/deliveries/{delivery.pk}/", {"schedule_time": typed}, format="json"
+            f"/api/v1/deliveries/{delivery.pk}/",
+            {"kind": "sftp", "schedule_time": typed},
+            format="json",
         )
         assert response.status_code == 400, typed
         assert "schedule_time" in response.json()
@@ -84,8 +86,14 @@ def test_every_operation_documents_its_errors_in_one_shape(published):
         (lambda api: api.get("/api/v1/deliveries/999999/"), 404),
         (lambda api: api.post("/api/v1/referrals/", b"x=1", content_type="text/plain"), 415),
         (lambda api: api.get("/api/v1/deliveries/-3.5e-267/"), 404),  # no route matches
-        (lambda api: api.post("/api/v1/custom-fields/", b"client=alpha&name=x",
-                              content_type="application/x-www-form-urlencoded"), 415),
+        (
+            lambda api: api.post(
+                "/api/v1/custom-fields/",
+                b"client=alpha&name=x",
+                content_type="application/x-www-form-urlencoded",
+            ),
+            415,
+        ),
     ],
 )
 def test_errors_answer_in_the_documented_shape(manager_api, published, call, status):

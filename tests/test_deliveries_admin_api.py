@@ -199,7 +199,8 @@ def test_api_manages_deliveries_with_write_only_secrets(manager_api, api_a, clie
     assert sshd.password not in response.content.decode() and "password" not in body
     assert body["password_set"] is True and body["next_run_at"]
     url = f"/api/v1/deliveries/{body['id']}/"
-    assert manager_api.patch(url, {"name": "Renamed"}, format="json").status_code == 200
+    renamed = {"kind": "sftp", "name": "Renamed"}
+    assert manager_api.patch(url, renamed, format="json").status_code == 200
     assert Delivery.objects.get(pk=body["id"]).password == sshd.password  # omitted: kept
 
     twin = manager_api.post("/api/v1/deliveries/", {**payload, "name": "renamed"}, format="json")
@@ -339,19 +340,20 @@ def test_a_tab_delimited_delivery_is_made_through_the_api(manager_api, client_a,
     assert refused.status_code == 400 and "delimiter" in refused.json()
 
 
-def test_a_signing_secret_removed_through_the_api_is_replaced_and_shown_once(
-    manager_api, client_a
-):
+def test_a_signing_secret_removed_through_the_api_is_replaced_and_shown_once(manager_api, client_a):
     payload = {"client": client_a.slug, "name": "CRM", "kind": "api",
                "url": "https://crm.example.com/leads"}  # fmt: skip
     created = manager_api.post("/api/v1/deliveries/", payload, format="json").json()
     url = f"/api/v1/deliveries/{created['id']}/"
-    renewed = manager_api.patch(url, {"signing_secret": ""}, format="json")
+    renewed = manager_api.patch(url, {"kind": "api", "signing_secret": ""}, format="json")
     assert renewed.status_code == 200, renewed.json()
     stored = Delivery.objects.get(pk=created["id"]).signing_secret
     assert stored.startswith("whsec_") and stored != created["signing_secret"]
     assert renewed.json()["signing_secret"] == stored  # the receiver needs it: shown once
-    assert "signing_secret" not in manager_api.patch(url, {"name": "C"}, format="json").json()
+    assert (
+        "signing_secret"
+        not in manager_api.patch(url, {"kind": "api", "name": "C"}, format="json").json()
+    )
 
 
 def test_the_api_pauses_resumes_and_redelivers_a_range_as_the_admin_does(
@@ -379,7 +381,7 @@ def test_the_api_pauses_resumes_and_redelivers_a_range_as_the_admin_does(
         again = manager_api.post(f"{url}redeliver/", window, format="json")
     assert again.status_code == 200 and again.json() == {"referrals": 1, "batch": 2}
     assert "r_000002_redelivery.csv" in arrived(sshd.upload_dir)
-    assert manager_api.post(f"{url}rotate-secret/").status_code == 400  # files sign nothing
+    assert manager_api.post(f"{url}rotate-secret/").status_code == 409  # files sign nothing
     clear(sshd.upload_dir)
 
 

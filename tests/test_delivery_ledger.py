@@ -186,9 +186,7 @@ def test_a_delivery_created_with_an_earlier_start_owes_the_referrals_already_sto
 
 
 @pytest.mark.django_db
-def test_moving_the_start_earlier_owes_the_rest_once_and_never_what_was_sent(
-    manager_api, client_a
-):
+def test_moving_the_start_earlier_owes_the_rest_once_and_never_what_was_sent(manager_api, client_a):
     before = make_referral(client_a)
     created = manager_api.post("/api/v1/deliveries/", _sftp_payload(client_a), format="json")
     delivery = Delivery.objects.get(pk=created.json()["id"])
@@ -198,10 +196,11 @@ def test_moving_the_start_earlier_owes_the_rest_once_and_never_what_was_sent(
     assert set(batch.entries.values_list("referral_id", flat=True)) == {after.pk}
 
     url = f"/api/v1/deliveries/{delivery.pk}/"
-    moved = manager_api.patch(url, {"starts_at": _days_ago(1)}, format="json")
+    moved = manager_api.patch(url, {"kind": "sftp", "starts_at": _days_ago(1)}, format="json")
     assert moved.status_code == 200, moved.json()
     assert owed(delivery) == {before.pk}
-    manager_api.patch(url, {"starts_at": _days_ago(2)}, format="json")  # again: nothing twice
+    again = {"kind": "sftp", "starts_at": _days_ago(2)}
+    manager_api.patch(url, again, format="json")  # again: nothing twice
     assert DeliveryItem.objects.filter(delivery=delivery).count() == 1
     assert owed(delivery) == {before.pk}
 
@@ -218,7 +217,8 @@ def test_a_campaign_added_to_the_scope_owes_its_stored_referrals(manager_api, cl
     delivery = Delivery.objects.get(pk=created.json()["id"])
     assert owed(delivery) == {first.pk}
     widened = manager_api.patch(f"/api/v1/deliveries/{delivery.pk}/",
-                                {"campaigns": [one.pk, two.pk]}, format="json")  # fmt: skip
+                                {"kind": "sftp", "campaigns": [one.pk, two.pk]},
+                                format="json")  # fmt: skip
     assert widened.status_code == 200, widened.json()
     assert owed(delivery) == {first.pk, second.pk}
 

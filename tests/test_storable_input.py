@@ -89,7 +89,7 @@ def test_a_null_json_setting_is_refused_naming_it(manager_api, ids):
     assert response.status_code == 400
     assert "rules" in response.json()
     response = manager_api.patch(
-        f"/api/v1/deliveries/{ids['delivery']}/", {"headers": None}, format="json"
+        f"/api/v1/deliveries/{ids['delivery']}/", {"kind": "api", "headers": None}, format="json"
     )
     assert response.status_code == 400
     assert "headers" in response.json()

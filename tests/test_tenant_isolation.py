@@ -1605,7 +1605,8 @@ def test_manager_runs_what_client_users_are_refused_and_never_sees_a_secret(
     assert api.get(detail).json()["password_set"] is True
     check("api detail", api.get(detail), OK, world.b.markers.last_error)
     check("api test", api.post(f"{detail}test/"), OK, '"ok":false')
-    check("api patch", api.patch(detail, {"remote_dir": "patched-qz9"}, format="json"), OK)
+    patch = {"kind": delivery.kind, "remote_dir": "patched-qz9"}
+    check("api patch", api.patch(detail, patch, format="json"), OK)
     with django_capture_on_commit_callbacks() as queued:
         check("api run", api.post(f"{detail}run/"), 202)
     assert len(queued) == 1

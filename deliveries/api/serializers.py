@@ -1,14 +1,22 @@
 from __future__ import annotations
 
-import re
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from deliveries.models import Batch, Delivery
-from deliveries.validation import DELIMITERS, delivery_errors, kind_error
+from deliveries.models import Attempt, Batch, Delivery
+from deliveries.setting_patterns import CLOCK, anchored
+from deliveries.validation import DELIMITERS, NAME_TAKEN, delivery_errors, kind_error
+from referrals.api.query import INT64_MAX
 from referrals.models import Campaign, Client
 from referrals.tenancy import scope_to_user
+from rokt_platform.api_errors import Conflict
+from rokt_platform.api_fields import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictIntegerField,
+    StrictModelSerializer,
+)
 
 SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret")
 SETTINGS = (
@@ -28,12 +36,12 @@ READ_ONLY = (
     "id", "paused_at", "previous_secret_until", "paused_reason", "next_run_at",
     "last_success_at", "failing_since", "last_error", "created_at",
 )  # fmt: skip
+# Kept by a PUT that does not give them: secrets are never shown, so a caller cannot send
+# them back; the client and the start are where the delivery's ledger comes from.
+KEPT_BY_REPLACE = ("client", "starts_at", *SECRETS)
 
 
-_CLOCK = re.compile("([01][0-9]|2[0-3]):[0-5][0-9]")
-
-
-@extend_schema_field({"type": "string", "pattern": f"^{_CLOCK.pattern}$", "example": "06:00"})
+@extend_schema_field({"type": "string", "pattern": anchored(CLOCK), "example": "06:00"})
 class ClockTimeField(serializers.TimeField):
     """A time of day as ``HH:MM``, as it is typed, in and out (exactly: ``strptime`` would
     also take ``6:0``, which the schema's pattern refuses)."""
@@ -42,9 +50,33 @@ class ClockTimeField(serializers.TimeField):
         super().__init__(format="%H:%M", input_formats=["%H:%M"], **kwargs)
 
     def to_internal_value(self, value):
-        if not isinstance(value, str) or not _CLOCK.fullmatch(value):
+        if not isinstance(value, str) or not CLOCK.fullmatch(value):
             self.fail("invalid", format="HH:MM")
         return super().to_internal_value(value)
+
+
+def _json_field(name: str, schema: dict) -> type[serializers.JSONField]:
+    """A JSON setting or answer, documented with its shape (DRF says only "any")."""
+    return extend_schema_field(schema)(type(name, (serializers.JSONField,), {}))
+
+
+def _objects_of(*names: str, description: str) -> dict:
+    item = {"type": "object", "properties": {n: {"type": "string"} for n in names}}
+    return {"type": "array", "items": item, "description": description}
+
+
+ColumnsField = _json_field("ColumnsField", _objects_of(
+    "source", "output", description="Ordered; empty: every standard column."))  # fmt: skip
+HeadersField = _json_field("HeadersField", _objects_of(
+    "name", "value", description="Sent with every request."))  # fmt: skip
+HeaderPairsField = _json_field("HeaderPairsField", {
+    "type": "array", "description": "[name, value] pairs, secrets redacted.",
+    "items": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+})  # fmt: skip
+FilesField = _json_field("FilesField", {"type": "array", "items": {
+    "type": "object", "properties": {"name": {"type": "string"}, "rows": {"type": "integer"},
+                                     "bytes": {"type": "integer"}, "sha256": {"type": "string"}},
+}})  # fmt: skip
 
 
 class KindField(serializers.ChoiceField):
@@ -55,29 +87,49 @@ class KindField(serializers.ChoiceField):
         super().__init__(choices=Delivery.Kind.choices, **kwargs)
 
     def to_internal_value(self, data):
-        problem = kind_error(str(data))
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        problem = kind_error(data)
         if problem:
             raise serializers.ValidationError(problem)
         return super().to_internal_value(data)
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class CampaignIdField(serializers.PrimaryKeyRelatedField):
+    """A campaign by its id: a JSON integer, not a string or a boolean."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if not 1 <= data <= INT64_MAX:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)
+
+
+class ClientSlugField(serializers.SlugRelatedField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class DeliverySerializer(StrictModelSerializer):
     """Kind-specific settings in one object; secrets are write-only (``*_set`` says whether
     one is stored), and an omitted secret keeps the stored one."""
 
-    client = serializers.SlugRelatedField(slug_field="slug", queryset=Client.objects.all())
+    client = ClientSlugField(slug_field="slug", queryset=Client.objects.all())
     kind = KindField()
     schedule_time = ClockTimeField(required=False, allow_null=True)
     # A choice, never trimmed: a tab is a delimiter, not white space to strip.
-    delimiter = serializers.ChoiceField(choices=list(DELIMITERS.items()), required=False)
-    campaigns = serializers.PrimaryKeyRelatedField(
-        many=True, queryset=Campaign.objects.all(), required=False
-    )
-    password = serializers.CharField(write_only=True, required=False, allow_blank=True)
-    private_key = serializers.CharField(write_only=True, required=False, allow_blank=True)
-    passphrase = serializers.CharField(write_only=True, required=False, allow_blank=True)
-    auth_secret = serializers.CharField(write_only=True, required=False, allow_blank=True)
-    signing_secret = serializers.CharField(
+    delimiter = StrictChoiceField(choices=list(DELIMITERS.items()), required=False)
+    campaigns = CampaignIdField(many=True, queryset=Campaign.objects.all(), required=False)
+    columns = ColumnsField(required=False)
+    headers = HeadersField(required=False)
+    password = StrictCharField(write_only=True, required=False, allow_blank=True)
+    private_key = StrictCharField(write_only=True, required=False, allow_blank=True)
+    passphrase = StrictCharField(write_only=True, required=False, allow_blank=True)
+    auth_secret = StrictCharField(write_only=True, required=False, allow_blank=True)
+    signing_secret = StrictCharField(
         write_only=True, required=False, allow_blank=True,
         help_text="Standard Webhooks: whsec_ and the base64 of 24 to 64 random bytes; anything "
         "else is refused. Omitted on creation, or sent empty: one is made and returned this "
@@ -98,6 +150,8 @@ class DeliverySerializer(serializers.ModelSerializer):
 
     def get_fields(self):
         fields = super().get_fields()
+        if self.instance is not None:
+            fields["client"].required = False  # a replace keeps it unless given
         request = self.context.get("request")
         if request is not None:
             fields["client"].queryset = scope_to_user(
@@ -124,24 +178,38 @@ class DeliverySerializer(serializers.ModelSerializer):
         return obj.items.filter(status__in=["file", "pending", "sending", "failed"]).count()
 
     def validate(self, attrs):
+        current = self.instance
+        if current is not None:
+            self._check_state(current, attrs)
+            if not self.partial:
+                attrs = {**replace_defaults(attrs), **attrs}
         campaigns = attrs.pop("campaigns", None)
-        if (
-            self.instance is not None
-            and "client" in attrs
-            and attrs["client"] != self.instance.client
-        ):
-            raise serializers.ValidationError({"client": "A delivery stays with its client."})
         candidate = Delivery(**self._current())
-        candidate.pk = self.instance.pk if self.instance else None
+        candidate.pk = current.pk if current else None
         for name, value in attrs.items():
             setattr(candidate, name, value)
-        if campaigns is None and self.instance is not None:
-            campaigns = list(self.instance.campaigns.all())
-        errors = delivery_errors(candidate, campaigns=campaigns or [])
-        if errors:
-            raise serializers.ValidationError(errors)
+        if campaigns is None and current is not None:
+            campaigns = list(current.campaigns.all())
+        refuse_unless_valid(delivery_errors(candidate, campaigns=campaigns or []))
         attrs["campaigns"] = campaigns
         return attrs
+
+    def _check_state(self, current: Delivery, attrs: dict) -> None:
+        """What the body may not change about the stored delivery: a 409, not a 400."""
+        if "client" in attrs and attrs["client"] != current.client:
+            raise Conflict({"client": ["A delivery stays with its client."]})
+        if not self.partial:
+            return
+        if "kind" not in attrs:
+            raise serializers.ValidationError(
+                {"kind": [f"Give the delivery's kind ({current.kind}): it says which settings "
+                          "the body holds."]}
+            )  # fmt: skip
+        if attrs["kind"] != current.kind:
+            raise Conflict({"kind": [
+                f"This delivery is {current.kind}; a PATCH keeps the kind. Replace the "
+                "delivery (PUT, with every setting of the new kind) to change it."
+            ]})  # fmt: skip
 
     def _current(self) -> dict:
         if self.instance is None:
@@ -150,12 +218,33 @@ class DeliverySerializer(serializers.ModelSerializer):
         return {name: getattr(self.instance, name) for name in names}
 
 
+def replace_defaults(attrs: dict) -> dict:
+    """What a PUT that omits a setting sets it to: the setting's default, as on creation
+    (secrets, the client and the start are kept; see ``KEPT_BY_REPLACE``)."""
+    defaults = {"campaigns": []}
+    for name in SETTINGS:
+        if name in READ_ONLY or name in KEPT_BY_REPLACE or name in attrs or name == "campaigns":
+            continue
+        defaults[name] = Delivery._meta.get_field(name).get_default()
+    return defaults
+
+
+def refuse_unless_valid(errors: dict[str, list[str]]) -> None:
+    """400 naming each field; a name already taken, when it is the only problem, is a 409
+    (the body is valid, the client's other delivery is in the way)."""
+    if errors == {"name": [NAME_TAKEN]}:
+        raise Conflict({"name": [NAME_TAKEN]})
+    if errors:
+        raise serializers.ValidationError(errors)
+
+
 class ClientDeliverySerializer(serializers.ModelSerializer):
     """What a client user sees of their deliveries: where, when and how it goes; no secret,
     no login name, no pinned key."""
 
     client = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     schedule_time = ClockTimeField(read_only=True, allow_null=True)
+    columns = ColumnsField(read_only=True)
 
     class Meta:
         model = Delivery
@@ -171,8 +260,13 @@ class ClientDeliverySerializer(serializers.ModelSerializer):
 
 class BatchSerializer(serializers.ModelSerializer):
     delivery = serializers.PrimaryKeyRelatedField(read_only=True)
-    duration_seconds = serializers.FloatField(read_only=True)
-    throughput_bytes_per_second = serializers.FloatField(read_only=True)
+    files = FilesField(read_only=True)
+    duration_seconds = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="Null until the batch has been sent."
+    )
+    throughput_bytes_per_second = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="Null until the batch has been sent."
+    )
 
     class Meta:
         model = Batch
@@ -196,9 +290,10 @@ class TestResultSerializer(serializers.Serializer):
 
 
 class AttemptSerializer(serializers.ModelSerializer):
-    class Meta:
-        from deliveries.models import Attempt
+    request_headers = HeaderPairsField(read_only=True)
+    response_headers = HeaderPairsField(read_only=True)
 
+    class Meta:
         model = Attempt
         fields = (
             "id", "delivery", "referral_id", "number", "test", "started_at", "method", "url",
@@ -208,24 +303,29 @@ class AttemptSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReplaySerializer(serializers.Serializer):
-    """One of: a referral id, ``not_delivered: true``, or a ``start``/``end`` range."""
+REPLAY_CHOICES = (("referral",), ("not_delivered",), ("start", "end"))
 
-    referral = serializers.IntegerField(required=False)
-    not_delivered = serializers.BooleanField(required=False, default=False)
+
+class ReplaySerializer(serializers.Serializer):
+    """Exactly one of: ``referral`` (an id), ``not_delivered: true``, or ``start`` and
+    ``end`` (``end`` after ``start``); nothing else (``deliveries.api.schema`` publishes it as
+    a oneOf)."""
+
+    referral = StrictIntegerField(required=False, min_value=1, max_value=INT64_MAX)
+    not_delivered = StrictBooleanField(required=False)
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
 
     def validate(self, attrs):
-        chosen = [bool(attrs.get("referral")), attrs.get("not_delivered"),
-                  bool(attrs.get("start") or attrs.get("end"))]  # fmt: skip
-        if sum(chosen) != 1:
+        given = set(self.initial_data) if isinstance(self.initial_data, dict) else set()
+        if not any(given == set(choice) for choice in REPLAY_CHOICES):
             raise serializers.ValidationError(
-                "Give exactly one of: referral, not_delivered, or start and end."
+                "Give exactly one of: referral, not_delivered (true), or start and end."
             )
-        if (attrs.get("start") is None) != (attrs.get("end") is None):
-            raise serializers.ValidationError("A range needs both start and end.")
-        if attrs.get("start") and attrs["end"] <= attrs["start"]:
+        if given == {"not_delivered"} and attrs["not_delivered"] is not True:
+            message = "Only true: replay what was not delivered."
+            raise serializers.ValidationError({"not_delivered": [message]})
+        if "start" in attrs and attrs["end"] <= attrs["start"]:
             raise serializers.ValidationError({"end": "The end must be after the start."})
         return attrs
 
@@ -235,7 +335,7 @@ class ReplayResultSerializer(serializers.Serializer):
 
 
 class PauseSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    reason = StrictCharField(required=False, allow_blank=True, max_length=2000)
 
 
 class RangeSerializer(serializers.Serializer):

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.db import IntegrityError, transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from customfields.api.views import ModelPermissionsWithView
@@ -22,6 +21,7 @@ from deliveries.api.serializers import (
     RotatedSecretSerializer,
     RunResultSerializer,
     TestResultSerializer,
+    refuse_unless_valid,
 )
 from deliveries.models import Delivery
 from deliveries.pausing import delivery_pause
@@ -36,9 +36,13 @@ from deliveries.services import (
     delivery_send_now,
     delivery_test_connection,
 )
+from deliveries.validation import NAME_TAKEN
 from referrals.api.pagination import LimitOffsetPages
 from referrals.api.query import INT64_MAX, query_integer
 from referrals.tenancy import is_client_user, scope_to_user
+from rokt_platform.api_errors import Conflict
+
+REAL_TIME_ONLY = "Only real-time deliveries {}; this one sends files."
 
 
 class CanManageDeliveries(ModelPermissionsWithView):
@@ -48,6 +52,14 @@ class CanManageDeliveries(ModelPermissionsWithView):
         return super().has_permission(request, view)
 
 
+@extend_schema_view(
+    create=extend_schema(request=DeliverySerializer,
+                         responses={201: DeliverySerializer, 409: None}),
+    update=extend_schema(request=DeliverySerializer,
+                         responses={200: DeliverySerializer, 409: None}),
+    partial_update=extend_schema(request=DeliverySerializer,
+                                 responses={200: DeliverySerializer, 409: None}),
+)  # fmt: skip
 class DeliveryViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
     mixins.UpdateModelMixin, viewsets.GenericViewSet,
@@ -95,11 +107,13 @@ class DeliveryViewSet(
         for name, value in data.items():
             setattr(delivery, name, value)
         before = delivery.signing_secret
-        with transaction.atomic():
-            try:
+        try:
+            with transaction.atomic():
                 delivery_save(delivery, campaigns=campaigns)
-            except DeliveryInvalid as exc:
-                raise ValidationError(exc.errors) from None
+        except DeliveryInvalid as exc:  # a concurrent save changed what was checked
+            refuse_unless_valid(exc.errors)
+        except IntegrityError:  # a concurrent save took the name first
+            raise Conflict({"name": [NAME_TAKEN]}) from None
         self._made_secret = delivery.signing_secret if delivery.signing_secret != before else ""
         serializer.instance = delivery
 
@@ -150,18 +164,18 @@ class DeliveryViewSet(
         page = self.paginate_queryset(attempts)
         return self.get_paginated_response(AttemptSerializer(page, many=True).data)
 
-    @extend_schema(request=ReplaySerializer, responses=ReplayResultSerializer)
+    @extend_schema(request=ReplaySerializer, responses={200: ReplayResultSerializer, 409: None})
     @action(detail=True, methods=["post"])
     def replay(self, request, pk=None):
         """Send again: one referral, everything not delivered, or a time range."""
         delivery = self.get_object()
-        if delivery.kind != Delivery.Kind.API:
-            raise ValidationError({
-                "detail": "Replay is for real-time deliveries; file deliveries redeliver a "
-                "time range as a batch (POST .../redeliver/)."
-            })  # fmt: skip
         serializer = ReplaySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if delivery.kind != Delivery.Kind.API:
+            raise Conflict(
+                REAL_TIME_ONLY.format("replay referrals")
+                + " File deliveries redeliver a time range as a batch (POST .../redeliver/)."
+            )
         data = serializer.validated_data
         if data.get("referral"):
             count = replay_referral(delivery, data["referral"])
@@ -190,14 +204,14 @@ class DeliveryViewSet(
         delivery_resume_now(delivery)
         return Response(self.get_serializer(delivery).data)
 
-    @extend_schema(request=None, responses=RotatedSecretSerializer)
+    @extend_schema(request=None, responses={200: RotatedSecretSerializer, 409: None})
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, pk=None):
         """A new signing secret, returned this once; the previous one keeps signing too for
         24 hours, so the receiver switches over without refusing a request."""
         delivery = self.get_object()
         if delivery.kind != Delivery.Kind.API:
-            raise ValidationError({"detail": "Only real-time deliveries sign their requests."})
+            raise Conflict(REAL_TIME_ONLY.format("sign their requests"))
         delivery_rotate_signing_secret(delivery)
         return Response({"signing_secret": delivery.signing_secret,
                          "previous_secret_until": delivery.previous_secret_until})  # fmt: skip

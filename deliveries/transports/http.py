@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import socket
 import ssl
 import threading
@@ -49,6 +48,8 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util import parse_url
 from urllib3.util.connection import allowed_gai_family, create_connection
 
+from deliveries.setting_patterns import HEADER_NAME
+
 BODY_LIMIT = 65536
 # Reading this much past the limit (and no more) leaves the connection reusable; dropping the
 # connection is cheaper than reading a large remainder.
@@ -58,7 +59,6 @@ POOL_MAXSIZE = 16
 MAX_POOLS = 256
 METHODS = frozenset({"GET", "POST", "PUT"})
 
-HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 # NAT64 (RFC 6052) carries an IPv4 address in its last 32 bits, 6to4 in bits 16-48: that IPv4
