@@ -204,7 +204,7 @@ def test_api_manages_deliveries_with_write_only_secrets(manager_api, api_a, clie
     assert Delivery.objects.get(pk=body["id"]).password == sshd.password  # omitted: kept
 
     twin = manager_api.post("/api/v1/deliveries/", {**payload, "name": "renamed"}, format="json")
-    assert twin.status_code == 400
+    assert twin.status_code == 409  # the name is taken: a conflict, not bad input
     assert twin.json()["name"] == ["This client already has a delivery of that name."]
     refused = manager_api.post("/api/v1/deliveries/", {**payload, "name": "x", "kind": "ftp"},
                                format="json")  # fmt: skip
