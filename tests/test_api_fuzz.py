@@ -25,6 +25,7 @@ from rest_framework.authtoken.models import Token
 from customfields.models import CustomField
 from customfields.services import custom_field_save
 from deliveries.models import Delivery
+from deliveries.setting_patterns import RESERVED_HEADERS
 from demo.seed import CLIENT_USER, MANAGER, demo_seed
 from referrals.models import Campaign, Referral
 from rokt_platform.celery import app
@@ -40,7 +41,7 @@ pytestmark = [
 FIXED_SEED = 20261203
 # FUZZ_SEED replays a failed run's drawn seed: scripts/test -m fuzz, with FUZZ_SEED=<seed>.
 RANDOM_SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**32))
-EXAMPLES_PER_OPERATION = 5
+EXAMPLES_PER_OPERATION = 15
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMATHESIS = Path(sys.executable).with_name("st")
 
@@ -56,8 +57,20 @@ def fuzz_world(live_server):
     Delivery.objects.create(
         client=other, name="Other webhook", kind="api", url="https://example.com/"
     )
+    # The demo's SFTP example is a template without a password or pinned host key: completed
+    # here, so that a valid PATCH of it is one the save takes.
+    template = Delivery.objects.get(kind="sftp")
+    template.host_key, template.password = f"SHA256:{'A' * 43}", "fuzz-password"
+    template.save()
+    deliveries = Delivery.objects.select_related("client")
     facts = {
         "client": "acme-demo",
+        "deliveries": [{"id": d.pk, "kind": d.kind, "client": d.client.slug} for d in deliveries],
+        "campaigns": {
+            slug: list(Campaign.objects.filter(client__slug=slug).values_list("pk", flat=True))
+            for slug in ("acme-demo", "other-tenant")
+        },
+        "reserved_headers": list(RESERVED_HEADERS),
         "ids": {
             "referrals": [
                 *Referral.objects.filter(client__slug="acme-demo").values_list("pk", flat=True)[:5],
@@ -66,7 +79,6 @@ def fuzz_world(live_server):
             "custom-fields": list(CustomField.objects.values_list("pk", flat=True)),
             "deliveries": list(Delivery.objects.values_list("pk", flat=True)),
         },
-        "campaigns": list(Campaign.objects.values_list("external_id", flat=True)),
     }
     yield facts
     app.control.purge()  # the ingested referrals' sends: no worker of this test takes them
@@ -82,16 +94,19 @@ def _token(username: str) -> str:
 @pytest.mark.parametrize(
     ("seed", "phases"),
     [
-        (FIXED_SEED, "examples,coverage,fuzzing,stateful"),
+        (FIXED_SEED, "examples,fuzzing,stateful"),
         (RANDOM_SEED, "examples,fuzzing,stateful"),
     ],
     ids=["fixed-seed", "random-seed"],
 )
 def test_every_operation_keeps_the_published_contract(
-    fuzz_world, live_server, username, seed, phases
+    fuzz_world, live_server, tmp_path, username, seed, phases
 ):
+    # No cache: each run starts from its seed alone, not from cases an earlier run stored.
+    config = tmp_path / "schemathesis.toml"
+    config.write_text("[cache]\nenabled = false\n")
     command = [
-        str(SCHEMATHESIS), "run", f"{live_server.url}/api/schema/",
+        str(SCHEMATHESIS), "--config-file", str(config), "run", f"{live_server.url}/api/schema/",
         "--header", f"Authorization: Token {_token(username)}",
         "--exclude-path-regex", "/(test|run)/$",
         "--phases", phases,
