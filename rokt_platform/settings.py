@@ -241,6 +241,7 @@ SPECTACULAR_SETTINGS = {
     # default hook names the enums.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "customfields.api.schema.custom_field_schemas",
     ],
 }
 

@@ -4,10 +4,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from customfields.models import CustomField
-from customfields.services import custom_field_save
+from customfields.services import CustomFieldConflict, custom_field_save
 from customfields.validation import custom_field_errors
 from referrals.models import Client
 from referrals.tenancy import scope_to_user
+from rokt_platform.api_errors import Conflict
+from rokt_platform.api_fields import StrictModelSerializer
 
 FIELDS = (
     "id", "client", "name", "kind", "source", "rules", "empty_default", "no_match",
@@ -16,8 +18,20 @@ FIELDS = (
 )  # fmt: skip
 
 
-class CustomFieldSerializer(serializers.ModelSerializer):
-    client = serializers.SlugRelatedField(slug_field="slug", queryset=Client.objects.all())
+class _ClientSlugField(serializers.SlugRelatedField):
+    """A client's slug, as text only (the schema says so)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class CustomFieldSerializer(StrictModelSerializer):
+    """One definition. The request shapes per kind are published by ``customfields.api.schema``
+    from the same constants the validation uses."""
+
+    client = _ClientSlugField(slug_field="slug", queryset=Client.objects.all())
 
     class Meta:
         model = CustomField
@@ -39,11 +53,13 @@ class CustomFieldSerializer(serializers.ModelSerializer):
         if self.instance is not None:
             candidate.pk = self.instance.pk
             if attrs.get("client", self.instance.client) != self.instance.client:
-                raise serializers.ValidationError(
-                    {"client": "A custom field stays with its client."}
-                )
+                raise Conflict({"client": ["A custom field stays with its client."]})
         others = CustomField.objects.filter(client=candidate.client)
         errors = custom_field_errors(candidate, others=others)
+        # Of a partial update, errors only on fields it did not send are the stored
+        # definition's: the change is sound, the state it meets is not.
+        if errors and (errors.only_conflicts or (self.partial and not set(errors) & set(attrs))):
+            raise Conflict(dict(errors))
         if errors:
             raise serializers.ValidationError(dict(errors))
         return attrs
@@ -68,6 +84,8 @@ class CustomFieldSerializer(serializers.ModelSerializer):
 def _saved(field: CustomField) -> CustomField:
     try:
         return custom_field_save(field)
+    except CustomFieldConflict as exc:
+        raise Conflict(exc.message_dict) from None
     except DjangoValidationError as exc:
         raise serializers.ValidationError(exc.message_dict) from None
 

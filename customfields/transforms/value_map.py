@@ -12,6 +12,22 @@ from customfields.transforms.base import Compiled, Errors, memoized
 
 MATCHES = ("equals", "contains", "regex")
 MAX_RULES = 200
+RULE_KEYS = ("match", "value", "output", "case_sensitive")
+# One rule, as the API schema publishes it; ``_rule_problem`` checks exactly this (and that a
+# regex compiles portably, which no schema can say).
+RULE_SCHEMA = {
+    "type": "object",
+    "description": "The first rule that matches the input gives the output. A regex rule's "
+    "value must be a regular expression that PostgreSQL and Python read alike.",
+    "properties": {
+        "match": {"type": "string", "enum": list(MATCHES)},
+        "value": {"type": "string"},
+        "output": {"type": "string"},
+        "case_sensitive": {"type": "boolean", "default": True},
+    },
+    "required": ["match", "value", "output"],
+    "additionalProperties": False,
+}
 # Regex rules look at the value's first characters only, in both back ends, so a huge value
 # costs the same as a short one.
 REGEX_WINDOW = 10_000
@@ -22,9 +38,21 @@ class ValueMap:
 
     @classmethod
     def check(cls, field, errors: Errors) -> None:
-        rules = field.rules
-        if not isinstance(rules, list) or not rules:
+        if field.rules == []:
             errors.add("rules", "Give at least one rule, as a list.")
+        cls.check_rules(field.rules, errors)
+        for name in ("empty_default", "no_match_default"):
+            if "\x00" in getattr(field, name):
+                errors.add(name, "NUL characters are not allowed.")
+        if field.no_match not in ("default", "passthrough"):
+            errors.add("no_match", "Choose default or passthrough.")
+
+    @staticmethod
+    def check_rules(rules: Any, errors: Errors) -> None:
+        """Rules of any kind's definition (others ignore them, but keep only what a value map
+        could use, as the schema says)."""
+        if not isinstance(rules, list):
+            errors.add("rules", "Give the rules as a list.")
             return
         if len(rules) > MAX_RULES:
             errors.add("rules", f"At most {MAX_RULES} rules.")
@@ -32,11 +60,6 @@ class ValueMap:
             problem = _rule_problem(rule)
             if problem:
                 errors.add("rules", f"Rule {number}: {problem}")
-        for name in ("empty_default", "no_match_default"):
-            if "\x00" in getattr(field, name):
-                errors.add(name, "NUL characters are not allowed.")
-        if field.no_match not in ("default", "passthrough"):
-            errors.add("no_match", "Choose default or passthrough.")
 
     @staticmethod
     def build(field, context) -> Compiled:
@@ -59,8 +82,7 @@ class ValueMap:
             )
             otherwise = expression if passthrough else literal(fallback)
             return (
-                f"(CASE WHEN {expression} = '' THEN {literal(empty)} {whens} "
-                f"ELSE {otherwise} END)"
+                f"(CASE WHEN {expression} = '' THEN {literal(empty)} {whens} ELSE {otherwise} END)"
             )
 
         return Compiled(python=memoized(python), sql=sql)
@@ -69,7 +91,7 @@ class ValueMap:
 def _rule_problem(rule: Any) -> str | None:
     if not isinstance(rule, dict):
         return "must be an object with match, value and output."
-    unknown = set(rule) - {"match", "value", "output", "case_sensitive"}
+    unknown = set(rule) - set(RULE_KEYS)
     if unknown:
         return f"unknown keys {', '.join(sorted(unknown))}."
     if rule.get("match") not in MATCHES:
