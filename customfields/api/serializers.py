@@ -39,6 +39,13 @@ class CustomFieldSerializer(StrictModelSerializer):
         read_only_fields = ("id", "created_at", "updated_at")
         validators: list = []  # the engine's validation covers names, clashes included
 
+    def build_standard_field(self, field_name, model_field):
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if issubclass(field_class, serializers.CharField):
+            # Text is kept as sent: a name or source is exact, a constant's spaces are meant.
+            kwargs["trim_whitespace"] = False
+        return field_class, kwargs
+
     def get_fields(self):
         fields = super().get_fields()
         request = self.context.get("request")
