@@ -56,14 +56,35 @@ def columns_problem(*, client, columns: list[Column]) -> str | None:
     return None
 
 
-def _check_name(candidate: CustomField, others: list[CustomField], errors: Errors) -> None:
-    name = candidate.name
+def sent_value_errors(values: dict, *, kind: str) -> Errors:
+    """Problems with some settings of a definition on their own, whatever the stored
+    definition they change: a name's form, the rules' shape (and, for a value map, their
+    regexes). A PATCH is refused with 400 for these, and with 409 for the rest (what its
+    values make together with the stored definition and the client's other fields)."""
+    errors = Errors()
+    if "name" in values:
+        _check_name_form(values["name"], errors)
+    if "rules" in values:
+        ValueMap.check_rules(values["rules"], errors, compile_regex=kind == "value_map")
+    return errors
+
+
+def _check_name_form(name: str, errors: Errors) -> bool:
     if not NAME_PATTERN.fullmatch(name or ""):
         errors.add("name", "Use letters, digits and underscores, starting with a letter "
                    "(at most 64 characters).")  # fmt: skip
     elif name.lower() in RESERVED_NAMES:
         errors.add("name", f"{name!r} is a standard field's name; choose another.")
-    elif any(other.name.lower() == name.lower() for other in others):
+    else:
+        return True
+    return False
+
+
+def _check_name(candidate: CustomField, others: list[CustomField], errors: Errors) -> None:
+    name = candidate.name
+    if _check_name_form(name, errors) and any(
+        other.name.lower() == name.lower() for other in others
+    ):
         errors.add("name", f"This client already has a custom field named {name!r}.", conflict=True)
 
 

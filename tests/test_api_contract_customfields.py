@@ -186,3 +186,16 @@ def test_the_published_date_pattern_is_the_parsers(pattern, has_time):
 def test_the_published_name_pattern_is_the_validations(name):
     valid = NAME_PATTERN.fullmatch(name) is not None and name.lower() not in RESERVED_NAMES
     assert (re.search(NAME, name) is not None) == valid
+
+
+def test_a_patch_with_a_malformed_value_is_invalid_not_a_conflict(manager_api, client_a):
+    field = manager_api.post(API, _definition(), format="json").json()
+    url = f"{API}{field['id']}/"
+
+    bad_rules = manager_api.patch(url, {"kind": "value_map", "rules": [{"match": 1}]},
+                                  format="json")  # fmt: skip
+    no_rules_yet = manager_api.patch(url, {"kind": "value_map"}, format="json")
+
+    assert bad_rules.status_code == 400
+    assert no_rules_yet.status_code == 409
+    assert "rules" in no_rules_yet.json()

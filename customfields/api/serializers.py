@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from customfields.models import CustomField
 from customfields.services import CustomFieldConflict, custom_field_save
-from customfields.validation import custom_field_errors
+from customfields.validation import custom_field_errors, sent_value_errors
 from referrals.models import Client
 from referrals.tenancy import scope_to_user
 from rokt_platform.api_errors import Conflict
@@ -63,9 +63,12 @@ class CustomFieldSerializer(StrictModelSerializer):
                 raise Conflict({"client": ["A custom field stays with its client."]})
         others = CustomField.objects.filter(client=candidate.client)
         errors = custom_field_errors(candidate, others=others)
-        # Of a partial update, errors only on fields it did not send are the stored
-        # definition's: the change is sound, the state it meets is not.
-        if errors and (errors.only_conflicts or (self.partial and not set(errors) & set(attrs))):
+        # A partial update whose values are sound on their own (what its schema says) but do
+        # not fit the stored definition meets a state it cannot change alone.
+        if errors and (
+            errors.only_conflicts
+            or (self.partial and not sent_value_errors(attrs, kind=candidate.kind))
+        ):
             raise Conflict(dict(errors))
         if errors:
             raise serializers.ValidationError(dict(errors))

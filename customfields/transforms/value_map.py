@@ -40,7 +40,7 @@ class ValueMap:
     def check(cls, field, errors: Errors) -> None:
         if field.rules == []:
             errors.add("rules", "Give at least one rule, as a list.")
-        cls.check_rules(field.rules, errors)
+        cls.check_rules(field.rules, errors, compile_regex=True)
         for name in ("empty_default", "no_match_default"):
             if "\x00" in getattr(field, name):
                 errors.add(name, "NUL characters are not allowed.")
@@ -48,16 +48,16 @@ class ValueMap:
             errors.add("no_match", "Choose default or passthrough.")
 
     @staticmethod
-    def check_rules(rules: Any, errors: Errors) -> None:
-        """Rules of any kind's definition (others ignore them, but keep only what a value map
-        could use, as the schema says)."""
+    def check_rules(rules: Any, errors: Errors, *, compile_regex: bool = False) -> None:
+        """Rules of any kind's definition: other kinds ignore them, but keep only their
+        documented shape. A regex is compiled only where it will run (a value map's check)."""
         if not isinstance(rules, list):
             errors.add("rules", "Give the rules as a list.")
             return
         if len(rules) > MAX_RULES:
             errors.add("rules", f"At most {MAX_RULES} rules.")
         for number, rule in enumerate(rules, start=1):
-            problem = _rule_problem(rule)
+            problem = _rule_problem(rule, compile_regex=compile_regex)
             if problem:
                 errors.add("rules", f"Rule {number}: {problem}")
 
@@ -88,7 +88,7 @@ class ValueMap:
         return Compiled(python=memoized(python), sql=sql)
 
 
-def _rule_problem(rule: Any) -> str | None:
+def _rule_problem(rule: Any, *, compile_regex: bool) -> str | None:
     if not isinstance(rule, dict):
         return "must be an object with match, value and output."
     unknown = set(rule) - set(RULE_KEYS)
@@ -103,7 +103,7 @@ def _rule_problem(rule: Any) -> str | None:
             return f"{key} holds a NUL character."
     if not isinstance(rule.get("case_sensitive", True), bool):
         return "case_sensitive must be true or false."
-    if rule["match"] == "regex":
+    if rule["match"] == "regex" and compile_regex:
         try:
             compile_portable(rule["value"], case_sensitive=rule.get("case_sensitive", True))
         except PortableRegexError as exc:

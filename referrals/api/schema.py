@@ -40,6 +40,11 @@ def referral_schemas(result, generator, request, public):
         ],
         "description": "A decimal, as text or a number, with at most 4 decimal places.",
     }
+    record["properties"]["ip_address"] = {
+        "nullable": True,
+        "oneOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}],
+        "description": "An IPv4 or IPv6 address; null: none.",
+    }
     record["properties"]["extra"] = {
         "type": "object",
         "additionalProperties": {},
