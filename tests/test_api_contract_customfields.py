@@ -48,6 +48,7 @@ INVALID = [
     ({"rules": None}, "rules"),
     ({"rules": [{"match": "like", "value": "a", "output": "b"}]}, "rules"),
     ({"rules": [{"match": "equals", "value": "a", "output": "b", "extra": 1}]}, "rules"),
+    ({"rules": [{"match": "regex", "value": "", "output": "b"}]}, "rules"),
     ({"kind": "hash", "algorithm": "sha1"}, "algorithm"),
     ({"kind": "case", "case": ""}, "case"),
     ({"kind": "template", "template": ""}, "template"),

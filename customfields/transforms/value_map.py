@@ -10,24 +10,36 @@ from customfields.sqltext import literal
 from customfields.text import ascii_lower, sql_ascii_lower
 from customfields.transforms.base import Compiled, Errors, memoized
 
-MATCHES = ("equals", "contains", "regex")
+MATCHES = ("equals", "contains", "regex")  # regex last: the schema's rules say so
 MAX_RULES = 200
 RULE_KEYS = ("match", "value", "output", "case_sensitive")
 # One rule, as the API schema publishes it; ``_rule_problem`` checks exactly this (and that a
 # regex compiles portably, which no schema can say).
+_RULE_PROPERTIES = {
+    "value": {"type": "string"},
+    "output": {"type": "string"},
+    "case_sensitive": {"type": "boolean", "default": True},
+}
 RULE_SCHEMA = {
-    "type": "object",
     "description": "The first rule that matches the input gives the output. A regex rule's "
     "value must be a regular expression that PostgreSQL and Python read alike.",
-    "properties": {
-        "match": {"type": "string", "enum": list(MATCHES)},
-        "value": {"type": "string"},
-        "output": {"type": "string"},
-        "case_sensitive": {"type": "boolean", "default": True},
-    },
-    "required": ["match", "value", "output"],
-    "additionalProperties": False,
-}
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {"match": {"type": "string", "enum": list(MATCHES[:-1])},
+                           **_RULE_PROPERTIES},
+            "required": ["match", "value", "output"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {"match": {"type": "string", "enum": ["regex"]},
+                           **_RULE_PROPERTIES, "value": {"type": "string", "minLength": 1}},
+            "required": ["match", "value", "output"],
+            "additionalProperties": False,
+        },
+    ],
+}  # fmt: skip
 # Regex rules look at the value's first characters only, in both back ends, so a huge value
 # costs the same as a short one.
 REGEX_WINDOW = 10_000
@@ -103,6 +115,8 @@ def _rule_problem(rule: Any, *, compile_regex: bool) -> str | None:
             return f"{key} holds a NUL character."
     if not isinstance(rule.get("case_sensitive", True), bool):
         return "case_sensitive must be true or false."
+    if rule["match"] == "regex" and not rule["value"]:
+        return "a regex rule needs a pattern."
     if rule["match"] == "regex" and compile_regex:
         try:
             compile_portable(rule["value"], case_sensitive=rule.get("case_sensitive", True))
