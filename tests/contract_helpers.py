@@ -15,9 +15,7 @@ def served_schema(api) -> dict:
 
 def validator(served: dict, component: str) -> jsonschema.Draft202012Validator:
     """A validator of ``component`` that resolves the document's own references."""
-    return jsonschema.Draft202012Validator(
-        {**served, "$ref": f"#/components/schemas/{component}"}
-    )
+    return jsonschema.Draft202012Validator({**served, "$ref": f"#/components/schemas/{component}"})
 
 
 def body_validator(served: dict, path: str, method: str) -> jsonschema.Draft202012Validator:
