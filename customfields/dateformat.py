@@ -44,6 +44,15 @@ class DatePatternError(ValueError):
     pass
 
 
+def pattern_regex(*, has_time: bool) -> str:
+    """The patterns ``parse_pattern`` accepts, as a regular expression that reads the same in
+    Python and ECMAScript (the API schema publishes it): text without NUL, each ``%`` followed
+    by a supported directive or another ``%``."""
+    codes = sorted(d for d, (needs_time, *_) in _DIRECTIVES.items() if has_time or not needs_time)
+    codes += [OFFSET] if has_time else []
+    return "^(?:[^%\\x00]|%[" + "".join(codes) + "%])+$"
+
+
 @dataclass(frozen=True)
 class _Literal:
     text: str

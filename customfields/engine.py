@@ -343,6 +343,8 @@ _STANDARD_CELLS = {ID: "integer", INTEGER: "integer", DECIMAL: "decimal", DATE: 
 def _custom_cell(custom: CustomField) -> str:
     # An Excel serial number is a number; every other custom output is the client's text.
     return "number" if custom.kind == "datetime" and custom.date_output == "excel" else "text"
+
+
 _LOOKUP_FIELDS = {standard.lookup: standard for standard in STANDARD_FIELDS.values()}
 
 

@@ -51,12 +51,13 @@ def sample_referral(client, sample: dict[str, Any]) -> Referral:
     if not isinstance(sample, dict):
         raise SampleError({"sample": ["Give the sample as an object of referral fields."]})
     data = {"opted_in_at": timezone.now().isoformat(), "external_id": "sample", **sample}
-    data.pop("client", None)
-    campaign_id = data.pop("campaign", "sample")
+    # Every key is checked as ingestion checks it, also those the preview then ignores.
     serializer = ReferralIngestSerializer(data=data, partial=True)
     if not serializer.is_valid():
         raise SampleError({f"sample.{k}": v for k, v in serializer.errors.items()})
     fields = dict(serializer.validated_data)
-    fields.pop("campaign_name", None)
+    for ignored in ("client", "campaign_name"):
+        fields.pop(ignored, None)
+    campaign_id = fields.pop("campaign", "sample")
     campaign = Campaign(client=client, external_id=str(campaign_id), name=str(campaign_id))
     return Referral(client=client, campaign=campaign, created_at=timezone.now(), **fields)

@@ -16,6 +16,11 @@ from customfields.validation import custom_field_errors
 from referrals.models import Client
 
 
+class CustomFieldConflict(ValidationError):
+    """The change is refused for what stored rows are (a name taken, a field in use, a cycle
+    through other fields), not for what was asked: the API answers it with 409."""
+
+
 def custom_fields_lock(client_id: int) -> None:
     """Serialise, until the transaction ends, every change to ``client_id``'s custom fields
     and to what refers to them (deliveries take it too). No-op outside PostgreSQL."""
@@ -29,7 +34,7 @@ def custom_field_validate(candidate: CustomField) -> None:
     others = CustomField.objects.filter(client_id=candidate.client_id)
     errors = custom_field_errors(candidate, others=others)
     if errors:
-        raise ValidationError(dict(errors))
+        raise (CustomFieldConflict if errors.only_conflicts else ValidationError)(dict(errors))
 
 
 @transaction.atomic
@@ -54,5 +59,5 @@ def custom_field_delete(field: CustomField) -> None:
         return
     problem = custom_field_delete_problem(stored)
     if problem:
-        raise ValidationError(problem)
+        raise CustomFieldConflict(problem)
     stored.delete()

@@ -13,6 +13,7 @@ from customfields.engine import Column, CycleError, UnknownReference, compile_co
 from customfields.models import CustomField
 from customfields.sources import STANDARD_FIELDS, extra_key, find_standard
 from customfields.transforms import TRANSFORMS, Errors
+from customfields.transforms.value_map import ValueMap
 from customfields.usage import custom_field_users, field_references, in_use_message
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -30,6 +31,8 @@ def custom_field_errors(candidate: CustomField, *, others: Iterable[CustomField]
         errors.add("kind", f"Choose one of: {', '.join(TRANSFORMS)}.")
         return errors
     transform.check(candidate, errors)
+    if transform is not ValueMap:
+        ValueMap.check_rules(candidate.rules, errors)
     if errors:
         return errors
     known = {other.name.lower() for other in others} | {candidate.name.lower()}
@@ -53,15 +56,36 @@ def columns_problem(*, client, columns: list[Column]) -> str | None:
     return None
 
 
-def _check_name(candidate: CustomField, others: list[CustomField], errors: Errors) -> None:
-    name = candidate.name
+def sent_value_errors(values: dict, *, kind: str) -> Errors:
+    """Problems with some settings of a definition on their own, whatever the stored
+    definition they change: a name's form, the rules' shape (and, for a value map, their
+    regexes). A PATCH is refused with 400 for these, and with 409 for the rest (what its
+    values make together with the stored definition and the client's other fields)."""
+    errors = Errors()
+    if "name" in values:
+        _check_name_form(values["name"], errors)
+    if "rules" in values:
+        ValueMap.check_rules(values["rules"], errors, compile_regex=kind == "value_map")
+    return errors
+
+
+def _check_name_form(name: str, errors: Errors) -> bool:
     if not NAME_PATTERN.fullmatch(name or ""):
         errors.add("name", "Use letters, digits and underscores, starting with a letter "
                    "(at most 64 characters).")  # fmt: skip
     elif name.lower() in RESERVED_NAMES:
         errors.add("name", f"{name!r} is a standard field's name; choose another.")
-    elif any(other.name.lower() == name.lower() for other in others):
-        errors.add("name", f"This client already has a custom field named {name!r}.")
+    else:
+        return True
+    return False
+
+
+def _check_name(candidate: CustomField, others: list[CustomField], errors: Errors) -> None:
+    name = candidate.name
+    if _check_name_form(name, errors) and any(
+        other.name.lower() == name.lower() for other in others
+    ):
+        errors.add("name", f"This client already has a custom field named {name!r}.", conflict=True)
 
 
 def _check_rename(candidate: CustomField, errors: Errors) -> None:
@@ -78,7 +102,7 @@ def _check_rename(candidate: CustomField, errors: Errors) -> None:
         return
     users = custom_field_users(stored)
     if users:
-        errors.add(field_name, in_use_message(stored, users, change=change))
+        errors.add(field_name, in_use_message(stored, users, change=change), conflict=True)
 
 
 def _reference_problem(reference: str, known_custom: set[str]) -> str | None:
@@ -105,6 +129,12 @@ def _check_compiles(candidate: CustomField, others: list[CustomField], errors: E
         )
         compiled.render_row(tuple(None for _ in compiled.lookups))
     except CycleError as exc:
-        errors.add(field_at_fault, str(exc))
+        # A cycle through other fields is theirs as much as this one's; through itself, not.
+        own = candidate.name.lower()
+        refers_to_itself = any(
+            reference.lower() == own
+            for _, reference in field_references(candidate, TRANSFORMS[candidate.kind])
+        )
+        errors.add(field_at_fault, str(exc), conflict=not refers_to_itself)
     except UnknownReference as exc:
         errors.add(field_at_fault, str(exc))

@@ -238,11 +238,12 @@ SPECTACULAR_SETTINGS = {
         "DeliveryKindEnum": "deliveries.models.Delivery.Kind",
         "BatchKindEnum": "deliveries.models.Batch.Kind",
     },
-    # Each app's hook describes what the serializers cannot say (shapes per kind), then the
-    # default hook names the enums. The deliveries' bodies come after it: they reuse the named
-    # enums, and their one-value "kind" enums (the oneOf's discriminator) stay inline.
+    # The default hook names the enums (rebuilding the components), then each app's hook
+    # describes what its serializers cannot say (shapes per kind), reusing the named enums;
+    # their one-value "kind" enums (a oneOf's discriminator) stay inline.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "customfields.api.schema.custom_field_schemas",
         "deliveries.api.schema.delivery_bodies",
     ],
 }

@@ -9,7 +9,9 @@ import jsonschema
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
-from tests.factories import make_file_delivery
+from referrals.models import Referral
+from tests.contract_helpers import body_validator, response_validator, served_schema, validator
+from tests.factories import make_file_delivery, referral_record
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +142,91 @@ def test_ingestion_documents_one_object_or_a_list(manager_api, client_a):
     for payload in (record, [record, {**record, "external_id": "x-2"}]):
         assert validator.is_valid(payload), payload  # the schema takes both
         assert manager_api.post("/api/v1/referrals/", payload, format="json").status_code == 201
+
+
+INGEST = "/api/v1/referrals/"
+
+
+def _ingest(api, payload):
+    return api.post(INGEST, payload, format="json")
+
+
+def test_a_phone_and_postcode_sent_as_numbers_are_stored_as_their_digits(manager_api, client_a):
+    served = served_schema(manager_api)
+    record = referral_record(client_a, mobile=447700900123, zip_code=10115, extra=None)
+    assert body_validator(served, INGEST, "post").is_valid(record)
+
+    response = _ingest(manager_api, record)
+
+    assert response.status_code == 201
+    response_validator(served, INGEST, "post", 201).validate(response.json())
+    stored = Referral.objects.get(external_id=record["external_id"])
+    assert (stored.mobile, stored.zip_code, stored.extra) == ("447700900123", "10115", {})
+    read = manager_api.get(f"{INGEST}{stored.pk}/")
+    response_validator(served, f"{INGEST}{{id}}/", "get", 200).validate(read.json())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"mobile": 7.5}, "mobile"),  # a number with a fraction is no phone
+        ({"zip_code": 10**20}, "zip_code"),  # its digits would not fit
+        ({"country": 44}, "country"),  # a code, never a number
+        ({"external_id": None}, "external_id"),
+        ({"campaign": "  "}, "campaign"),
+        ({"age": "40"}, "age"),
+        ({"nickname": "Ada"}, "nickname"),  # further attributes belong in extra
+        ({"extra": ["a"]}, "extra"),
+        ({"ip_address": ""}, "ip_address"),
+    ],
+)
+def test_a_record_the_schema_refuses_is_refused_naming_the_field(manager_api, client_a,
+                                                                 overrides, field):  # fmt: skip
+    served = served_schema(manager_api)
+    record = {**referral_record(client_a), **overrides}
+    assert not body_validator(served, INGEST, "post").is_valid(record)
+
+    response = _ingest(manager_api, record)
+
+    assert response.status_code == 400
+    response_validator(served, INGEST, "post", 400).validate(response.json())
+    [result] = response.json()["results"]
+    assert field in {error["field"] for error in result["errors"]}
+
+
+def test_a_list_holds_one_to_the_setting_records(manager_api, client_a, settings):
+    settings.INGEST_MAX_RECORDS = 2
+    served = served_schema(manager_api)
+    documented = body_validator(served, INGEST, "post")
+    records = [referral_record(client_a) for _ in range(3)]
+    for payload in ([], records):
+        assert not documented.is_valid(payload)
+        response = _ingest(manager_api, payload)
+        assert response.status_code == 400
+        validator(served, "Error").validate(response.json())
+    assert documented.is_valid(records[:2])
+    assert _ingest(manager_api, records[:2]).status_code == 201
+
+
+def test_some_invalid_records_answer_207_as_documented(manager_api, client_a):
+    served = served_schema(manager_api)
+    payload = [referral_record(client_a), {**referral_record(client_a), "age": -1}]
+
+    response = _ingest(manager_api, payload)
+
+    assert response.status_code == 207
+    response_validator(served, INGEST, "post", 207).validate(response.json())
+    created, invalid = response.json()["results"]
+    assert (created["status"], invalid["status"]) == ("created", "invalid")
+
+
+def test_too_large_and_unsupported_bodies_answer_in_the_documented_shape(manager_api, client_a,
+                                                                         settings):  # fmt: skip
+    settings.INGEST_MAX_BODY_BYTES = 1024
+    served = served_schema(manager_api)
+    too_large = _ingest(manager_api, referral_record(client_a, ad_text="x" * 2000))
+    wrong_type = manager_api.post(INGEST, b"a,b", content_type="text/csv")
+
+    assert (too_large.status_code, wrong_type.status_code) == (413, 415)
+    response_validator(served, INGEST, "post", 413).validate(too_large.json())
+    response_validator(served, INGEST, "post", 415).validate(wrong_type.json())

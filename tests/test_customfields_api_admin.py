@@ -56,7 +56,7 @@ def test_a_patch_that_would_close_a_cycle_is_refused(manager_api, client_a):
     manager_api.post(API, {"client": "alpha", "name": "B1", "kind": "case", "source": "A1",
                            "case": "lower"}, format="json")  # fmt: skip
     response = manager_api.patch(f"{API}{first['id']}/", {"source": "B1"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409  # the other field closes it: a conflict
     assert "cycle" in response.json()["source"][0]
     assert CustomField.objects.get(pk=first["id"]).source == "email"
 
@@ -141,10 +141,10 @@ def test_a_field_others_refer_to_cannot_be_renamed_or_deleted(manager_api, clien
     manager_api.post(API, {"client": "alpha", "name": "Uses", "kind": "template",
                            "template": "<{{{base}}}>"}, format="json")  # fmt: skip
     renamed = manager_api.patch(f"{API}{base['id']}/", {"name": "Renamed"}, format="json")
-    assert renamed.status_code == 400
+    assert renamed.status_code == 409
     assert "'Base' is used by the custom field 'Uses'" in renamed.json()["name"][0]
     deleted = manager_api.delete(f"{API}{base['id']}/")
-    assert deleted.status_code == 400
+    assert deleted.status_code == 409
     assert "'Base' is used by the custom field 'Uses'" in str(deleted.json())
 
     client.force_login(manager)

@@ -33,7 +33,7 @@ def test_a_field_a_deliverys_column_list_names_is_not_deleted_by_the_api(manager
     field = shout(client_a)
     delivery = nightly_file(client_a)
     response = manager_api.delete(f"{API}{field.pk}/")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["detail"] == (
         "'Shout' is used by the delivery 'Nightly' (column list): change it before you delete it."
     )
@@ -50,7 +50,7 @@ def test_a_field_a_body_template_names_is_not_renamed(manager_api, client_a):
                       body_template='{"surname": "{{{shout}}}"}')  # fmt: skip
     nightly_file(client_a)
     response = manager_api.patch(f"{API}{field.pk}/", {"name": "Loud"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
     message = response.json()["name"][0]
     assert "the delivery 'CRM' (body template)" in message
     assert "the delivery 'Nightly' (column list)" in message

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,8 +15,18 @@ from customfields.api.serializers import (
 )
 from customfields.models import CustomField
 from customfields.preview import SampleError, custom_field_preview
-from customfields.services import custom_field_delete
+from customfields.services import CustomFieldConflict, custom_field_delete
 from referrals.tenancy import is_client_user, scope_to_user
+from rokt_platform.api_errors import Conflict
+
+# Answers that depend on the client's other fields, not on the request alone.
+NAME_TAKEN_OR_IN_USE = OpenApiResponse(
+    description="The name is taken, or the field is in use (a delivery or another custom field "
+    "names it) and cannot be renamed, or the definition closes a cycle through other fields."
+)
+IN_USE = OpenApiResponse(
+    description="The field is in use: a delivery or another custom field names it."
+)
 
 
 class ModelPermissionsWithView(DjangoModelPermissions):
@@ -34,6 +42,17 @@ class CanEditCustomFields(ModelPermissionsWithView):
         return super().has_permission(request, view)
 
 
+@extend_schema_view(
+    create=extend_schema(responses={201: CustomFieldSerializer, 409: NAME_TAKEN_OR_IN_USE}),
+    update=extend_schema(responses={200: CustomFieldSerializer, 409: NAME_TAKEN_OR_IN_USE}),
+    partial_update=extend_schema(
+        responses={200: CustomFieldSerializer, 409: NAME_TAKEN_OR_IN_USE},
+        description="Change some settings. The result must be a valid definition: a change "
+        "that is sound but leaves the stored definition invalid (e.g. a kind whose own "
+        "settings are not set) answers 409.",
+    ),
+    destroy=extend_schema(responses={204: None, 409: IN_USE}),
+)
 class CustomFieldViewSet(viewsets.ModelViewSet):
     """A client's custom fields. Definitions are validated on every save: a bad one is
     refused with a message on each offending field, and nothing is saved."""
@@ -49,10 +68,13 @@ class CustomFieldViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, instance: CustomField) -> None:
         try:
             custom_field_delete(instance)
-        except DjangoValidationError as exc:
-            raise ValidationError({"detail": exc.messages}) from None
+        except CustomFieldConflict as exc:
+            raise Conflict(" ".join(exc.messages)) from None
 
-    @extend_schema(request=PreviewRequestSerializer, responses=PreviewResponseSerializer)
+    @extend_schema(
+        request=PreviewRequestSerializer,
+        responses={200: PreviewResponseSerializer, 409: NAME_TAKEN_OR_IN_USE},
+    )
     @action(detail=False, methods=["post"], permission_classes=[ModelPermissionsWithView])
     def preview(self, request: Request) -> Response:
         """Render an unsaved definition for the client's latest referrals and a sample."""

@@ -9,13 +9,21 @@ from customfields.sqltext import literal
 
 
 class Errors(defaultdict):
-    """Messages per model field name."""
+    """Messages per model field name. A message added with ``conflict=True`` is about the
+    state of stored rows (a name taken, a field in use, a cycle through other fields), not
+    about the definition itself: the API answers 409 when every message is one."""
 
     def __init__(self) -> None:
         super().__init__(list)
+        self.invalid = False
 
-    def add(self, field: str, message: str) -> None:
+    def add(self, field: str, message: str, *, conflict: bool = False) -> None:
         self[field].append(message)
+        self.invalid = self.invalid or not conflict
+
+    @property
+    def only_conflicts(self) -> bool:
+        return bool(self) and not self.invalid
 
 
 @dataclass(frozen=True)

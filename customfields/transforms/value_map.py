@@ -10,8 +10,36 @@ from customfields.sqltext import literal
 from customfields.text import ascii_lower, sql_ascii_lower
 from customfields.transforms.base import Compiled, Errors, memoized
 
-MATCHES = ("equals", "contains", "regex")
+MATCHES = ("equals", "contains", "regex")  # regex last: the schema's rules say so
 MAX_RULES = 200
+RULE_KEYS = ("match", "value", "output", "case_sensitive")
+# One rule, as the API schema publishes it; ``_rule_problem`` checks exactly this (and that a
+# regex compiles portably, which no schema can say).
+_RULE_PROPERTIES = {
+    "value": {"type": "string"},
+    "output": {"type": "string"},
+    "case_sensitive": {"type": "boolean", "default": True},
+}
+RULE_SCHEMA = {
+    "description": "The first rule that matches the input gives the output. A regex rule's "
+    "value must be a regular expression that PostgreSQL and Python read alike.",
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {"match": {"type": "string", "enum": list(MATCHES[:-1])},
+                           **_RULE_PROPERTIES},
+            "required": ["match", "value", "output"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {"match": {"type": "string", "enum": ["regex"]},
+                           **_RULE_PROPERTIES, "value": {"type": "string", "minLength": 1}},
+            "required": ["match", "value", "output"],
+            "additionalProperties": False,
+        },
+    ],
+}  # fmt: skip
 # Regex rules look at the value's first characters only, in both back ends, so a huge value
 # costs the same as a short one.
 REGEX_WINDOW = 10_000
@@ -22,21 +50,28 @@ class ValueMap:
 
     @classmethod
     def check(cls, field, errors: Errors) -> None:
-        rules = field.rules
-        if not isinstance(rules, list) or not rules:
+        if field.rules == []:
             errors.add("rules", "Give at least one rule, as a list.")
-            return
-        if len(rules) > MAX_RULES:
-            errors.add("rules", f"At most {MAX_RULES} rules.")
-        for number, rule in enumerate(rules, start=1):
-            problem = _rule_problem(rule)
-            if problem:
-                errors.add("rules", f"Rule {number}: {problem}")
+        cls.check_rules(field.rules, errors, compile_regex=True)
         for name in ("empty_default", "no_match_default"):
             if "\x00" in getattr(field, name):
                 errors.add(name, "NUL characters are not allowed.")
         if field.no_match not in ("default", "passthrough"):
             errors.add("no_match", "Choose default or passthrough.")
+
+    @staticmethod
+    def check_rules(rules: Any, errors: Errors, *, compile_regex: bool = False) -> None:
+        """Rules of any kind's definition: other kinds ignore them, but keep only their
+        documented shape. A regex is compiled only where it will run (a value map's check)."""
+        if not isinstance(rules, list):
+            errors.add("rules", "Give the rules as a list.")
+            return
+        if len(rules) > MAX_RULES:
+            errors.add("rules", f"At most {MAX_RULES} rules.")
+        for number, rule in enumerate(rules, start=1):
+            problem = _rule_problem(rule, compile_regex=compile_regex)
+            if problem:
+                errors.add("rules", f"Rule {number}: {problem}")
 
     @staticmethod
     def build(field, context) -> Compiled:
@@ -59,17 +94,16 @@ class ValueMap:
             )
             otherwise = expression if passthrough else literal(fallback)
             return (
-                f"(CASE WHEN {expression} = '' THEN {literal(empty)} {whens} "
-                f"ELSE {otherwise} END)"
+                f"(CASE WHEN {expression} = '' THEN {literal(empty)} {whens} ELSE {otherwise} END)"
             )
 
         return Compiled(python=memoized(python), sql=sql)
 
 
-def _rule_problem(rule: Any) -> str | None:
+def _rule_problem(rule: Any, *, compile_regex: bool) -> str | None:
     if not isinstance(rule, dict):
         return "must be an object with match, value and output."
-    unknown = set(rule) - {"match", "value", "output", "case_sensitive"}
+    unknown = set(rule) - set(RULE_KEYS)
     if unknown:
         return f"unknown keys {', '.join(sorted(unknown))}."
     if rule.get("match") not in MATCHES:
@@ -81,7 +115,9 @@ def _rule_problem(rule: Any) -> str | None:
             return f"{key} holds a NUL character."
     if not isinstance(rule.get("case_sensitive", True), bool):
         return "case_sensitive must be true or false."
-    if rule["match"] == "regex":
+    if rule["match"] == "regex" and not rule["value"]:
+        return "a regex rule needs a pattern."
+    if rule["match"] == "regex" and compile_regex:
         try:
             compile_portable(rule["value"], case_sensitive=rule.get("case_sensitive", True))
         except PortableRegexError as exc:

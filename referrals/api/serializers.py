@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from referrals.models import Referral
 from referrals.storable import unstorable_path
+from rokt_platform.api_fields import strict
 
 # Fields a collector may send, besides client, campaign and campaign_name.
 INGEST_FIELDS = (
@@ -17,7 +18,43 @@ INGEST_FIELDS = (
 )  # fmt: skip
 
 
-class _BlankableCharField(serializers.CharField):
+# Digits of a whole number a text field takes: E.164 phone numbers have at most 15, and many
+# JSON clients hold no larger integer exactly.
+MAX_NUMBER_DIGITS = 15
+
+
+def number_range(max_length: int | None) -> tuple[int, int]:
+    """The whole numbers a text field of ``max_length`` takes: at most MAX_NUMBER_DIGITS
+    digits, and the text (a minus sign counts) fits."""
+    digits = min(max_length or MAX_NUMBER_DIGITS, MAX_NUMBER_DIGITS)
+    return -(10 ** (digits - 1) - 1), 10**digits - 1
+
+
+class TextOrNumberField(serializers.CharField):
+    """Text; a whole number is taken as its digits (a phone, a postcode or an id sent as a
+    number) unless ``numbers=False``. The schema says so (``referrals.api.schema``)."""
+
+    def __init__(self, *, numbers: bool = True, **kwargs) -> None:
+        self.numbers = numbers
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if self.numbers and isinstance(data, float) and data.is_integer():
+            data = int(data)
+        if isinstance(data, int) and not isinstance(data, bool) and self.numbers:
+            low, high = number_range(self.max_length)
+            if not low <= data <= high:
+                raise serializers.ValidationError(
+                    f"Expected text, or a whole number from {low} to {high}."
+                )
+        elif not isinstance(data, str):
+            raise serializers.ValidationError(
+                "Expected text, or a whole number." if self.numbers else "Expected text."
+            )
+        return super().to_internal_value(data)
+
+
+class _BlankableCharField(TextOrNumberField):
     """Optional text: ``null`` and absent both mean empty, as collectors send either."""
 
     def __init__(self, **kwargs) -> None:
@@ -25,11 +62,6 @@ class _BlankableCharField(serializers.CharField):
         kwargs.setdefault("allow_blank", True)
         kwargs.setdefault("allow_null", True)
         super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, str | int | float):
-            raise serializers.ValidationError("Expected text.")
-        return super().to_internal_value(data)
 
     def validate_empty_values(self, data):
         if data is None:
@@ -40,16 +72,18 @@ class _BlankableCharField(serializers.CharField):
 class ReferralIngestSerializer(serializers.ModelSerializer):
     """One incoming record. Client and campaign are resolved in bulk by the service."""
 
-    client = serializers.SlugField(max_length=100, help_text="The client's slug.")
-    campaign = serializers.CharField(
+    client = strict(serializers.SlugField)(max_length=100, help_text="The client's slug.")
+    campaign = TextOrNumberField(
         max_length=100, help_text="The campaign's external id; created if new to the client."
     )
-    campaign_name = serializers.CharField(
+    campaign_name = TextOrNumberField(
         max_length=200, required=False, allow_null=True,
         help_text="Name for a campaign created by this record.",
     )  # fmt: skip
-    country = _BlankableCharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. GB.")
-    currency = _BlankableCharField(max_length=3, help_text="ISO 4217, e.g. GBP.")
+    country = _BlankableCharField(
+        max_length=2, numbers=False, help_text="ISO 3166-1 alpha-2, e.g. GB."
+    )
+    currency = _BlankableCharField(max_length=3, numbers=False, help_text="ISO 4217, e.g. GBP.")
     extra = serializers.DictField(
         required=False, allow_null=True, help_text="Any further attributes."
     )
@@ -67,8 +101,10 @@ class ReferralIngestSerializer(serializers.ModelSerializer):
 
     def build_field(self, field_name, info, model_class, nested_depth):
         field_class, kwargs = super().build_field(field_name, info, model_class, nested_depth)
-        if field_class is serializers.CharField and field_name != "external_id":
-            field_class = _BlankableCharField
+        if field_class is serializers.CharField:
+            field_class = TextOrNumberField if field_name == "external_id" else _BlankableCharField
+        elif field_class is serializers.IntegerField:  # age: a number, not its text
+            field_class = strict(field_class)
         if field_name == "email":  # null means no email, as for every optional text
             kwargs["allow_null"] = True
         if field_name == "external_id":
