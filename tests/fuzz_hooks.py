@@ -41,6 +41,14 @@ def map_case(context, case):
         case.path_parameters["id"] = _existing_id(case, resource)
     if case.path in (_DELIVERIES, _DELIVERY) and isinstance(case.body, dict):
         _delivery_settings_complete(case)
+    if resource == "custom-fields" and isinstance(case.body, dict):
+        _custom_field_refers_to_what_exists(case.body)
+        if isinstance(case.body.get("sample"), dict):
+            _record_storable(case.body["sample"])
+    if case.path == "/api/v1/referrals/" and case.method == "POST":
+        for record in case.body if isinstance(case.body, list) else [case.body]:
+            if isinstance(record, dict):
+                _record_storable(record)
     if case.query:
         _name_what_exists(case.query)
         _order_range(case.query, "created_after", "created_before")
@@ -112,7 +120,8 @@ def _delivery_settings_complete(case) -> None:
     elif kind in ("sftp", "ftps"):
         body.pop("private_key", None)  # a generated one never parses: log in by password
         body.pop("passphrase", None)
-        body.setdefault("password", "fuzz-password")
+        if not body.get("password"):  # an SFTP login needs one (no key), FTPS always
+            body["password"] = "fuzz-password"
         body.update(_SCHEDULE_NEEDS.get(body.get("schedule_kind"), {}))
 
 
@@ -154,3 +163,34 @@ def _order_range(values: dict, low: str, high: str) -> None:
             values[high] = (latest + dt.timedelta(seconds=1)).isoformat()
     except (KeyError, TypeError, ValueError, OverflowError):  # absent, or refused anyway
         return
+
+
+def _custom_field_refers_to_what_exists(body: dict) -> None:
+    """A source, placeholder or regex the save can resolve: a standard field or an extra
+    attribute (a generated name is another custom field only by chance, or the field itself),
+    and a pattern the portable regex engine compiles."""
+    source = body.get("source")
+    standard = isinstance(source, str) and source.lower() in FACTS["standard_fields"]
+    if isinstance(source, str) and not source.startswith("extra.") and not standard:
+        body["source"] = "email"
+    if isinstance(body.get("template"), str):
+        body["template"] = "{{{first_name}}} {{{last_name}}}"
+    for rule in body.get("rules") or []:
+        if isinstance(rule, dict) and rule.get("match") == "regex":
+            rule["value"] = "^M"
+
+
+def _record_storable(record: dict) -> None:
+    """A referral the database can hold: a price to 4 places, an opt-in time within range in
+    UTC (the schema's date-time allows year 9999 at UTC-12)."""
+    if isinstance(record.get("bid_price"), float):
+        record["bid_price"] = round(record["bid_price"], 2)
+    try:
+        opted_in = dt.datetime.fromisoformat(record["opted_in_at"])
+        opted_in.astimezone(dt.UTC)
+        if not 1900 <= opted_in.year <= 9000:
+            raise ValueError
+    except (KeyError, TypeError):
+        return
+    except (ValueError, OverflowError):
+        record["opted_in_at"] = "2026-01-01T00:00:00Z"
