@@ -33,22 +33,18 @@ def _resource(path: str) -> str:
 
 
 @schemathesis.hook
-def map_case(context, case):
-    if case.meta is None or not case.meta.generation.mode.is_positive:
-        return case
+def before_call(context, case, kwargs):
+    """Just before sending, after a stateful step has taken values from earlier answers
+    (which ``map_case`` would run before). Schemathesis then checks the case again."""
+    if case.meta is not None and case.meta.generation.mode.is_positive:
+        _positive_case_completed(case)
+
+
+def _positive_case_completed(case) -> None:
     resource = _resource(case.path)
-    if "id" in (case.path_parameters or {}):
+    # A stateful step's id comes from an earlier answer (what a POST made): kept.
+    if "id" in (case.path_parameters or {}) and case.meta.phase.name != "stateful":
         case.path_parameters["id"] = _existing_id(case, resource)
-    if case.path in (_DELIVERIES, _DELIVERY) and isinstance(case.body, dict):
-        _delivery_settings_complete(case)
-    if resource == "custom-fields" and isinstance(case.body, dict):
-        _custom_field_refers_to_what_exists(case.body)
-        if isinstance(case.body.get("sample"), dict):
-            _record_storable(case.body["sample"])
-    if case.path == "/api/v1/referrals/" and case.method == "POST":
-        for record in case.body if isinstance(case.body, list) else [case.body]:
-            if isinstance(record, dict):
-                _record_storable(record)
     if case.query:
         _name_what_exists(case.query)
         _order_range(case.query, "created_after", "created_before")
@@ -59,7 +55,16 @@ def map_case(context, case):
         for record in case.body:
             if isinstance(record, dict):
                 _name_what_exists(record)
-    return case
+    if case.path in (_DELIVERIES, _DELIVERY) and isinstance(case.body, dict):
+        _delivery_settings_complete(case)
+    if resource == "custom-fields" and isinstance(case.body, dict):
+        _custom_field_refers_to_what_exists(case.body)
+        if isinstance(case.body.get("sample"), dict):
+            _record_storable(case.body["sample"])
+    if case.path == "/api/v1/referrals/" and case.method == "POST":
+        for record in case.body if isinstance(case.body, list) else [case.body]:
+            if isinstance(record, dict):
+                _record_storable(record)
 
 
 def _existing_id(case, resource: str) -> Any:
@@ -103,12 +108,17 @@ def _delivery_settings_complete(case) -> None:
     kind = body.get("kind") or (delivery or {}).get("kind")
     if delivery is not None and "client" in body:
         body["client"] = delivery["client"]  # a delivery stays with its client (else 409)
-    client = body.get("client") or (delivery or {}).get("client") or FACTS["client"]
+    client = body.get("client") or (delivery or {}).get("client")
+    if client not in FACTS["campaigns"]:
+        client = FACTS["client"]
     if "campaigns" in body or body.get("all_campaigns") is False:
-        body["campaigns"] = [] if body.get("all_campaigns", True) else FACTS["campaigns"][client]
+        # Real campaigns suit a stored "all campaigns" as well as a stored choice.
+        body["campaigns"] = [] if body.get("all_campaigns") else FACTS["campaigns"][client]
+    if case.method == "PATCH":
+        _patch_self_contained(body, kind)
     if "columns" in body:
         body["columns"] = _COLUMNS
-    if "body_template" in body:
+    if "body_template" in body or "body_format" in body:
         body["body_template"] = ""  # the columns' own shape in the chosen format
     if isinstance(body.get("headers"), dict):
         reserved = set(FACTS["reserved_headers"])
@@ -123,6 +133,18 @@ def _delivery_settings_complete(case) -> None:
         if not body.get("password"):  # an SFTP login needs one (no key), FTPS always
             body["password"] = "fuzz-password"
         body.update(_SCHEDULE_NEEDS.get(body.get("schedule_kind"), {}))
+
+
+def _patch_self_contained(body: dict, kind: str | None) -> None:
+    """A PATCH names each choice it depends on, so that it is valid whatever earlier cases
+    of the run stored (a value that the stored choice needs may otherwise come blank)."""
+    if kind == "api":
+        body.setdefault("auth_kind", "none")
+        body.setdefault("success_match", "none")
+        if "http_method" not in body and "body_format" not in body:
+            body.update(http_method="POST", body_format="json")
+    elif kind in ("sftp", "ftps"):
+        body.setdefault("schedule_kind", "daily")
 
 
 def _delivery_of(case) -> dict | None:
