@@ -82,6 +82,14 @@ def test_the_smallest_body_the_schema_takes_for_each_kind_creates_it(
     assert response.json()["kind"] == kind
 
 
+@pytest.mark.parametrize("password", ["  pw with spaces  ", "   "])
+def test_a_password_is_kept_as_typed_spaces_included(manager_api, client_a, password):
+    body = {"client": client_a.slug, "name": "drop", **MINIMAL["ftps"], "password": password}
+    response = manager_api.post(API, body, format="json")
+    assert response.status_code == 201, response.json()
+    assert Delivery.objects.get(pk=response.json()["id"]).password == password
+
+
 @pytest.mark.parametrize(
     ("kind", "missing"),
     [("api", "url"), ("sftp", "host_key"), ("ftps", "password"), ("sftp", "schedule_time")],

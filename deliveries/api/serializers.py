@@ -113,6 +113,9 @@ class ClientSlugField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
+_SECRET = {"write_only": True, "required": False, "allow_blank": True, "trim_whitespace": False}
+
+
 class DeliverySerializer(StrictModelSerializer):
     """Kind-specific settings in one object; secrets are write-only (``*_set`` says whether
     one is stored), and an omitted secret keeps the stored one."""
@@ -125,12 +128,13 @@ class DeliverySerializer(StrictModelSerializer):
     campaigns = CampaignIdField(many=True, queryset=Campaign.objects.all(), required=False)
     columns = ColumnsField(required=False)
     headers = HeadersField(required=False)
-    password = StrictCharField(write_only=True, required=False, allow_blank=True)
-    private_key = StrictCharField(write_only=True, required=False, allow_blank=True)
-    passphrase = StrictCharField(write_only=True, required=False, allow_blank=True)
-    auth_secret = StrictCharField(write_only=True, required=False, allow_blank=True)
+    # Secrets are kept as typed, spaces included, as the admin's form keeps them.
+    password = StrictCharField(**_SECRET)
+    private_key = StrictCharField(**_SECRET)
+    passphrase = StrictCharField(**_SECRET)
+    auth_secret = StrictCharField(**_SECRET)
     signing_secret = StrictCharField(
-        write_only=True, required=False, allow_blank=True,
+        **_SECRET,
         help_text="Standard Webhooks: whsec_ and the base64 of 24 to 64 random bytes; anything "
         "else is refused. Omitted on creation, or sent empty: one is made and returned this "
         "once.",

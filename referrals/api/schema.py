@@ -56,9 +56,16 @@ def referral_schemas(result, generator, request, public):
         {"minItems": 1, "maxItems": settings.INGEST_MAX_RECORDS}
     )
     schemas["Referral"]["properties"]["extra"] = {"type": "object", "readOnly": True}
+    # Stored as sent: an address, or empty when the record had none (never "format: email").
+    schemas["Referral"]["properties"]["email"] = {
+        "type": "string",
+        "readOnly": True,
+        "description": "The email address as sent, or empty when the record had none.",
+    }
     schemas["IngestResult"] = _result_schema()
     schemas.pop("IngestResultStatusEnum", None)  # the enum hook's, now used by nothing
     post = result["paths"]["/api/v1/referrals/"]["post"]
+    post["requestBody"]["required"] = True  # an empty body is a 400
     for code in ("411", "413"):
         post["responses"][code]["content"] = ERROR
     return result
