@@ -178,6 +178,7 @@ def test_a_phone_and_postcode_sent_as_numbers_are_stored_as_their_digits(manager
         ({"nickname": "Ada"}, "nickname"),  # further attributes belong in extra
         ({"extra": ["a"]}, "extra"),
         ({"ip_address": ""}, "ip_address"),
+        ({"city": "x" + " " * 100}, "city"),  # longer than documented, padding included
     ],
 )
 def test_a_record_the_schema_refuses_is_refused_naming_the_field(manager_api, client_a,

@@ -82,6 +82,17 @@ def test_the_smallest_body_the_schema_takes_for_each_kind_creates_it(
     assert response.json()["kind"] == kind
 
 
+def test_a_reason_longer_than_documented_is_refused_even_padded_with_space(
+    manager_api, client_a
+):
+    delivery = make_api_delivery(client_a, "https://crm.example.com/leads")
+    padded = {"reason": "x" + "\r" * 2000}  # DRF would measure it after trimming: 1
+    response = manager_api.post(f"{API}{delivery.pk}/pause/", padded, format="json")
+    assert response.status_code == 400 and "reason" in response.json()
+    delivery.refresh_from_db()
+    assert delivery.paused_at is None
+
+
 @pytest.mark.parametrize("password", ["  pw with spaces  ", "   "])
 def test_a_password_is_kept_as_typed_spaces_included(manager_api, client_a, password):
     body = {"client": client_a.slug, "name": "drop", **MINIMAL["ftps"], "password": password}

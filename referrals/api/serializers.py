@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from referrals.models import Referral
 from referrals.storable import unstorable_path
-from rokt_platform.api_fields import strict
+from rokt_platform.api_fields import strict, text_too_long
 
 # Fields a collector may send, besides client, campaign and campaign_name.
 INGEST_FIELDS = (
@@ -39,6 +39,7 @@ class TextOrNumberField(serializers.CharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
+        text_too_long(self, data)
         if self.numbers and isinstance(data, float) and data.is_integer():
             data = int(data)
         if isinstance(data, int) and not isinstance(data, bool) and self.numbers:
