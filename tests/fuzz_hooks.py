@@ -106,6 +106,12 @@ def _delivery_settings_complete(case) -> None:
     body = case.body
     delivery = _delivery_of(case)
     kind = body.get("kind") or (delivery or {}).get("kind")
+    if kind in FACTS["delivery_settings"]:
+        # Another kind's setting is no part of this kind's body: the server checks its type.
+        own = set(FACTS["delivery_settings"][kind])
+        others = set().union(*FACTS["delivery_settings"].values()) - own
+        for name in others & set(body):
+            del body[name]
     if delivery is not None and "client" in body:
         body["client"] = delivery["client"]  # a delivery stays with its client (else 409)
     client = body.get("client") or (delivery or {}).get("client")

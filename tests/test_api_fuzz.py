@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.authtoken.models import Token
 
 from customfields.models import CustomField
@@ -74,6 +75,7 @@ def fuzz_world(live_server):
             for slug in ("acme-demo", "other-tenant")
         },
         "reserved_headers": list(RESERVED_HEADERS),
+        "delivery_settings": _delivery_settings_by_kind(),
         "standard_fields": list(STANDARD_FIELDS),
         "ids": {
             "referrals": [
@@ -86,6 +88,19 @@ def fuzz_world(live_server):
     }
     yield facts
     app.control.purge()  # the ingested referrals' sends: no worker of this test takes them
+
+
+def _delivery_settings_by_kind() -> dict[str, list[str]]:
+    """The settings each kind's published bodies name (ApiDeliveryCreateBasic, ...)."""
+    schemas = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+    settings = {}
+    for kind in ("api", "sftp", "ftps"):
+        prefix = f"{kind.capitalize()}Delivery"
+        names = {
+            p for n, s in schemas.items() if n.startswith(prefix) for p in s.get("properties", {})
+        }
+        settings[kind] = sorted(names)
+    return settings
 
 
 def _token(username: str) -> str:
