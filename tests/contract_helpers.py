@@ -10,7 +10,7 @@ import jsonschema
 def served_schema(api) -> dict:
     response = api.get("/api/schema/?format=json")
     assert response.status_code == 200
-    return _json_schema(response.json())
+    return json_schema(response.json())
 
 
 def validator(served: dict, component: str) -> jsonschema.Draft202012Validator:
@@ -32,13 +32,13 @@ def response_validator(
     )
 
 
-def _json_schema(node: Any) -> Any:
+def json_schema(node: Any) -> Any:
     """OpenAPI 3.0's ``nullable`` as JSON Schema says it."""
     if isinstance(node, list):
-        return [_json_schema(item) for item in node]
+        return [json_schema(item) for item in node]
     if not isinstance(node, dict):
         return node
-    converted = {key: _json_schema(value) for key, value in node.items()}
+    converted = {key: json_schema(value) for key, value in node.items()}
     if converted.pop("nullable", False):
         return {"anyOf": [converted, {"type": "null"}]}
     return converted

@@ -20,6 +20,7 @@ from deliveries.signing import signing_secret_error
 from deliveries.transports import ftps, sftp
 from deliveries.transports.base import PermanentTransportError
 from deliveries.transports.http import address_problem
+from tests.contract_helpers import json_schema
 from tests.factories import make_api_delivery, make_file_delivery, make_referral
 
 pytestmark = pytest.mark.django_db
@@ -34,21 +35,9 @@ MINIMAL = {
 }  # fmt: skip
 
 
-def _json_schema(node):
-    """OpenAPI 3.0's ``nullable`` in JSON Schema terms, for jsonschema."""
-    if isinstance(node, list):
-        return [_json_schema(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _json_schema(value) for key, value in node.items()}
-    if node.pop("nullable", False):
-        return {"anyOf": [node, {"type": "null"}]}
-    return node
-
-
 @pytest.fixture
 def served(manager_api) -> dict:
-    return _json_schema(manager_api.get("/api/schema/?format=json").json())
+    return json_schema(manager_api.get("/api/schema/?format=json").json())
 
 
 def _validator(served: dict, schema: dict) -> jsonschema.Draft202012Validator:
@@ -82,9 +71,7 @@ def test_the_smallest_body_the_schema_takes_for_each_kind_creates_it(
     assert response.json()["kind"] == kind
 
 
-def test_a_reason_longer_than_documented_is_refused_even_padded_with_space(
-    manager_api, client_a
-):
+def test_a_reason_longer_than_documented_is_refused_even_padded_with_space(manager_api, client_a):
     delivery = make_api_delivery(client_a, "https://crm.example.com/leads")
     padded = {"reason": "x" + "\r" * 2000}  # DRF would measure it after trimming: 1
     response = manager_api.post(f"{API}{delivery.pk}/pause/", padded, format="json")
@@ -311,7 +298,7 @@ def test_a_file_deliverys_batches_answer_as_documented(manager_api, served, clie
 
 def test_a_client_user_reads_what_the_schema_documents_for_them(api_a, client_a):
     delivery = make_file_delivery(client_a)
-    mine = _json_schema(api_a.get("/api/schema/?format=json").json())
+    mine = json_schema(api_a.get("/api/schema/?format=json").json())
     response = api_a.get(f"{API}{delivery.pk}/")
     assert response.status_code == 200
     assert_documented(mine, f"{API}{{id}}/", "get", response)
