@@ -356,6 +356,10 @@ METRICS_WINDOW_SECONDS = env_int("METRICS_WINDOW_SECONDS", 300, minimum=60)
 # How often a worker recounts what each delivery owes, so that a scrape need not.
 METRICS_BACKLOG_SECONDS = env_int("METRICS_BACKLOG_SECONDS", 15, minimum=1)
 
+# --- Privacy (privacy/, docs/PRIVACY.md) ----------------------------------------------------
+# Retention and purge, erasure on request, the access log.
+INSTALLED_APPS += ["privacy.apps.PrivacyConfig"]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -23,6 +23,7 @@ LAYERS = (
     ("customfields",),
     ("deliveries",),
     ("exports", "dashboard", "metrics"),
+    ("privacy",),  # retention, erasure, the access log: reads and removes from all of them
     ("demo",),  # what scripts/run-demo adds, on top of everything
 )
 LAYER = {app: number for number, apps in enumerate(LAYERS) for app in apps}
