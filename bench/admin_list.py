@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import fill, scratch_database, write_section
+from harness.database import fill, scratch_database
+from harness.docs import write_section
 
 SCRATCH_DB = "bench_admin"
 

@@ -28,7 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import fill, scratch_database, use_database, write_section
+from harness.database import fill, scratch_database, use_database
+from harness.docs import write_section
 
 SCRATCH_DB = "bench_export"
 CUSTOM = [

@@ -41,8 +41,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import ROOT, fill, scratch_database, use_database, write_section
-from _servers import DelayProxy, OpenSsh, curl_put, servers
+from harness.database import ROOT, fill, scratch_database, use_database
+from harness.docs import write_section
+from harness.report import met
+from harness.servers import DelayProxy, OpenSsh, curl_put, servers
 
 SCRATCH_DB = "bench_files"
 MB = 1_000_000
@@ -406,10 +408,6 @@ def _nothing_new(args, delivery) -> dict:
 # Report ------------------------------------------------------------------------------------
 
 
-def _met(ok: bool) -> str:
-    return "met" if ok else "**not met**"
-
-
 def _report(args, r: dict) -> str:
     t, b, n = r["transfers"], r["batch"], r["nothing"]
     sftp_share = t["sftp_ours"]["best"] / t["sftp_openssh"]["best"]
@@ -425,17 +423,17 @@ def _report(args, r: dict) -> str:
         return line.format(label, t[name]["best"], t[name]["median"], versus)
 
     aims = [
-        f"SFTP on loopback >= {AIMS['sftp']:.0%} of OpenSSH: {_met(sftp_share >= AIMS['sftp'])} "
+        f"SFTP on loopback >= {AIMS['sftp']:.0%} of OpenSSH: {met(sftp_share >= AIMS['sftp'])} "
         f"({sftp_share:.0%})",
         f"SFTP at a {rtt:.0f} ms round trip >= {AIMS['delay']:.0%} of OpenSSH: "
-        f"{_met(delay_share >= AIMS['delay'])} ({delay_share:.0%})",
-        f"FTPS at least as fast as curl: {_met(ftps_share >= AIMS['ftps'])} ({ftps_share:.2f}x)",
-        f"batch at most {AIMS['batch']}x COPY + `sftp -b`: {_met(ratio <= AIMS['batch'])} "
+        f"{met(delay_share >= AIMS['delay'])} ({delay_share:.0%})",
+        f"FTPS at least as fast as curl: {met(ftps_share >= AIMS['ftps'])} ({ftps_share:.2f}x)",
+        f"batch at most {AIMS['batch']}x COPY + `sftp -b`: {met(ratio <= AIMS['batch'])} "
         f"({ratio:.2f}x)",
-        f"batch peak RSS < {AIMS['rss_mb']} MB: {_met(b['peak_mb'] < AIMS['rss_mb'])} "
+        f"batch peak RSS < {AIMS['rss_mb']} MB: {met(b['peak_mb'] < AIMS['rss_mb'])} "
         f"({b['peak_mb']:.0f} MB)",
         f"a run with nothing new < {AIMS['nothing_ms']} ms: "
-        f"{_met(n['median_ms'] < AIMS['nothing_ms'])} ({n['median_ms']:.1f} ms right after "
+        f"{met(n['median_ms'] < AIMS['nothing_ms'])} ({n['median_ms']:.1f} ms right after "
         "the batch)",
     ]
     fmt = "{:.1f}".format

@@ -34,7 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import scratch_database, write_section  # noqa: E402
+from harness.database import scratch_database  # noqa: E402
+from harness.docs import write_section  # noqa: E402
 
 SCRATCH_DB = "bench_ingest"
 

@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import fill, scratch_database, use_database, write_section
+from harness.database import fill, scratch_database, use_database
+from harness.docs import write_section
 
 SCRATCH_DB = "bench_metrics"
 DELIVERIES = 1000

@@ -32,7 +32,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from _data import ROOT, scratch_database  # noqa: E402
+from harness.database import ROOT, scratch_database  # noqa: E402
 
 BROKER = os.environ.get("BENCH_RECOVERY_BROKER", "redis://127.0.0.1:6379/12")
 SCRATCH_DB = os.environ.get("BENCH_RECOVERY_DB", "bench_recovery")

@@ -15,8 +15,7 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from _data import ROOT  # noqa: F401  (puts the project on sys.path)
-
+from harness.database import ROOT  # noqa: F401  (puts the project on sys.path)
 from tests.servers.throttle import TcpProxy
 
 

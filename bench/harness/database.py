@@ -1,5 +1,5 @@
-"""Shared by the benchmarks: a scratch PostgreSQL database filled with realistic referrals in
-SQL (fast: a million rows in well under a minute)."""
+"""A scratch PostgreSQL database for a bench, filled with realistic referrals in SQL (fast: a
+million rows in well under a minute)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -70,20 +70,10 @@ def fill(rows: int, *, clients: int = 2) -> None:
         cursor.execute("ANALYZE referrals_referral")
 
 
-def write_section(name: str, report: str) -> None:
-    """Replace (or append) the section of docs/PERFORMANCE.md written by ``name``."""
-    import re
+def drop_databases(server: str, names) -> None:
+    """Drop the scratch databases ``names`` (connections to them closed first)."""
+    import psycopg
 
-    path = ROOT / "docs" / "PERFORMANCE.md"
-    text = path.read_text() if path.exists() else (
-        "# Performance\n\nEvery figure comes from a script in `bench/`, beside its baseline "
-        "from the same run, on this project's 2-core machine.\n"
-    )  # fmt: skip
-    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
-    block = f"{begin}\n{report}\n{end}"
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = f"{text.rstrip()}\n\n{block}\n"
-    path.write_text(text)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        for name in names:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
