@@ -121,23 +121,11 @@ def _recycle_database_connections(sender=None, **kwargs) -> None:
     (``close_old_connections``), and health-check the others before their next use, at most
     once a second each. Not for a task run eagerly: it runs inside its caller's transaction
     and connection."""
-    from django.db import connections
+    from rokt_platform.django_internals import connections_recycle
 
     if getattr(getattr(sender, "request", None), "is_eager", False):
         return
-    now = time.monotonic()
-    for connection in connections.all(initialized_only=True):
-        checked_lately = (
-            not connection.errors_occurred
-            and now - getattr(connection, "_checked_at", float("-inf")) < _HEALTH_CHECK_EVERY
-        )
-        connection.close_if_unusable_or_obsolete()
-        if connection.connection is None:
-            continue
-        if checked_lately:
-            connection.health_check_done = True
-        else:  # checked on its next use
-            connection._checked_at = now
+    connections_recycle(time.monotonic(), _HEALTH_CHECK_EVERY)
 
 
 app.autodiscover_tasks()

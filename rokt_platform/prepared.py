@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.db import connection
 
+from rokt_platform.django_internals import cursor_of_our_own
+
 # Older SQLite builds allow 999 parameters in one statement.
 _SQLITE_CHUNK = 900
 
@@ -27,17 +29,16 @@ def prepared_cursor():
     query logging included) whose ``execute`` prepares its statement on PostgreSQL."""
     if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
         return connection.cursor()
-    # As ``connection.cursor()`` does, with a cursor of our own underneath.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    raw = connection.connection
+    return cursor_of_our_own(connection, _preparing_cursor)
+
+
+def _preparing_cursor(raw):
     if raw.prepare_threshold is None:
         # Django turns psycopg's preparing off (None), which ``prepare=True`` cannot override.
         # Its own cursors bind on the client and never prepare, whatever the threshold: a
         # threshold no statement reaches leaves ours the only ones prepared.
         raw.prepare_threshold = _NEVER
-    with connection.wrap_database_errors:
-        return connection._prepare_cursor(_preparing_cursor_class()(raw))
+    return _preparing_cursor_class()(raw)
 
 
 def execute_for_ids(

@@ -153,10 +153,7 @@ class SftpSession:
                 sent += len(chunk)
                 if progress is not None:
                     progress(sent)
-            # paramiko reads a pipelined write's reply only when it happens to look; an error
-            # it never read (disk full, quota) would leave a hole in the file. Read them all.
-            while remote._reqs:
-                self._sftp._read_response(remote._reqs.popleft())
+            pipelined_writes_confirm(self._sftp, remote)
             # Checked on the open handle, before the file gets its final name.
             size = remote.stat().st_size
         if size != sent:
@@ -361,3 +358,15 @@ def _errors(action: str) -> Iterator[None]:
         raise TransportError(message) from error
     except (paramiko.SSHException, SFTPError, EOFError) as error:
         raise TransportError(f"{action}: {error or type(error).__name__}") from error
+
+
+def pipelined_writes_confirm(client: paramiko.SFTPClient, remote: paramiko.SFTPFile) -> None:
+    """Read the reply of every write ``remote`` has pipelined, raising the first error.
+
+    paramiko reads a pipelined write's reply only when it happens to look; an error it never
+    read (disk full, quota) would leave a hole in the file. paramiko's own internals, the
+    only ones this module uses: the pending requests ``SFTPFile._reqs`` and
+    ``SFTPClient._read_response`` (tests/test_library_internals.py)."""
+    while remote._reqs:
+        client._read_response(remote._reqs.popleft())
+
