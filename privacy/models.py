@@ -26,25 +26,25 @@ class AccessLogEntry(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    username = models.CharField(max_length=150)
+    username = models.CharField("username (as it was)", max_length=150)
     role = models.CharField(max_length=10, choices=Role.choices)
     kind = models.CharField(max_length=5, choices=Kind.choices)
     operation = models.CharField(max_length=60, help_text="The page or API operation.")
     path = models.CharField(max_length=300, help_text="Without the query string.")
     # Whose data was shown: client ids as " 3 7 " (a space either side of each, so that
     # ``contains " 3 "`` finds one on any database) and their names at the time.
-    client_ids = models.CharField(max_length=2000, blank=True)
-    client_names = models.TextField(blank=True)
+    client_ids = models.CharField("client ids", max_length=2000, blank=True)
+    client_names = models.TextField("clients", blank=True)
     # A detail page's referral; a list gives ``rows`` only (docs/PRIVACY.md says why).
-    referral_id = models.BigIntegerField(null=True, blank=True)
+    referral_id = models.BigIntegerField("referral", null=True, blank=True)
     rows = models.PositiveIntegerField(default=0)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    status = models.PositiveSmallIntegerField()
+    ip = models.GenericIPAddressField("IP address", null=True, blank=True)
+    status = models.PositiveSmallIntegerField("HTTP status")
 
     class Meta:
         ordering = ["-at", "-id"]
-        verbose_name = "access log entry"
-        verbose_name_plural = "access log"
+        verbose_name = "referral access log entry"
+        verbose_name_plural = "referral access log"
         indexes = [
             # "Who saw this referral?": the detail views' rows only (lists hold none).
             models.Index(

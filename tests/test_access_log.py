@@ -255,7 +255,7 @@ def test_account_managers_and_client_users_never_see_the_log(client, who, reques
     assert client.get(LOG).status_code == 403
     assert client.get(f"{LOG}{entry.pk}/change/").status_code == 403
     home = client.get("/admin/").content.decode()
-    assert "accesslogentry" not in home and "Access log" not in home
+    assert "accesslogentry" not in home and "Referral access log" not in home
 
 
 def test_a_client_users_rows_name_only_their_own_client(client, user_a, user_b, client_a,
