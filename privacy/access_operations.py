@@ -195,14 +195,14 @@ OPERATIONS: dict[str, Operation] = {
     "admin:customfields_customfield_preview": Operation(
         ADMIN, "custom field preview", POST, _preview, _nothing
     ),
-    "referral-list": Operation(API, "referrals_list", GET, _api_page(_referral), _nothing),
+    "referral-list": Operation(API, "v1_referrals_list", GET, _api_page(_referral), _nothing),
     "referral-detail": Operation(
-        API, "referrals_retrieve", GET, _api_object(_referral), _referral_asked("pk")
+        API, "v1_referrals_retrieve", GET, _api_object(_referral), _referral_asked("pk")
     ),
     "delivery-attempts": Operation(
-        API, "deliveries_attempts_list", GET, _api_page(_attempt), _delivery_asked
+        API, "v1_deliveries_attempts_list", GET, _api_page(_attempt), _delivery_asked
     ),
     "customfield-preview": Operation(
-        API, "custom_fields_preview_create", POST, _preview, _nothing
+        API, "v1_custom_fields_preview_create", POST, _preview, _nothing
     ),
 }  # fmt: skip

@@ -33,7 +33,7 @@ class AccessLogEntry(models.Model):
     path = models.CharField(max_length=300, help_text="Without the query string.")
     # Whose data was shown: client ids as " 3 7 " (a space either side of each, so that
     # ``contains " 3 "`` finds one on any database) and their names at the time.
-    client_ids = models.CharField("client ids", max_length=2000, blank=True)
+    client_ids = models.TextField("client ids", blank=True)
     client_names = models.TextField("clients", blank=True)
     # A detail page's referral; a list gives ``rows`` only (docs/PRIVACY.md says why).
     referral_id = models.BigIntegerField("referral", null=True, blank=True)

@@ -13,8 +13,10 @@ from django.utils import timezone
 
 from deliveries.models import Attempt
 from privacy.access_log import access_log_purge
+from privacy.access_operations import OPERATIONS
 from privacy.models import AccessLogEntry
 from tests.conftest import PASSWORD, api_client_for
+from tests.contract_helpers import served_schema
 from tests.factories import make_file_delivery, make_referral, referral_record
 from tests.two_factor import TwoStepClient
 
@@ -57,7 +59,7 @@ def test_a_client_users_api_list_is_logged_with_its_client_and_count(api_a, clie
     response = api_a.get("/api/v1/referrals/", {"page_size": 2})
     assert response.status_code == 200 and len(response.json()["results"]) == 2
     row = only_row()
-    assert (row.username, row.kind, row.operation) == ("alice", "api", "referrals_list")
+    assert (row.username, row.kind, row.operation) == ("alice", "api", "v1_referrals_list")
     assert (row.client_ids, row.client_names, row.rows) == (f" {client_a.pk} ", "Alpha Corp", 2)
     assert row.referral_id is None  # a list logs its count, not its ids
     assert row.path == "/api/v1/referrals/"  # the query string (a searched email) is not kept
@@ -73,7 +75,7 @@ def test_an_account_managers_list_logs_every_client_on_the_page(
     assert client.get("/admin/referrals/referral/").status_code == 200
     api_row, admin_row = AccessLogEntry.objects.order_by("id")
     both = f" {client_a.pk}  {client_b.pk} "
-    for row, operation in ((api_row, "referrals_list"), (admin_row, "referral list")):
+    for row, operation in ((api_row, "v1_referrals_list"), (admin_row, "referral list")):
         assert (row.role, row.operation, row.rows, row.client_ids) == (
             "staff", operation, 2, both,
         )  # fmt: skip
@@ -87,7 +89,7 @@ def test_an_api_detail_and_a_history_page_are_logged(client, manager, manager_ap
     assert client.get(f"/admin/referrals/referral/{referral.pk}/history/").status_code == 200
     rows = AccessLogEntry.objects.order_by("id")
     assert [(r.operation, r.referral_id, r.client_names, r.rows) for r in rows] == [
-        ("referrals_retrieve", referral.pk, "Bravo Corp", 1),
+        ("v1_referrals_retrieve", referral.pk, "Bravo Corp", 1),
         ("referral history page", referral.pk, "Bravo Corp", 1),
     ]
 
@@ -129,7 +131,7 @@ def test_delivery_attempts_holding_request_bodies_are_logged(client, manager, us
     assert page.status_code == 200
     api_row, admin_row = AccessLogEntry.objects.order_by("id")
     assert (api_row.operation, api_row.rows, api_row.client_names) == (
-        "deliveries_attempts_list", 1, "Alpha Corp",
+        "v1_deliveries_attempts_list", 1, "Alpha Corp",
     )  # fmt: skip
     assert (admin_row.operation, admin_row.referral_id, admin_row.client_ids) == (
         "delivery attempt page", referral.pk, f" {client_a.pk} ",
@@ -150,7 +152,7 @@ def test_a_custom_field_preview_of_the_latest_referrals_is_logged(client, manage
     assert page.status_code == 200, page.content
     rows = AccessLogEntry.objects.order_by("id")
     assert [(r.kind, r.operation, r.rows, r.client_names) for r in rows] == [
-        ("api", "custom_fields_preview_create", 2, "Alpha Corp"),
+        ("api", "v1_custom_fields_preview_create", 2, "Alpha Corp"),
         ("admin", "custom field preview", 2, "Alpha Corp"),
     ]
 
@@ -202,6 +204,13 @@ def test_a_logged_request_costs_one_insert_and_nothing_else(
     assert len(logged) == len(unlogged) + 1
 
 
+def test_api_operations_are_named_by_their_operation_id_in_the_schema(manager_api):
+    paths = served_schema(manager_api)["paths"]
+    ids = {op["operationId"] for item in paths.values() for op in item.values()}
+    named = {op.name for op in OPERATIONS.values() if op.kind == "api"}
+    assert named and named <= ids, named - ids
+
+
 # --- Who sees it ------------------------------------------------------------------------------
 
 
@@ -239,7 +248,7 @@ def test_a_superuser_lists_filters_and_searches_the_log(
     detail = client.get(f"{LOG}{entry.pk}/change/")
     assert detail.status_code == 200
     body = detail.content.decode()
-    assert "referrals_retrieve" in body and 'name="_save"' not in body
+    assert "v1_referrals_retrieve" in body and 'name="_save"' not in body
     assert client.get(f"{LOG}add/").status_code == 403
     assert client.post(f"{LOG}{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AccessLogEntry.objects.filter(pk=entry.pk).exists()
@@ -290,7 +299,7 @@ def test_rows_outlive_the_user_who_viewed(client, user_a, client_a):
 
 def _row(at: dt.datetime) -> AccessLogEntry:
     return AccessLogEntry.objects.create(
-        at=at, username="x", role="staff", kind="api", operation="referrals_list", path="/",
+        at=at, username="x", role="staff", kind="api", operation="v1_referrals_list", path="/",
         status=200,
     )  # fmt: skip
 
