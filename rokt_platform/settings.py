@@ -359,6 +359,14 @@ METRICS_BACKLOG_SECONDS = env_int("METRICS_BACKLOG_SECONDS", 15, minimum=1)
 # --- Privacy (privacy/, docs/PRIVACY.md) ----------------------------------------------------
 # Retention and purge, erasure on request, the access log.
 INSTALLED_APPS += ["privacy.apps.PrivacyConfig"]
+# The access log: one row per request that shows referral data (privacy.access_operations),
+# written after the view, so it sees the user an API token authenticated.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("referrals.middleware.ClientTimezoneMiddleware") + 1,
+    "privacy.middleware.AccessLogMiddleware",
+)
+# Access log rows older than this many days are purged (privacy.access_log); 0 keeps them.
+ACCESS_LOG_RETENTION_DAYS = env_int("ACCESS_LOG_RETENTION_DAYS", 365, minimum=0)
 
 LOGGING = {
     "version": 1,

@@ -25,6 +25,7 @@ BAD_VALUES = [
     ("ROKT_ENCRYPTION_KEYS", "not-a-fernet-key", "ROKT_ENCRYPTION_KEYS holds a value"),
     ("LOGIN_FAILURE_LIMIT", "0", "LOGIN_FAILURE_LIMIT=0 is below its minimum of 1"),
     ("LOGIN_LOCKOUT_MINUTES", "soon", "LOGIN_LOCKOUT_MINUTES='soon' is not a whole number"),
+    ("ACCESS_LOG_RETENTION_DAYS", "-1", "ACCESS_LOG_RETENTION_DAYS=-1 is below its minimum of 0"),
 ]
 
 

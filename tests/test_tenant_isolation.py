@@ -725,6 +725,10 @@ ADMIN_CASES = [
     Case("autocomplete-totpdevice.user",
          autocomplete("otp_totp", "totpdevice", "user", "user-qz9"), FORBIDDEN,
          staff=Staff(sees="username")),
+    # The access log (privacy): a superuser's; the users' search is what it is everywhere.
+    Case("autocomplete-accesslogentry.user",
+         autocomplete("privacy", "accesslogentry", "user", "user-qz9"), FORBIDDEN,
+         staff=Staff(sees="username")),
     # Users and their client memberships (an inline of the user page): client users have no
     # auth permissions, so every user page is 403, their own included.
     Case("user-list", user_page("changelist"), FORBIDDEN, staff=Staff(sees="username")),
