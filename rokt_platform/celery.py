@@ -96,13 +96,15 @@ def _configure(app: Celery) -> None:
                 "task": "housekeeping.deliveries_tick",
                 "schedule": float(settings.DELIVERY_TICK_SECONDS),
             },
-            # /metrics reads the backlog counted here (metrics/backlog.py).
-            "metrics-backlog": {
-                "task": "housekeeping.metrics_backlog",
-                "schedule": float(settings.METRICS_BACKLOG_SECONDS),
-            },
         },
     )
+    if settings.METRICS_TOKEN or settings.METRICS_ALLOWED_NETWORKS:
+        # /metrics reads the backlog counted here (metrics/backlog.py); with /metrics off
+        # (404) nobody reads it, so nothing counts it.
+        app.conf.beat_schedule["metrics-backlog"] = {
+            "task": "housekeeping.metrics_backlog",
+            "schedule": float(settings.METRICS_BACKLOG_SECONDS),
+        }
 
 
 _configure(app)

@@ -140,6 +140,24 @@ def test_a_delivery_shows_its_backlog_its_oldest_item_and_whether_it_is_paused(
     assert one(samples, "rokt_delivery_paused", **idle_labels) == 0
 
 
+@pytest.mark.parametrize(
+    ("token", "networks", "scheduled"),
+    [("", [], False), ("s3cret", [], True), ("", ["10.0.0.0/8"], True)],
+)
+def test_beat_counts_the_backlog_only_when_metrics_are_on(settings, token, networks, scheduled):
+    from celery import Celery
+
+    from rokt_platform.celery import _configure
+
+    settings.METRICS_TOKEN, settings.METRICS_ALLOWED_NETWORKS = token, networks
+    app = Celery("schedule-check")
+    _configure(app)
+
+    tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert ("housekeeping.metrics_backlog" in tasks) is scheduled
+    assert "housekeeping.api_deliveries_tick" in tasks  # the rest of the schedule stays
+
+
 @pytest.mark.django_db
 def test_the_backlog_is_the_workers_recent_count_or_counted_when_that_is_old(
     client, token, client_a, settings
