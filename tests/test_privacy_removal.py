@@ -1,0 +1,106 @@
+"""``referrals_remove``: a referral and every copy of its data go, and nothing else does."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from deliveries.api_items import ItemRecord, items_record
+from deliveries.file_runs import batch_freeze
+from deliveries.filewriter import batch_write
+from deliveries.models import Attempt, Batch, BatchEntry, DeliveryItem
+from privacy.removal import RemovalCounts, referrals_remove
+from referrals.models import Referral
+from tests.factories import make_api_delivery, make_file_delivery, make_referral
+
+
+def _attempt(item: DeliveryItem, body: str) -> Attempt:
+    return Attempt.objects.create(
+        delivery_id=item.delivery_id, item=item, referral_id=item.referral_id, method="POST",
+        url="https://crm.example.com/leads", request_body=body, response_body="ok",
+        outcome="delivered",
+    )  # fmt: skip
+
+
+def _record(item: DeliveryItem) -> ItemRecord:
+    return ItemRecord(
+        item_id=item.pk, delivery_id=item.delivery_id, referral_id=item.referral_id, number=1,
+        started_at=timezone.now(), method="POST", url="https://crm.example.com/leads",
+        request_headers=[], request_body='{"email": "ada@example.com"}', status_code=200,
+        response_headers=[], response_body="ok", latency_ms=12.0, error_class="",
+        outcome="delivered", attempt_reason="", item_status="delivered", item_reason="",
+        delivered_at=timezone.now(), next_attempt_at=None,
+    )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_it_deletes_the_referrals_ledger_items_batch_entries_and_attempts(client_a, tmp_path):
+    api = make_api_delivery(client_a, "https://crm.example.com/leads")
+    files = make_file_delivery(client_a)
+    sent_one = make_referral(client_a, email="ada@example.com")
+    kept = make_referral(client_a, email="grace@example.com")
+    sent_batch = batch_freeze(files)
+    Batch.objects.filter(pk=sent_batch.pk).update(status=Batch.Status.SENT)
+    owed_one = make_referral(client_a, email="ada@example.com")  # owed, not yet in a batch
+    for item in DeliveryItem.objects.filter(delivery=api):
+        _attempt(item, f"body of {item.referral_id}")
+    DeliveryItem.objects.filter(delivery=api, referral=sent_one).update(status="delivered")
+
+    counts = referrals_remove([sent_one.pk, owed_one.pk])
+
+    assert counts == RemovalCounts(
+        referrals=2, ledger_items=3, batch_entries=1, attempts=2, unsent_batches=0,
+        sent_batches=1, delivered_items=1,
+    )  # fmt: skip
+    assert list(Referral.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert set(DeliveryItem.objects.values_list("referral_id", flat=True)) == {kept.pk}
+    assert set(BatchEntry.objects.values_list("referral_id", flat=True)) == {kept.pk}
+    assert list(Attempt.objects.values_list("referral_id", flat=True)) == [kept.pk]
+    # A sent batch keeps the count it was sent with.
+    assert Batch.objects.get(pk=sent_batch.pk).rows == 2
+
+
+@pytest.mark.django_db
+def test_an_unsent_batch_is_written_without_a_removed_referral(client_a, tmp_path):
+    files = make_file_delivery(client_a)
+    gone = make_referral(client_a, email="ada@example.com")
+    kept = make_referral(client_a, email="grace@example.com")
+    batch = batch_freeze(files)
+
+    counts = referrals_remove([gone.pk])
+
+    assert (counts.batch_entries, counts.unsent_batches, counts.sent_batches) == (1, 1, 0)
+    batch.refresh_from_db()
+    assert batch.rows == 1  # what the send checks the written file against
+    [written] = batch_write(files, batch, tmp_path, lambda parts: ["out.csv"])
+    text = written.path.read_text()
+    assert written.rows == 1
+    assert "grace@example.com" in text and "ada@example.com" not in text
+    assert kept.external_id in text and gone.external_id not in text
+
+
+@pytest.mark.django_db
+def test_an_outcome_recorded_after_the_removal_writes_no_attempt(client_a):
+    api = make_api_delivery(client_a, "https://crm.example.com/leads")
+    gone = make_referral(client_a)
+    kept = make_referral(client_a)
+    gone_item = DeliveryItem.objects.get(delivery=api, referral=gone)
+    kept_item = DeliveryItem.objects.get(delivery=api, referral=kept)
+    DeliveryItem.objects.filter(delivery=api).update(status="sending")
+
+    referrals_remove([gone.pk])  # while both requests were in flight
+    items_record([_record(gone_item), _record(kept_item)])
+    items_record([_record(gone_item)])  # the one-record statement too
+
+    assert list(Attempt.objects.values_list("item_id", flat=True)) == [kept_item.pk]
+    assert DeliveryItem.objects.get(pk=kept_item.pk).status == "delivered"
+    assert not DeliveryItem.objects.filter(pk=gone_item.pk).exists()
+
+
+@pytest.mark.django_db
+def test_removing_nothing_or_what_is_already_gone_counts_nothing(client_a):
+    gone = make_referral(client_a)
+    referrals_remove([gone.pk])
+
+    assert referrals_remove([]) == RemovalCounts()
+    assert referrals_remove([gone.pk, gone.pk]) == RemovalCounts()
