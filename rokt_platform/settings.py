@@ -359,6 +359,10 @@ METRICS_BACKLOG_SECONDS = env_int("METRICS_BACKLOG_SECONDS", 15, minimum=1)
 # --- Privacy (privacy/, docs/PRIVACY.md) ----------------------------------------------------
 # Retention and purge, erasure on request, the access log.
 INSTALLED_APPS += ["privacy.apps.PrivacyConfig"]
+# Erasure receipts keep an HMAC-SHA256 of the person's identifier, never the identifier: keyed
+# with this (empty: derived from SECRET_KEY). Set it to keep receipts comparable across a
+# rotation of SECRET_KEY; changing it makes earlier receipts unmatchable.
+ERASURE_HASH_KEY = env_str("ERASURE_HASH_KEY", "")
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,60 @@
+"""Export files that hold referrals being erased: found, then deleted with the erasure.
+
+Which files hold a referral is decided by running each unexpired export's own filters
+(``ExportRequest.from_audit``, the request that wrote the file) against the referral, not by
+reading the files: a referral is immutable, so the filters match it now exactly when they
+matched it then, whatever the file's format (XLSX is compressed) or columns (a hashed email, no
+external id). A referral stored after the export finished cannot be in its file and does not
+count; one stored just before may not have been (committed after the export began): its file is
+deleted all the same, erring on the side of the person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from exports.services import ExportRequest, export_queryset
+from referrals.models import ExportAudit, Referral
+
+# Clocks of the machine that stored a referral and of the one that finished an export differ
+# by a little: a referral stored this long after an export finished still counts as in it.
+_CLOCK_MARGIN = dt.timedelta(minutes=1)
+
+
+def export_files_holding(referral_ids: Sequence[int]) -> list[ExportAudit]:
+    """The exports whose file is still there to download and holds one of ``referral_ids``.
+    Call it before the referrals are deleted."""
+    clients = Referral.objects.filter(pk__in=referral_ids).values("client_id")
+    audits = (
+        ExportAudit.objects.filter(client_id__in=clients, status=ExportAudit.Status.DONE,
+                                   expires_at__gt=timezone.now())
+        .exclude(file_path="").select_related("client").order_by("pk")
+    )  # fmt: skip
+    holding = []
+    for audit in audits:
+        finished = audit.completed_at or timezone.now()
+        matched = export_queryset(ExportRequest.from_audit(audit)).filter(
+            pk__in=referral_ids, created_at__lte=finished + _CLOCK_MARGIN
+        )
+        if matched.exists():
+            holding.append(audit)
+    return holding
+
+
+def export_files_delete(audits: Sequence[ExportAudit], *, why: str) -> int:
+    """Mark ``audits``' files gone (the audit row says ``why``) in the caller's transaction,
+    and delete the files once it commits (a rollback leaves them as they were). How many."""
+    now = timezone.now()
+    deleted = 0
+    for audit in audits:
+        deleted += ExportAudit.objects.filter(pk=audit.pk, status=ExportAudit.Status.DONE).update(
+            status=ExportAudit.Status.EXPIRED, file_path="", expires_at=now, error=why
+        )
+        path = Path(audit.file_path)
+        transaction.on_commit(lambda path=path: path.unlink(missing_ok=True))
+    return deleted

@@ -1,0 +1,161 @@
+"""Erasure on request: by email (normalised as the hash custom field does) or by client and
+external id, through the API and the admin; export files holding the person go; the receipt
+keeps no personal data; client users cannot erase."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from deliveries.models import DeliveryItem
+from exports.services import ExportRequest, export_build, export_start
+from privacy.erasure import Person, erasure_run, identifier_hash
+from privacy.models import ErasureReceipt
+from referrals.models import ExportAudit, Referral
+from tests.factories import make_file_delivery, make_referral
+
+URL = "/api/v1/erasures/"
+
+
+def _export_file(client, user) -> ExportAudit:
+    """A background export of every referral of ``client``, built: its file on disk."""
+    audit, stream = export_start(ExportRequest(client=client, format="xlsx"), user=user)
+    assert stream is None
+    export_build(audit.pk)
+    audit.refresh_from_db()
+    assert Path(audit.file_path).exists()
+    return audit
+
+
+@pytest.mark.django_db
+def test_an_email_is_found_as_the_hash_field_normalises_it_in_every_client(
+    client_a, client_b, manager_api
+):
+    in_a = make_referral(client_a, email="Ada.Lovelace@Example.com")
+    in_b = make_referral(client_b, email="ada.lovelace@example.COM")
+    other = make_referral(client_a, email="grace@example.com")
+
+    answer = manager_api.post(URL, {"email": "  ADA.lovelace@example.com\t"})
+
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["referrals"] == 2
+    assert not Referral.objects.filter(pk__in=[in_a.pk, in_b.pk]).exists()
+    assert Referral.objects.filter(pk=other.pk).exists()
+    # The same hash whichever way the address was written: comparable, not readable.
+    receipt = ErasureReceipt.objects.get()
+    assert receipt.identifier_hash == identifier_hash(Person.by_email("ada.lovelace@example.com"))
+    assert "ada" not in json.dumps(answer.json()).lower()
+    assert receipt.requested_by.username == "manager" and receipt.source == "api"
+
+
+@pytest.mark.django_db
+def test_an_email_with_a_client_erases_only_that_clients_referrals(
+    client_a, client_b, manager_api
+):
+    in_a = make_referral(client_a, email="ada@example.com")
+    in_b = make_referral(client_b, email="ada@example.com")
+
+    answer = manager_api.post(URL, {"email": "ada@example.com", "client": client_a.pk})
+
+    assert answer.status_code == 201 and answer.json()["client"] == client_a.pk
+    assert not Referral.objects.filter(pk=in_a.pk).exists()
+    assert Referral.objects.filter(pk=in_b.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_client_and_external_id_erase_that_referral_and_its_ledger(client_a, manager_api):
+    make_file_delivery(client_a)
+    gone = make_referral(client_a, external_id="lead-1")
+    kept = make_referral(client_a, external_id="lead-2")
+
+    answer = manager_api.post(URL, {"client": client_a.pk, "external_id": "lead-1"})
+
+    assert answer.status_code == 201
+    assert (answer.json()["referrals"], answer.json()["ledger_items"]) == (1, 1)
+    assert list(DeliveryItem.objects.values_list("referral_id", flat=True)) == [kept.pk]
+    assert not Referral.objects.filter(pk=gone.pk).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "non_field_errors"),
+        ({"email": "  "}, "email"),
+        ({"email": "a@b.c", "external_id": "x"}, "non_field_errors"),
+        ({"external_id": "lead-1"}, "non_field_errors"),
+        ({"client": 999999, "external_id": "lead-1"}, "client"),
+        ({"email": "a" * 255}, "email"),
+    ],
+)
+def test_a_request_that_names_nobody_is_refused_naming_the_problem(manager_api, body, field):
+    answer = manager_api.post(URL, body)
+
+    assert answer.status_code == 400
+    assert field in answer.json(), answer.json()
+    assert not ErasureReceipt.objects.exists()
+
+
+@pytest.mark.django_db
+def test_client_users_can_neither_erase_nor_see_receipts(client_a, api_a, manager):
+    referral = make_referral(client_a, email="ada@example.com")
+    receipt = erasure_run(Person.by_email("nobody@example.com"), user=manager, source="api")
+
+    assert api_a.post(URL, {"email": "ada@example.com"}).status_code == 403
+    assert api_a.get(URL).status_code == 403
+    assert api_a.get(f"{URL}{receipt.pk}/").status_code == 403
+    assert Referral.objects.filter(pk=referral.pk).exists()
+
+
+@pytest.mark.django_db
+def test_staff_list_and_read_receipts(manager_api, manager):
+    receipt = erasure_run(Person.by_email("nobody@example.com"), user=manager, source="api")
+
+    listed = manager_api.get(URL).json()
+    one = manager_api.get(f"{URL}{receipt.pk}/").json()
+
+    assert [r["id"] for r in listed["results"]] == [receipt.pk]
+    assert one["referrals"] == 0 and one["requested_by"] == "manager"
+
+
+@pytest.mark.django_db
+def test_an_unexpired_export_file_holding_the_person_is_deleted(
+    client_a, client_b, manager, tmp_path
+):
+    with override_settings(EXPORT_DIR=tmp_path):
+        make_referral(client_a, email="ada@example.com")
+        make_referral(client_b, email="grace@example.com")
+        holding = _export_file(client_a, manager)
+        other_client = _export_file(client_b, manager)
+        expired = _export_file(client_a, manager)
+        ExportAudit.objects.filter(pk=expired.pk).update(expires_at=timezone.now())
+
+        receipt = erasure_run(Person.by_email("ada@example.com"), user=manager, source="api")
+
+    assert receipt.export_files == 1
+    holding.refresh_from_db()
+    assert not Path(holding.file_path or "/nonexistent").exists()
+    assert holding.status == ExportAudit.Status.EXPIRED and holding.file_path == ""
+    assert f"erasure #{receipt.pk}" in holding.error
+    assert Path(other_client.file_path).exists()
+
+
+@pytest.mark.django_db
+def test_an_export_whose_filters_leave_the_person_out_keeps_its_file(client_a, manager, tmp_path):
+    with override_settings(EXPORT_DIR=tmp_path):
+        make_referral(client_a, email="ada@example.com", campaign="camp-2")
+        make_referral(client_a, email="grace@example.com", campaign="camp-1")
+        campaign = Referral.objects.get(email="grace@example.com").campaign_id
+        request = ExportRequest(client=client_a, format="xlsx", campaign_ids=(campaign,))
+        audit, _ = export_start(request, user=manager)
+        export_build(audit.pk)
+        audit.refresh_from_db()
+
+        receipt = erasure_run(Person.by_email("ada@example.com"), user=manager, source="api")
+
+    assert (receipt.referrals, receipt.export_files) == (1, 0)
+    assert Path(audit.file_path).exists()
