@@ -53,9 +53,7 @@ def test_an_email_is_found_as_the_hash_field_normalises_it_in_every_client(
 
 
 @pytest.mark.django_db
-def test_an_email_with_a_client_erases_only_that_clients_referrals(
-    client_a, client_b, manager_api
-):
+def test_an_email_with_a_client_erases_only_that_clients_referrals(client_a, client_b, manager_api):
     in_a = make_referral(client_a, email="ada@example.com")
     in_b = make_referral(client_b, email="ada@example.com")
 
