@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from exports.services import ExportRequest, export_queryset
@@ -27,17 +28,19 @@ _CLOCK_MARGIN = dt.timedelta(minutes=1)
 
 
 def export_files_holding(referral_ids: Sequence[int]) -> list[ExportAudit]:
-    """The exports whose file is still there to download and holds one of ``referral_ids``.
-    Call it before the referrals are deleted."""
+    """The exports whose file holds one of ``referral_ids`` and is still there to download,
+    or is being written (its query may have read them). Call it before they are deleted."""
     clients = Referral.objects.filter(pk__in=referral_ids).values("client_id")
+    now = timezone.now()
     audits = (
-        ExportAudit.objects.filter(client_id__in=clients, status=ExportAudit.Status.DONE,
-                                   expires_at__gt=timezone.now())
-        .exclude(file_path="").select_related("client").order_by("pk")
+        ExportAudit.objects.filter(client_id__in=clients)
+        .filter(Q(status=ExportAudit.Status.DONE, expires_at__gt=now)
+                | Q(status=ExportAudit.Status.RUNNING))
+        .select_related("client").order_by("pk")
     )  # fmt: skip
     holding = []
     for audit in audits:
-        finished = audit.completed_at or timezone.now()
+        finished = audit.completed_at or now
         matched = export_queryset(ExportRequest.from_audit(audit)).filter(
             pk__in=referral_ids, created_at__lte=finished + _CLOCK_MARGIN
         )
@@ -47,14 +50,25 @@ def export_files_holding(referral_ids: Sequence[int]) -> list[ExportAudit]:
 
 
 def export_files_delete(audits: Sequence[ExportAudit], *, why: str) -> int:
-    """Mark ``audits``' files gone (the audit row says ``why``) in the caller's transaction,
-    and delete the files once it commits (a rollback leaves them as they were). How many."""
-    now = timezone.now()
-    deleted = 0
-    for audit in audits:
-        deleted += ExportAudit.objects.filter(pk=audit.pk, status=ExportAudit.Status.DONE).update(
-            status=ExportAudit.Status.EXPIRED, file_path="", expires_at=now, error=why
-        )
-        path = Path(audit.file_path)
-        transaction.on_commit(lambda path=path: path.unlink(missing_ok=True))
-    return deleted
+    """Take ``audits``' files away in the caller's transaction (the audit row says ``why``):
+    a finished one's file is deleted once the transaction commits (a rollback leaves it), a
+    running one is stopped (its build, finding its audit no longer running, deletes what it
+    wrote: ``exports.services.export_build``). How many."""
+    taken = 0
+    for audit in ExportAudit.objects.select_for_update().filter(pk__in=[a.pk for a in audits]):
+        # Read under its lock: a build that finished meanwhile has made it DONE, with its file.
+        if audit.status == ExportAudit.Status.RUNNING:
+            ExportAudit.objects.filter(pk=audit.pk).update(
+                status=ExportAudit.Status.FAILED, error=f"{why} Export again to get the rest."
+            )
+        elif audit.status == ExportAudit.Status.DONE and audit.file_path:
+            ExportAudit.objects.filter(pk=audit.pk).update(
+                status=ExportAudit.Status.EXPIRED, file_path="", expires_at=timezone.now(),
+                error=why,
+            )  # fmt: skip
+            path = Path(audit.file_path)
+            transaction.on_commit(lambda path=path: path.unlink(missing_ok=True))
+        else:
+            continue
+        taken += 1
+    return taken

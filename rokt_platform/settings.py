@@ -245,6 +245,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "customfields.api.schema.custom_field_schemas",
         "deliveries.api.schema.delivery_bodies",
+        "privacy.api.schema.erasure_schemas",
     ],
 }
 

@@ -5,18 +5,22 @@ keeps no personal data; client users cannot erase."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
+from django.db import connection, connections, transaction
 from django.test import override_settings
 from django.utils import timezone
 
 from deliveries.models import DeliveryItem
-from exports.services import ExportRequest, export_build, export_start
+from exports.services import PROGRESS_EVERY, ExportRequest, export_build, export_start
 from privacy.erasure import Person, erasure_run, identifier_hash
 from privacy.models import ErasureReceipt
 from referrals.models import ExportAudit, Referral
-from tests.factories import make_file_delivery, make_referral
+from referrals.services import referrals_ingest
+from tests.factories import make_file_delivery, make_referral, referral_record
+from tests.processes import wait_for
 
 URL = "/api/v1/erasures/"
 
@@ -57,9 +61,9 @@ def test_an_email_with_a_client_erases_only_that_clients_referrals(client_a, cli
     in_a = make_referral(client_a, email="ada@example.com")
     in_b = make_referral(client_b, email="ada@example.com")
 
-    answer = manager_api.post(URL, {"email": "ada@example.com", "client": client_a.pk})
+    answer = manager_api.post(URL, {"email": "ada@example.com", "client": client_a.slug})
 
-    assert answer.status_code == 201 and answer.json()["client"] == client_a.pk
+    assert answer.status_code == 201 and answer.json()["client"] == client_a.slug
     assert not Referral.objects.filter(pk=in_a.pk).exists()
     assert Referral.objects.filter(pk=in_b.pk).exists()
 
@@ -70,7 +74,7 @@ def test_a_client_and_external_id_erase_that_referral_and_its_ledger(client_a, m
     gone = make_referral(client_a, external_id="lead-1")
     kept = make_referral(client_a, external_id="lead-2")
 
-    answer = manager_api.post(URL, {"client": client_a.pk, "external_id": "lead-1"})
+    answer = manager_api.post(URL, {"client": client_a.slug, "external_id": "lead-1"})
 
     assert answer.status_code == 201
     assert (answer.json()["referrals"], answer.json()["ledger_items"]) == (1, 1)
@@ -82,12 +86,17 @@ def test_a_client_and_external_id_erase_that_referral_and_its_ledger(client_a, m
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({}, "non_field_errors"),
-        ({"email": "  "}, "email"),
-        ({"email": "a@b.c", "external_id": "x"}, "non_field_errors"),
-        ({"external_id": "lead-1"}, "non_field_errors"),
-        ({"client": 999999, "external_id": "lead-1"}, "client"),
+        ({}, "email"),
+        ({"email": " \t "}, "email"),  # white space alone names nobody
         ({"email": "a" * 255}, "email"),
+        ({"email": 12}, "email"),
+        ({"email": "a@b.c", "external_id": "x", "client": "alpha"}, "email"),  # not both
+        ({"external_id": "lead-1"}, "client"),
+        ({"client": "nobody", "external_id": "lead-1"}, "client"),
+        ({"client": 1, "external_id": "lead-1"}, "client"),
+        ({"client": "alpha", "external_id": ""}, "external_id"),
+        ({"email": "a@b.c", "note": "x"}, "note"),
+        (["a@b.c"], "non_field_errors"),
     ],
 )
 def test_a_request_that_names_nobody_is_refused_naming_the_problem(manager_api, body, field):
@@ -157,3 +166,41 @@ def test_an_export_whose_filters_leave_the_person_out_keeps_its_file(client_a, m
 
     assert (receipt.referrals, receipt.export_files) == (1, 0)
     assert Path(audit.file_path).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_export_running_when_the_erasure_commits_is_stopped_and_leaves_no_file(
+    client_a, manager, tmp_path, settings
+):
+    settings.EXPORT_DIR = tmp_path
+    referrals_ingest(records=[referral_record(client_a) for _ in range(3 * PROGRESS_EVERY)])
+    make_referral(client_a, email="ada@example.com")
+    audit, _ = export_start(ExportRequest(client=client_a, format="xlsx"), user=manager)
+    build = threading.Thread(target=_build_apart, args=[audit.pk])
+    with transaction.atomic():
+        # The row locked once the build has begun: its progress report, after
+        # PROGRESS_EVERY rows, waits for this transaction (the erasure's) to end.
+        build.start()
+        wait_for(lambda: _status(audit) == "running", timeout=30, what="the build to start")
+        ExportAudit.objects.select_for_update().get(pk=audit.pk)
+        receipt = erasure_run(Person.by_email("ada@example.com"), user=manager, source="api")
+    build.join(60)
+
+    audit.refresh_from_db()
+    assert receipt.export_files == 1
+    assert audit.status == ExportAudit.Status.FAILED and f"erasure #{receipt.pk}" in audit.error
+    assert list(tmp_path.iterdir()) == []  # what it had written is gone
+
+
+def _status(audit: ExportAudit) -> str:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT status FROM referrals_exportaudit WHERE id = %s", [audit.pk])
+        return cursor.fetchone()[0]
+
+
+def _build_apart(audit_id: int) -> None:
+    try:
+        export_build(audit_id)
+    finally:
+        connection.close()

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from deliveries.api_items import ItemRecord, items_record
+from deliveries.claims import delivery_claim
 from deliveries.file_runs import batch_freeze
 from deliveries.filewriter import batch_write
 from deliveries.models import Attempt, Batch, BatchEntry, DeliveryItem
 from privacy.removal import RemovalCounts, referrals_remove
 from referrals.models import Referral
 from tests.factories import make_api_delivery, make_file_delivery, make_referral
+from tests.processes import wait_for
 
 
 def _attempt(item: DeliveryItem, body: str) -> Attempt:
@@ -104,3 +109,52 @@ def test_removing_nothing_or_what_is_already_gone_counts_nothing(client_a):
 
     assert referrals_remove([]) == RemovalCounts()
     assert referrals_remove([gone.pk, gone.pk]) == RemovalCounts()
+
+
+def _advisory_waiters() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_removal_waits_for_a_file_run_holding_the_delivery_then_shrinks_its_batch(client_a):
+    files = make_file_delivery(client_a)
+    gone = make_referral(client_a)
+    make_referral(client_a)
+    batch = batch_freeze(files)
+    claimed, release = threading.Event(), threading.Event()
+    outcome: dict[str, RemovalCounts] = {}
+
+    def run_in_progress() -> None:  # a run writing or uploading the batch
+        try:
+            with delivery_claim(files.pk) as held:
+                assert held
+                claimed.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    def erasure() -> None:
+        try:
+            outcome["counts"] = referrals_remove([gone.pk])
+        finally:
+            connection.close()
+
+    run = threading.Thread(target=run_in_progress)
+    run.start()
+    assert claimed.wait(30)
+    removal = threading.Thread(target=erasure)
+    removal.start()
+    wait_for(lambda: _advisory_waiters() == 1, timeout=30, what="the removal to wait")
+    # While the run holds the claim, the batch is as it was frozen.
+    assert BatchEntry.objects.filter(batch=batch).count() == 2
+    release.set()
+    run.join(30)
+    removal.join(30)
+
+    assert outcome["counts"].unsent_batches == 1
+    assert not BatchEntry.objects.filter(batch=batch, referral_id=gone.pk).exists()
+    assert BatchEntry.objects.filter(batch=batch).count() == 1
+    assert Batch.objects.get(pk=batch.pk).rows == 1

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from privacy.api.serializers import ErasureReceiptSerializer, ErasureRequestSerializer
+from privacy.api.serializers import (
+    ErasureByEmailSerializer,
+    ErasureByExternalIdSerializer,
+    ErasureReceiptSerializer,
+    erasure_request_serializer,
+)
 from privacy.erasure import erasure_run
 from privacy.models import ErasureReceipt
 from referrals.api.pagination import LimitOffsetPages
@@ -29,16 +34,25 @@ class ErasureViewSet(
     permission_classes = [IsAccountManager]
     serializer_class = ErasureReceiptSerializer
     pagination_class = LimitOffsetPages
-    queryset = ErasureReceipt.objects.select_related("requested_by").order_by("-created_at", "-id")
+    queryset = ErasureReceipt.objects.select_related("requested_by", "client").order_by(
+        "-created_at", "-id"
+    )
 
-    @extend_schema(request=ErasureRequestSerializer, responses={201: ErasureReceiptSerializer})
+    @extend_schema(
+        request=PolymorphicProxySerializer(
+            component_name="ErasureRequest",
+            serializers=[ErasureByEmailSerializer, ErasureByExternalIdSerializer],
+            resource_type_field_name=None,
+        ),
+        responses={201: ErasureReceiptSerializer},
+    )
     def create(self, request: Request) -> Response:
-        """Erase a person: by ``email`` (every client, or ``client``'s referrals), or by
-        ``client`` and ``external_id``. Their referrals, queued and in-flight sends, batch
-        entries, logged requests and unexpired export files holding them are deleted, and
-        nothing about them is sent after this answers. 201 with the receipt, also when
+        """Erase a person: by ``email`` (every client's referrals, or ``client``'s), or by
+        ``client`` (a slug) and ``external_id``. Their referrals, queued and in-flight sends,
+        batch entries, logged requests and unexpired export files holding them are deleted,
+        and nothing about them is sent after this answers. 201 with the receipt, also when
         nothing matched (its counts say so)."""
-        given = ErasureRequestSerializer(data=request.data)
+        given = erasure_request_serializer(request.data)
         given.is_valid(raise_exception=True)
         receipt = erasure_run(given.validated_data["person"], user=request.user,
                               source=ErasureReceipt.Source.API)  # fmt: skip
