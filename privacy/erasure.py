@@ -17,7 +17,11 @@ from django.utils.crypto import salted_hmac
 
 from customfields.transforms.simple import hash_input
 from deliveries.models import Attempt, BatchEntry, DeliveryItem
-from privacy.export_files import export_files_delete, export_files_holding
+from privacy.export_files import (
+    export_files_delete,
+    export_files_holding,
+    export_searches_redact,
+)
 from privacy.models import ErasureReceipt
 from privacy.removal import RemovalCounts, referrals_remove
 from referrals.models import Client, Referral
@@ -117,7 +121,9 @@ def erasure_run(person: Person, *, user, source: str) -> ErasureReceipt:
     """Erase ``person``'s referrals in the scope and every copy of them; the receipt."""
     with transaction.atomic():
         ids = person_referral_ids(person)
-        exports = export_files_holding(ids) if ids else []  # before the referrals go
+        # Both before the referrals go: they read them.
+        exports = export_files_holding(ids) if ids else []
+        export_searches_redact(ids)
         counts = referrals_remove(ids) if ids else RemovalCounts()
         receipt = ErasureReceipt.objects.create(
             identifier_kind=person.kind, identifier_hash=identifier_hash(person),

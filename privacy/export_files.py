@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from exports.services import ExportRequest, export_queryset
 from referrals.models import ExportAudit, Referral
+from referrals.selectors import search_terms
 
 # Clocks of the machine that stored a referral and of the one that finished an export differ
 # by a little: a referral stored this long after an export finished still counts as in it.
@@ -72,3 +73,35 @@ def export_files_delete(audits: Sequence[ExportAudit], *, why: str) -> int:
             continue
         taken += 1
     return taken
+
+
+# What an export audit's search shows where it named an erased person.
+ERASED = "[erased]"
+
+
+def export_searches_redact(referral_ids: Sequence[int]) -> int:
+    """Export audits keep the search each export ran (the referral list's: exact external ids,
+    emails, names); a word of one that is the email or external id of a referral being erased
+    becomes ``ERASED``, so the audit still says that a search was made, not for whom. Names
+    are left: they name many people. Call it before the referrals are deleted. How many
+    audits changed."""
+    named: dict[int, set[str]] = {}
+    found = Referral.objects.filter(pk__in=referral_ids).values_list(
+        "client_id", "email", "external_id"
+    )
+    for client_id, email, external_id in found:
+        named.setdefault(client_id, set()).update(v.lower() for v in (email, external_id) if v)
+    searched = (
+        ExportAudit.objects.filter(client_id__in=list(named)).exclude(filters__search="")
+        .exclude(filters__search=None).only("pk", "client_id", "filters").order_by("pk")
+    )  # fmt: skip
+    changed = 0
+    for audit in searched:
+        terms = search_terms(audit.filters.get("search") or "")
+        kept = [ERASED if term.lower() in named[audit.client_id] else term for term in terms]
+        if kept != terms:
+            search = " ".join(f'"{term}"' if " " in term else term for term in kept)
+            ExportAudit.objects.filter(pk=audit.pk).update(filters={**audit.filters,
+                                                                    "search": search})  # fmt: skip
+            changed += 1
+    return changed

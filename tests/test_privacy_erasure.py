@@ -204,3 +204,22 @@ def _build_apart(audit_id: int) -> None:
         export_build(audit_id)
     finally:
         connection.close()
+
+
+@pytest.mark.django_db
+def test_an_export_audit_no_longer_names_the_person_it_searched_for(client_a, manager):
+    make_referral(client_a, email="ada@example.com", external_id="lead-7", last_name="Byron")
+    searched = ExportAudit.objects.create(
+        user=manager, client=client_a, format="csv",
+        filters={"search": 'ADA@example.com Byron "lead-7"', "campaign_ids": [3]},
+    )  # fmt: skip
+    other = ExportAudit.objects.create(
+        user=manager, client=client_a, format="csv", filters={"search": "grace@example.com"}
+    )
+
+    erasure_run(Person.by_email("ada@example.com"), user=manager, source="api")
+
+    searched.refresh_from_db()
+    other.refresh_from_db()
+    assert searched.filters == {"search": "[erased] Byron [erased]", "campaign_ids": [3]}
+    assert other.filters == {"search": "grace@example.com"}
