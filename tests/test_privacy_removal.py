@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from deliveries.api_items import ItemRecord, items_record
 from deliveries.claims import delivery_claim
-from deliveries.file_runs import batch_freeze
+from deliveries.file_runs import batch_freeze, batch_send
 from deliveries.filewriter import batch_write
 from deliveries.models import Attempt, Batch, BatchEntry, DeliveryItem
 from privacy.removal import RemovalCounts, referrals_remove
@@ -158,3 +158,27 @@ def test_a_removal_waits_for_a_file_run_holding_the_delivery_then_shrinks_its_ba
     assert not BatchEntry.objects.filter(batch=batch, referral_id=gone.pk).exists()
     assert BatchEntry.objects.filter(batch=batch).count() == 1
     assert Batch.objects.get(pk=batch.pk).rows == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_made_beside_a_removal_is_sent_without_the_referral_it_lost(
+    client_a, tmp_path, settings
+):
+    settings.DELIVERY_WORK_DIR = tmp_path
+    files = make_file_delivery(client_a, port=1)  # nothing listens: the upload fails, after
+    gone = make_referral(client_a)  # the file has been written and checked
+    make_referral(client_a)
+    batch = batch_freeze(files)
+    referrals_remove([gone.pk])
+    # A redelivery batch made at the same moment: its entries were committed after the
+    # removal looked, for a referral its own query had read before the removal committed.
+    BatchEntry.objects.create(batch=batch, referral_id=gone.pk)
+    Batch.objects.filter(pk=batch.pk).update(rows=2)
+    batch.refresh_from_db()
+
+    assert not batch_send(files, batch)
+
+    batch.refresh_from_db()
+    assert batch.error and "were written" not in batch.error  # the upload's failure
+    assert batch.rows == 1
+    assert not BatchEntry.objects.filter(referral_id=gone.pk).exists()
