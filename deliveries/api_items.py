@@ -223,15 +223,30 @@ _ATTEMPT_COLUMNS = """
     outcome, reason
 """
 _ATTEMPT_VALUES = "%s, %s, %s, %s, FALSE, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s"
-_INSERT_ATTEMPT = f"INSERT INTO deliveries_attempt ({_ATTEMPT_COLUMNS}) VALUES ({_ATTEMPT_VALUES})"  # noqa: S608 (constants only)
 _UPDATE_ITEM = """
 UPDATE deliveries_deliveryitem
 SET lease_until = NULL, reason = %s, status = %s, delivered_at = COALESCE(%s, delivered_at),
     next_attempt_at = %s
 WHERE id = %s
 """
-# PostgreSQL: the attempt and the item's state in one statement, one round trip.
-_RECORD_PG = f"WITH attempt AS ({_INSERT_ATTEMPT}) {_UPDATE_ITEM}"
+# An attempt is written only while its item is there: an item deleted meanwhile (its referral
+# erased while the request was in flight, ``privacy.removal``) gets no attempt, which would
+# keep the erased person's body. On PostgreSQL the item's UPDATE comes first and the attempt
+# is inserted from what it returns, in one statement, one round trip: the UPDATE waits for an
+# erasure holding the item's lock and, once it commits, finds no row and so inserts nothing.
+# (Typed: a parameter in a SELECT list takes no type from the column it goes into.)
+_RECORD_PG = f"""
+WITH item AS ({_UPDATE_ITEM} RETURNING id)
+INSERT INTO deliveries_attempt ({_ATTEMPT_COLUMNS})
+SELECT %s::bigint, item.id, %s::bigint, %s::integer, FALSE, %s::timestamptz, %s, %s, %s::jsonb,
+       %s, %s::integer, %s::jsonb, %s, %s::double precision, %s, %s, %s
+FROM item
+"""  # noqa: S608 (constants only)
+# SQLite (one writer at a time): the item first, then its attempt if the item is there.
+_INSERT_ATTEMPT_IF_ITEM = f"""
+INSERT INTO deliveries_attempt ({_ATTEMPT_COLUMNS})
+SELECT {_ATTEMPT_VALUES} WHERE EXISTS (SELECT 1 FROM deliveries_deliveryitem WHERE id = %s)
+"""  # noqa: S608 (constants only)
 
 
 def items_open(ids: Sequence[int]) -> list[OpenItem]:
@@ -348,21 +363,30 @@ def items_put_back(ids: Sequence[int], *, status: str, due: dt.datetime) -> None
 
 
 def items_record(records: Iterable[ItemRecord]) -> None:
-    """Write each attempt and its item's new state; together, or not at all."""
+    """Write each attempt and its item's new state; together, or not at all; nothing for an
+    item that is gone (erased meanwhile)."""
     records = list(records)
     if not records:
         return
     if len(records) == 1 and connection.vendor == "postgresql":
         # One statement is atomic by itself: no BEGIN and COMMIT round trips.
         with prepared_cursor() as cursor:
-            cursor.execute(_RECORD_PG, [*_attempt_row(records[0]), *_item_row(records[0])])
+            cursor.execute(_RECORD_PG, _record_row_pg(records[0]))
         return
     with transaction.atomic(), prepared_cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.executemany(_RECORD_PG, [[*_attempt_row(r), *_item_row(r)] for r in records])
+            cursor.executemany(_RECORD_PG, [_record_row_pg(r) for r in records])
         else:
-            cursor.executemany(_INSERT_ATTEMPT, [_attempt_row(r) for r in records])
             cursor.executemany(_UPDATE_ITEM, [_item_row(r) for r in records])
+            cursor.executemany(_INSERT_ATTEMPT_IF_ITEM,
+                               [[*_attempt_row(r), r.item_id] for r in records])  # fmt: skip
+
+
+def _record_row_pg(record: ItemRecord) -> list:
+    """``_RECORD_PG``'s parameters: the item's, then the attempt's but its item id (the row
+    the UPDATE returned gives it)."""
+    attempt = _attempt_row(record)
+    return [*_item_row(record), attempt[0], *attempt[2:]]
 
 
 def _attempt_row(record: ItemRecord) -> list:

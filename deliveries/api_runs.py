@@ -336,7 +336,8 @@ def api_test_send(delivery: Delivery) -> Attempt:
         delivery, referral, msg_id=f"msg_test_{delivery.pk}_{int(time.time())}"
     )
     result = classify(delivery, response)
-    return _test_attempt(delivery, built, response, result)
+    # The referral it sent is named, so that erasing that person finds this body too.
+    return _test_attempt(delivery, built, response, result, referral_id=referral.pk)
 
 
 def _unbuilt(delivery: Delivery, exc: Exception,
@@ -543,7 +544,9 @@ def _attempt_fields(built: Built, response, result: Outcome) -> dict:
     }  # fmt: skip
 
 
-def _test_attempt(delivery: Delivery, built: Built, response, result: Outcome) -> Attempt:
+def _test_attempt(delivery: Delivery, built: Built, response, result: Outcome, *,
+                  referral_id: int | None) -> Attempt:  # fmt: skip
     fields = _attempt_fields(built, response, result)
     fields["reason"] = fields.pop("attempt_reason")
-    return Attempt.objects.create(delivery=delivery, number=1, test=True, **fields)
+    return Attempt.objects.create(delivery=delivery, number=1, test=True,
+                                  referral_id=referral_id, **fields)  # fmt: skip

@@ -9,7 +9,7 @@ definition, an exclusive ``flock`` on a file, released by the operating system l
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -45,3 +45,17 @@ def delivery_claim(delivery_id: int) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def delivery_claims_await(delivery_ids: Iterable[int]) -> None:
+    """Hold the claims of ``delivery_ids`` until the current transaction ends, waiting for any
+    run that holds one to finish (PostgreSQL: transaction-level advisory locks, in id order,
+    so two callers never wait for each other). For a change a file run must not overlap, such
+    as taking a referral out of a batch that is being written and uploaded; take them before
+    any row lock, since a run in progress may be waiting for one. On SQLite: nothing (one
+    machine; its writers take turns)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for delivery_id in sorted(set(delivery_ids)):
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_NAMESPACE, delivery_id])

@@ -226,6 +226,11 @@ def batch_send(delivery: Delivery, batch: Batch) -> bool:
                 )  # fmt: skip
             written = sum(f.rows for f in files)
             if written != batch.rows:
+                # Referrals deleted since the batch was made are not written: their entries
+                # go too (the deletion takes out those it can see; a batch made at the same
+                # moment, a redelivery, can keep one), and the file is what the batch holds.
+                batch.rows = _batch_drop_deleted(batch)
+            if written != batch.rows:
                 raise RuntimeError(
                     f"batch {batch.number} holds {batch.rows} referrals but {written} were written"
                 )
@@ -249,6 +254,22 @@ def batch_send(delivery: Delivery, batch: Batch) -> bool:
     batch.refresh_from_db()
     delivery_succeeded(delivery)
     return True
+
+
+_DROP_DELETED = """
+DELETE FROM deliveries_batchentry WHERE batch_id = %s AND NOT EXISTS (
+    SELECT 1 FROM referrals_referral r WHERE r.id = deliveries_batchentry.referral_id)
+"""
+
+
+def _batch_drop_deleted(batch: Batch) -> int:
+    """Delete ``batch``'s entries of referrals that no longer exist; its row count now."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_DROP_DELETED, [batch.pk])
+        cursor.execute("UPDATE deliveries_batch SET rows = rows - %s WHERE id = %s",
+                       [cursor.rowcount, batch.pk])  # fmt: skip
+        cursor.execute("SELECT rows FROM deliveries_batch WHERE id = %s", [batch.pk])
+        return cursor.fetchone()[0]
 
 
 def _upload(delivery: Delivery, batch: Batch, files: list[WrittenFile], work: Path) -> None:

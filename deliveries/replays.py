@@ -11,6 +11,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
+from deliveries.api_items import items_update_in_id_order
 from deliveries.models import Delivery, DeliveryItem
 
 Status = DeliveryItem.Status
@@ -20,11 +21,15 @@ def _replay(delivery: Delivery, items) -> int:
     ids = list(items.values_list("pk", flat=True))
     if not ids:
         return 0
-    DeliveryItem.objects.filter(pk__in=ids).exclude(status=Status.SENDING).update(
+    from deliveries.api_runs import api_items_enqueue
+
+    # In id order, as every statement on many items locks them: an erasure or a retention run
+    # deleting some of these items at the same moment would otherwise deadlock with it.
+    items_update_in_id_order(
+        DeliveryItem.objects.filter(pk__in=ids).exclude(status=Status.SENDING),
         status=Status.PENDING, next_attempt_at=timezone.now(), lease_until=None,
         queued_at=timezone.now(),
-    )
-    from deliveries.api_runs import api_items_enqueue
+    )  # fmt: skip
 
     transaction.on_commit(lambda: api_items_enqueue({delivery.pk: ids}), robust=True)
     return len(ids)

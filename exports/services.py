@@ -240,10 +240,14 @@ def export_build(audit_id: int) -> None:
         )
         raise
     now = timezone.now()
-    ExportAudit.objects.filter(pk=audit.pk).update(
+    finished = ExportAudit.objects.filter(pk=audit.pk, status=ExportAudit.Status.RUNNING).update(
         status=ExportAudit.Status.DONE, rows=rows, completed_at=now, file_path=str(path),
         expires_at=now + dt.timedelta(hours=settings.EXPORT_FILE_TTL_HOURS),
     )  # fmt: skip
+    if not finished:
+        # Stopped while it ran (an erasure of someone it may hold: the audit says so): the
+        # file is nobody's to download.
+        path.unlink(missing_ok=True)
 
 
 def _progress(audit: ExportAudit, done: int) -> None:

@@ -22,6 +22,8 @@ _ACCOUNT_MANAGER_APPS = ("referrals", "customfields", "deliveries", "authtoken")
 _ACCOUNT_MANAGER_EXTRA = (
     "auth.view_user", "auth.add_user", "auth.change_user",
     "axes.view_accessattempt", "axes.delete_accessattempt",
+    # Erasure receipts (privacy: read-only in the admin, written by erasures only).
+    "privacy.view_erasurereceipt",
 )  # fmt: skip
 # Client users read their own client's data; scoping is enforced by referrals.tenancy.
 _CLIENT_USER_PERMISSIONS = (

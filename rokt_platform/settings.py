@@ -245,6 +245,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "customfields.api.schema.custom_field_schemas",
         "deliveries.api.schema.delivery_bodies",
+        "privacy.api.schema.erasure_schemas",
     ],
 }
 
@@ -367,6 +368,10 @@ MIDDLEWARE.insert(
 )
 # Access log rows older than this many days are purged (privacy.access_log); 0 keeps them.
 ACCESS_LOG_RETENTION_DAYS = env_int("ACCESS_LOG_RETENTION_DAYS", 365, minimum=0)
+# Erasure receipts keep an HMAC-SHA256 of the person's identifier, never the identifier: keyed
+# with this (empty: derived from SECRET_KEY). Set it to keep receipts comparable across a
+# rotation of SECRET_KEY; changing it makes earlier receipts unmatchable.
+ERASURE_HASH_KEY = env_str("ERASURE_HASH_KEY", "")
 
 LOGGING = {
     "version": 1,

@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("referrals.api.urls")),
     path("api/v1/", include("customfields.api.urls")),
     path("api/v1/", include("deliveries.api.urls")),
+    path("api/v1/", include("privacy.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", _docs_page, name="api-docs"),
     path("healthz", healthz, name="healthz"),

@@ -31,7 +31,8 @@ from customfields.sources import STANDARD_FIELDS
 from deliveries.models import Delivery
 from deliveries.setting_patterns import RESERVED_HEADERS
 from demo.seed import CLIENT_USER, MANAGER, demo_seed
-from referrals.models import Campaign, Referral
+from privacy.erasure import Person, erasure_run
+from referrals.models import Campaign, Client, Referral
 from rokt_platform.celery import app
 from tests.factories import make_client, make_referral
 
@@ -57,6 +58,11 @@ def fuzz_world(live_server):
     demo_seed(referrals=30, inbox_base_url=live_server.url)
     other = make_client("other-tenant", name="Other tenant")
     make_referral(other)
+    # Someone the erasure operation may erase (tests/fuzz_hooks.py), and a receipt to read.
+    erasable = {"email": "erase-me@fuzz.example.com", "external_id": "fuzz-erasable"}
+    make_referral(Client.objects.get(slug="acme-demo"), **erasable)
+    manager = get_user_model().objects.get(username=MANAGER)
+    receipt = erasure_run(Person.by_email("nobody@fuzz.example.com"), user=manager, source="api")
     custom_field_save(CustomField(client=other, name="other_label", kind="constant", constant="x"))
     Delivery.objects.create(
         client=other, name="Other webhook", kind="api", url="https://example.com/"
@@ -77,13 +83,17 @@ def fuzz_world(live_server):
         "reserved_headers": list(RESERVED_HEADERS),
         "delivery_settings": _delivery_settings_by_kind(),
         "standard_fields": list(STANDARD_FIELDS),
+        "erasure": erasable,
         "ids": {
             "referrals": [
-                *Referral.objects.filter(client__slug="acme-demo").values_list("pk", flat=True)[:5],
+                *Referral.objects.filter(client__slug="acme-demo")
+                .exclude(external_id=erasable["external_id"])  # it may be erased early on
+                .values_list("pk", flat=True)[:5],
                 Referral.objects.filter(client=other).get().pk,
             ],
             "custom-fields": list(CustomField.objects.values_list("pk", flat=True)),
             "deliveries": list(Delivery.objects.values_list("pk", flat=True)),
+            "erasures": [receipt.pk],
         },
     }
     yield facts

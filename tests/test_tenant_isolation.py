@@ -65,6 +65,8 @@ from deliveries.models import (
     WorkerHeartbeat,
 )
 from deliveries.validation import delivery_errors
+from privacy.api import urls as privacy_api_urls
+from privacy.models import ErasureReceipt
 from referrals.api import urls as api_urls
 from referrals.models import Campaign, Client, ClientMembership, ExportAudit, Referral
 from referrals.roles import account_manager_create, client_user_create
@@ -74,7 +76,7 @@ from tests.factories import make_client, make_referral
 User = get_user_model()
 
 # Apps whose admin pages hold client data: every URL of their model admins needs a row.
-TENANT_APPS = ("referrals", "customfields", "deliveries")
+TENANT_APPS = ("referrals", "customfields", "deliveries", "privacy")
 # Further models whose admin pages must be covered: users carry client memberships.
 SENSITIVE_MODELS = (User,)
 
@@ -223,6 +225,8 @@ class World:
     b: Tenant
     manager: Any
     heartbeat: WorkerHeartbeat
+    # An erasure of one of B's people (staff only: no client user sees any receipt).
+    receipt_b: ErasureReceipt
 
 
 def _tenant(client: Client, user, tag: str) -> Tenant:
@@ -308,11 +312,16 @@ def _world_once(django_db_setup, django_db_blocker) -> Iterator[World]:
         manager = account_manager_create(username="manager", password=PASSWORD)
         user_b = client_user_create(client=client_b, username="b-user", password=PASSWORD)
         heartbeat = WorkerHeartbeat.objects.create(hostname="worker-qz9", beat_at=timezone.now())
+        receipt_b = ErasureReceipt.objects.create(
+            identifier_kind="external_id", identifier_hash="f" * 64, client=client_b,
+            requested_by=manager, source="api", referrals=1,
+        )  # fmt: skip
         yield World(
             a=_tenant(client_a, user_a, "alpha"),
             b=_tenant(client_b, user_b, "bravo"),
             manager=manager,
             heartbeat=heartbeat,
+            receipt_b=receipt_b,
         )
         transaction.set_rollback(True)
 
@@ -473,7 +482,15 @@ def heartbeat_page(view: str, with_object: bool = False):
     )
 
 
+def receipt_page(view: str, with_object: bool = False):
+    """``admin:privacy_erasurereceipt_<view>``: erasure receipts, account managers' only."""
+    return lambda w: reverse(
+        f"admin:privacy_erasurereceipt_{view}", args=[w.receipt_b.pk] if with_object else []
+    )
+
+
 API_ROOT = "/api/v1/"
+ERASURE_API = "/api/v1/erasures/"
 API = "/api/v1/referrals/"
 CF_API = "/api/v1/custom-fields/"
 DL_API = "/api/v1/deliveries/"
@@ -708,6 +725,22 @@ ADMIN_CASES = [
          NOT_FOUND, staff=Staff(status=FORBIDDEN)),
     Case("exportaudit-add", admin_page("add", "exportaudit"), FORBIDDEN,
          staff=Staff(status=FORBIDDEN)),
+    # Erasure receipts: account managers read them; client users get nothing of them.
+    Case("erasurereceipt-list", receipt_page("changelist"), FORBIDDEN,
+         staff=Staff(sees="client_name")),
+    Case("erasurereceipt-change-of-b", receipt_page("change", True), FORBIDDEN,
+         staff=Staff(sees="client_name")),
+    Case("erasurereceipt-history-of-b", receipt_page("history", True), FORBIDDEN,
+         staff=Staff()),
+    Case("erasurereceipt-delete-of-b", receipt_page("delete", True), FORBIDDEN,
+         staff=Staff(status=FORBIDDEN)),
+    Case("erasurereceipt-add", receipt_page("add"), FORBIDDEN, staff=Staff(status=FORBIDDEN)),
+    Case("autocomplete-erasurereceipt.client",
+         autocomplete("privacy", "erasurereceipt", "client", "client-qz9"),
+         a_sees="client_name", staff=Staff(sees="client_name")),
+    Case("autocomplete-erasurereceipt.requested_by",
+         autocomplete("privacy", "erasurereceipt", "requested_by", "user-qz9"), FORBIDDEN,
+         staff=Staff(sees="username")),
     Case("autocomplete-customfield.client",
          autocomplete("customfields", "customfield", "client", "client-qz9"),
          a_sees="client_name", staff=Staff(sees="client_name")),
@@ -1002,6 +1035,9 @@ ADMIN_CASES = [
 
 API_CASES = [
     Case("api-root", lambda w: API_ROOT),
+    Case("api-erasures", lambda w: ERASURE_API, FORBIDDEN, staff=Staff()),
+    Case("api-erasure-of-b", lambda w: f"{ERASURE_API}{w.receipt_b.pk}/", FORBIDDEN,
+         staff=Staff()),
     Case("api-schema", lambda w: "/api/schema/"),
     Case("api-list", api_list(),
          a_sees="referral_external_id", staff=Staff(sees="referral_external_id")),
@@ -1800,6 +1836,7 @@ def test_every_api_endpoint_has_a_row(world: World):
         *api_urls.urlpatterns,
         *customfield_api_urls.urlpatterns,
         *delivery_api_urls.urlpatterns,
+        *privacy_api_urls.urlpatterns,
     ]
     wanted = {p.name for p in patterns if p.name}
     missing = wanted - _url_names(world, API_CASES)

@@ -52,6 +52,12 @@ class Case:
         return Compiled(python=memoized(python), sql=sql)
 
 
+def hash_input(value: str) -> str:
+    """What the hash transform hashes of ``value``: trimmed and lower-cased (ASCII only, as ad
+    platforms do). Finding a person by email for an erasure normalises it with this too."""
+    return ascii_lower(ascii_trim(value))
+
+
 class Hash:
     """sha256 or md5 (hex) of the trimmed, lower-cased value, as ad platforms match hashed
     emails; an empty value stays empty rather than becoming the hash of nothing."""
@@ -69,7 +75,7 @@ class Hash:
         digest = getattr(hashlib, field.algorithm)
 
         def python(value: str) -> str:
-            normal = ascii_lower(ascii_trim(value))
+            normal = hash_input(value)
             return digest(normal.encode("utf-8", "surrogatepass")).hexdigest() if normal else ""
 
         def sql(expression: str) -> str:
