@@ -66,7 +66,7 @@ from deliveries.models import (
 )
 from deliveries.validation import delivery_errors
 from privacy.api import urls as privacy_api_urls
-from privacy.models import ErasureReceipt
+from privacy.models import AccessLogEntry, ErasureReceipt
 from referrals.api import urls as api_urls
 from referrals.models import Campaign, Client, ClientMembership, ExportAudit, Referral
 from referrals.roles import account_manager_create, client_user_create
@@ -227,6 +227,8 @@ class World:
     heartbeat: WorkerHeartbeat
     # An erasure of one of B's people (staff only: no client user sees any receipt).
     receipt_b: ErasureReceipt
+    # A manager's view of B's referrals in the access log (superusers only).
+    access_b: AccessLogEntry
 
 
 def _tenant(client: Client, user, tag: str) -> Tenant:
@@ -316,12 +318,18 @@ def _world_once(django_db_setup, django_db_blocker) -> Iterator[World]:
             identifier_kind="external_id", identifier_hash="f" * 64, client=client_b,
             requested_by=manager, source="api", referrals=1,
         )  # fmt: skip
+        access_b = AccessLogEntry.objects.create(
+            user=manager, username="manager", role="staff", kind="api",
+            operation="v1_referrals_list", path="/api/v1/referrals/",
+            client_ids=f" {client_b.pk} ", client_names=client_b.name, rows=1, status=200,
+        )  # fmt: skip
         yield World(
             a=_tenant(client_a, user_a, "alpha"),
             b=_tenant(client_b, user_b, "bravo"),
             manager=manager,
             heartbeat=heartbeat,
             receipt_b=receipt_b,
+            access_b=access_b,
         )
         transaction.set_rollback(True)
 
@@ -486,6 +494,13 @@ def receipt_page(view: str, with_object: bool = False):
     """``admin:privacy_erasurereceipt_<view>``: erasure receipts, account managers' only."""
     return lambda w: reverse(
         f"admin:privacy_erasurereceipt_{view}", args=[w.receipt_b.pk] if with_object else []
+    )
+
+
+def access_log_page(view: str, with_object: bool = False):
+    """``admin:privacy_accesslogentry_<view>``: the referral access log, superusers' only."""
+    return lambda w: reverse(
+        f"admin:privacy_accesslogentry_{view}", args=[w.access_b.pk] if with_object else []
     )
 
 
@@ -735,6 +750,11 @@ ADMIN_CASES = [
     Case("erasurereceipt-delete-of-b", receipt_page("delete", True), FORBIDDEN,
          staff=Staff(status=FORBIDDEN)),
     Case("erasurereceipt-add", receipt_page("add"), FORBIDDEN, staff=Staff(status=FORBIDDEN)),
+    # The referral access log watches account managers too: superusers only.
+    *(Case(f"accesslogentry-{view}", access_log_page(view, obj), FORBIDDEN,
+           staff=Staff(status=FORBIDDEN))
+      for view, obj in (("changelist", False), ("add", False), ("change", True),
+                        ("history", True), ("delete", True))),
     Case("autocomplete-erasurereceipt.client",
          autocomplete("privacy", "erasurereceipt", "client", "client-qz9"),
          a_sees="client_name", staff=Staff(sees="client_name")),
