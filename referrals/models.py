@@ -6,6 +6,7 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models, transaction
 from django.db.models.functions import Upper
 from django.utils import timezone
@@ -35,6 +36,24 @@ class Client(models.Model):
         default=False,
         help_text="Every user of this client must enter a code from an authenticator app "
         "when logging in (users enrol at their next login).",
+    )
+    class RetentionAction(models.TextChoices):
+        ANONYMISE = "anonymise", "Anonymise (clear personal data, keep the row for counts)"
+        DELETE = "delete", "Delete"
+
+    retention_days = models.PositiveIntegerField(
+        "keep referrals for (days)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Referrals older than this are anonymised or deleted by the daily purge, "
+        "once no delivery still owes them. Blank: kept forever.",
+    )
+    retention_action = models.CharField(
+        "then",
+        max_length=10,
+        choices=RetentionAction.choices,
+        default=RetentionAction.ANONYMISE,
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -127,6 +146,9 @@ class Referral(models.Model):
         default=timezone.now, editable=False, help_text="When the platform stored it."
     )
     extra = models.JSONField(default=dict, blank=True)
+    # Set once, with the personal columns cleared, by ``referrals.anonymise`` (the one change
+    # a stored referral allows).
+    anonymised_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ImmutableQuerySet.as_manager()
 
