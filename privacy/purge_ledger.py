@@ -59,6 +59,14 @@ def _locked(rows: QuerySet) -> QuerySet:
     return rows.select_for_update(skip_locked=True).order_by("pk")
 
 
+def _delete(model, ids: list[int]) -> int:
+    """One DELETE of these rows (locked by the caller), without Django's collector: no
+    SELECT of related rows first, no cascade (nothing here has rows that depend on it)."""
+    if not ids:
+        return 0
+    return model.objects.filter(pk__in=ids)._raw_delete(DEFAULT_DB_ALIAS)
+
+
 def ledger_items_purge(now: dt.datetime, batch_size: int) -> int:
     """Delete real-time items delivered (or rejected: stored) more than
     ``RETENTION_DELIVERED_ITEMS_DAYS`` ago."""
@@ -79,10 +87,8 @@ def ledger_items_purge(now: dt.datetime, batch_size: int) -> int:
                 (delivery, delivered_at or created_at, status)
                 for _, delivery, status, delivered_at, created_at in rows
             )
-            # No cascade through Django's collector: the attempts have a retention of their own.
-            removed += DeliveryItem.objects.filter(pk__in=[r[0] for r in rows])._raw_delete(
-                DEFAULT_DB_ALIAS
-            )
+            # Attempts are not cascaded: they have a retention of their own.
+            removed += _delete(DeliveryItem, [r[0] for r in rows])
     return removed
 
 
@@ -113,9 +119,7 @@ def attempts_purge(now: dt.datetime, batch_size: int) -> int:
                 for _, delivery, started_at, outcome, test, _ in gone
                 if not test
             )
-            removed += Attempt.objects.filter(pk__in=[r[0] for r in gone])._raw_delete(
-                DEFAULT_DB_ALIAS
-            )
+            removed += _delete(Attempt, [r[0] for r in gone])
     return removed
 
 
@@ -142,7 +146,7 @@ def batch_entries_purge(now: dt.datetime, batch_size: int, since: dt.datetime | 
                         :batch_size
                     ]
                 )
-                removed += BatchEntry.objects.filter(pk__in=ids)._raw_delete(DEFAULT_DB_ALIAS)
+                removed += _delete(BatchEntry, ids)
             if len(ids) < batch_size:
                 break
     return removed

@@ -88,7 +88,7 @@ ANONYMISE_SQL = ", ".join(f"{c} = {_blank_sql(c)}" for c in PERSONAL_FIELDS)
 
 def _update(sql: str, pk: int) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"UPDATE referrals_referral SET {sql} WHERE id = %s", [pk])  # noqa: S608
+        cursor.execute(f"UPDATE referrals_referral SET {sql} WHERE id = %s", [pk])
 
 
 def _now_sql() -> str:
