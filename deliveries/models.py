@@ -86,6 +86,10 @@ class Delivery(models.Model):
         help_text="Referrals stored from this time on are delivered (earlier: a backfill).",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The retention purge (privacy) removed the ledger's record (item, batch entry) of some
+    # referrals stored up to this time: a backfill starts after it, or it would owe again,
+    # and send again, what was delivered.
+    purged_through = models.DateTimeField(null=True, blank=True, editable=False)
 
     # Connection (SFTP / FTPS)
     host = models.CharField(max_length=255, blank=True)

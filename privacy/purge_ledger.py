@@ -19,8 +19,10 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Q, QuerySet
 
-from deliveries.models import Attempt, Batch, BatchEntry, DeliveryItem
+from deliveries.ledger import ledger_forgotten
+from deliveries.models import Attempt, Batch, BatchEntry, Delivery, DeliveryItem
 from privacy.rollup import delivery_days_add
+from referrals.models import Referral
 
 OWED = ("file", "pending", "sending", "failed")  # deliveries.selectors.OWED
 
@@ -54,6 +56,29 @@ def _after(keys: tuple[str, ...], values: tuple) -> Q:
     return Q(**{f"{head}__gt": values[0]}) | later
 
 
+def _deliveries_locked(ids) -> None:
+    """Lock these deliveries' rows first, in id order, as a backfill does before it reads the
+    ledger: the purge then removes records and says so (``ledger_forgotten``) while no
+    backfill can run between the two."""
+    list(
+        Delivery.objects.filter(pk__in=set(ids)).select_for_update(no_key=True)
+        .order_by("pk").values_list("pk", flat=True)
+    )  # fmt: skip
+
+
+def _forget(pairs: list[tuple[int, int]]) -> None:
+    """(delivery id, referral id) pairs whose ledger record is being removed: each delivery
+    remembers the newest such referral's storage time."""
+    stored = dict(
+        Referral.objects.filter(pk__in={r for _, r in pairs}).values_list("pk", "created_at")
+    )
+    marks: dict[int, dt.datetime] = {}
+    for delivery, referral in pairs:
+        if referral in stored:
+            marks[delivery] = max(marks.get(delivery, stored[referral]), stored[referral])
+    ledger_forgotten(marks)
+
+
 def _locked(rows: QuerySet) -> QuerySet:
     """``rows`` locked in id order, skipping those another transaction holds."""
     return rows.select_for_update(skip_locked=True).order_by("pk")
@@ -77,15 +102,19 @@ def ledger_items_purge(now: dt.datetime, batch_size: int) -> int:
         status="rejected", created_at__lt=cutoff
     )
     removed = 0
-    for page in key_pages(DeliveryItem.objects.filter(expired).values_list("pk"), batch_size, "pk"):
+    candidates = DeliveryItem.objects.filter(expired).values_list("pk", "delivery_id")
+    for page in key_pages(candidates, batch_size, "pk"):
         with transaction.atomic():
+            _deliveries_locked(delivery for _, delivery in page)
             rows = list(
-                _locked(DeliveryItem.objects.filter(expired, pk__in=[pk for (pk,) in page]))
-                .values_list("pk", "delivery_id", "status", "delivered_at", "created_at")
+                _locked(DeliveryItem.objects.filter(expired, pk__in=[pk for pk, _ in page]))
+                .values_list("pk", "delivery_id", "status", "delivered_at", "created_at",
+                             "referral_id")
             )  # fmt: skip
+            _forget([(row[1], row[5]) for row in rows])
             delivery_days_add(
                 (delivery, delivered_at or created_at, status)
-                for _, delivery, status, delivered_at, created_at in rows
+                for _, delivery, status, delivered_at, created_at, _ in rows
             )
             # Attempts are not cascaded: they have a retention of their own.
             removed += _delete(DeliveryItem, [r[0] for r in rows])
@@ -134,19 +163,20 @@ def batch_entries_purge(now: dt.datetime, batch_size: int, since: dt.datetime | 
     if since is not None:
         sent = sent.filter(finished_at__gte=since)
     removed = 0
-    for batch_id in sent.order_by("pk").values_list("pk", flat=True).iterator():
+    batches = sent.order_by("pk").values_list("pk", "delivery_id")
+    for batch_id, delivery_id in batches.iterator():
         while True:
             with transaction.atomic():
+                _deliveries_locked([delivery_id])
                 # A sent batch never changes; the lock only makes sure it was sent.
                 batch = Batch.objects.filter(pk=batch_id, status=Batch.Status.SENT)
                 if not _locked(batch).exists():
                     break
-                ids = list(
-                    BatchEntry.objects.filter(batch_id=batch_id).values_list("pk", flat=True)[
-                        :batch_size
-                    ]
-                )
-                removed += _delete(BatchEntry, ids)
+                entries = BatchEntry.objects.filter(batch_id=batch_id)
+                rows = list(entries.values_list("pk", "referral_id")[:batch_size])
+                _forget([(delivery_id, referral) for _, referral in rows])
+                removed += _delete(BatchEntry, [pk for pk, _ in rows])
+                ids = rows
             if len(ids) < batch_size:
                 break
     return removed

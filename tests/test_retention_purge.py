@@ -190,3 +190,18 @@ def test_staff_set_a_clients_retention_and_its_users_only_read_it(client, manage
     client.force_login(user_a)
     page = client.get(f"/admin/referrals/client/{client_a.pk}/change/").content.decode()
     assert "Keep referrals for (days)" in page and 'name="retention_days"' not in page
+
+
+def test_a_backfill_after_a_purge_owes_again_nothing_that_was_delivered(world):
+    from django.db import transaction
+
+    from deliveries.ledger import ledger_backfill
+    from deliveries.models import Delivery
+
+    retention_purge(now=_later())
+    before = sorted(DeliveryItem.objects.values_list("delivery_id", "referral_id", "status"))
+    for delivery in (world.api, world.files):  # what a save does: backfill from the start on
+        with transaction.atomic():
+            ledger_backfill(Delivery.objects.select_for_update().get(pk=delivery.pk))
+    after = sorted(DeliveryItem.objects.values_list("delivery_id", "referral_id", "status"))
+    assert after == before
