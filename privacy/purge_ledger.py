@@ -13,6 +13,7 @@ became owed meanwhile (a replay) is left alone. What it removes is rolled up by 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 
 from django.conf import settings
@@ -34,17 +35,27 @@ def _cutoff(now: dt.datetime, days: int) -> dt.datetime | None:
 
 def key_pages(rows: QuerySet, batch_size: int, *keys: str) -> Iterator[list]:
     """Pages of ``rows`` (values lists starting with ``keys``) in key order, each read after
-    the last one's work is done (keyset: what the last page left is not read again)."""
+    the last one's work is done (keyset: what the last page left is not read again), with a
+    pause after each (``pace``)."""
     after: tuple | None = None
     while True:
         page = rows
         if after is not None:
             page = page.filter(_after(keys, after))
+        started = time.perf_counter()
         chunk = list(page.order_by(*keys)[:batch_size])
         if not chunk:
             return
         yield chunk
+        pace(started)
         after = tuple(chunk[-1][: len(keys)])
+
+
+def pace(started: float) -> None:
+    """Rest ``PURGE_PAUSE_RATIO`` times as long as the page since ``started`` took: the
+    purge is never urgent, and on a small machine ingestion and sends need the cores."""
+    if settings.PURGE_PAUSE_RATIO:
+        time.sleep(settings.PURGE_PAUSE_RATIO * (time.perf_counter() - started))
 
 
 def _after(keys: tuple[str, ...], values: tuple) -> Q:
@@ -166,6 +177,7 @@ def batch_entries_purge(now: dt.datetime, batch_size: int, since: dt.datetime | 
     batches = sent.order_by("pk").values_list("pk", "delivery_id")
     for batch_id, delivery_id in batches.iterator():
         while True:
+            started = time.perf_counter()
             with transaction.atomic():
                 _deliveries_locked([delivery_id])
                 # A sent batch never changes; the lock only makes sure it was sent.
@@ -176,8 +188,8 @@ def batch_entries_purge(now: dt.datetime, batch_size: int, since: dt.datetime | 
                 rows = list(entries.values_list("pk", "referral_id")[:batch_size])
                 _forget([(delivery_id, referral) for _, referral in rows])
                 removed += _delete(BatchEntry, [pk for pk, _ in rows])
-                ids = rows
-            if len(ids) < batch_size:
+            pace(started)
+            if len(rows) < batch_size:
                 break
     return removed
 

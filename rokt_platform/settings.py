@@ -268,6 +268,8 @@ RETENTION_ATTEMPTS_DAYS = env_int("RETENTION_ATTEMPTS_DAYS", 30, minimum=0)
 # Rows per short transaction, and how often beat starts a purge (one at a time).
 PURGE_BATCH_SIZE = env_int("PURGE_BATCH_SIZE", 2000, minimum=1)
 PURGE_EVERY_SECONDS = env_int("PURGE_EVERY_SECONDS", 3600, minimum=60)
+# After each page the purge rests this many times as long as the page took (0: no rest).
+PURGE_PAUSE_RATIO = env_float("PURGE_PAUSE_RATIO", 1.0, minimum=0.0)
 
 # File deliveries: beat looks for due runs and retries this often; a delivery failing this long
 # warns account managers (email through Django's mail settings, and a banner in the admin).
