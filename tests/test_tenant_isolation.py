@@ -903,6 +903,10 @@ ADMIN_CASES = [
     Case("autocomplete-deliveryitem.delivery",
          autocomplete("deliveries", "deliveryitem", "delivery", "delivery-qz9"),
          a_sees="delivery_name", staff=Staff(sees="delivery_name")),
+    # The retention purge's daily figures point at their delivery (no admin page of their own).
+    Case("autocomplete-deliveryday.delivery",
+         autocomplete("deliveries", "deliveryday", "delivery", "delivery-qz9"),
+         a_sees="delivery_name", staff=Staff(sees="delivery_name")),
     # A frozen batch's entries point at the batch and its referrals.
     Case("autocomplete-batchentry.batch",
          autocomplete("deliveries", "batchentry", "batch", "delivery-qz9"),
