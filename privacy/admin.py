@@ -12,7 +12,7 @@ from referrals.tenancy import is_client_user
 class PurgeRunAdmin(admin.ModelAdmin):
     list_display = ("started_at", "status", "total", "finished_at")
     list_filter = ("status",)
-    fields = ("started_at", "finished_at", "status", "removed", "notes", "error")
+    fields = ("started_at", "finished_at", "status", "what_was_removed", "notes", "error")
     readonly_fields = fields
 
     def has_module_permission(self, request) -> bool:
@@ -33,3 +33,9 @@ class PurgeRunAdmin(admin.ModelAdmin):
     @admin.display(description="rows removed or anonymised")
     def total(self, obj: PurgeRun) -> int:
         return obj.total
+
+    @admin.display(description="removed")
+    def what_was_removed(self, obj: PurgeRun) -> str:
+        """Words, not JSON: "ledger items: 1,200; attempts: 3,400"."""
+        parts = [f"{name.replace('_', ' ')}: {count:,}" for name, count in obj.removed.items()]
+        return "; ".join(parts) or "nothing yet"
