@@ -5,8 +5,10 @@ Run:  .venv/bin/python bench/purge.py [--quick] [--write]
 Creates a scratch database (``bench_purge``), fills it in SQL: 250,000 referrals of two
 clients, four real-time deliveries, 1M ledger items delivered 60-90 days ago (each referral
 once per delivery) and 1M attempts of those items, then VACUUM ANALYZE (``--quick``: a tenth).
-Ingestion is ``referrals_ingest`` called in this process with one referral a call, paced at
-``--rate`` (200) referrals a second (open loop: each call's latency counts from when it was
+Ingestion is ``referrals_ingest`` called in this process with ``--per-call`` (10) referrals
+a call (one call alone is CPU-bound Python: at one a call, 200 a second took most of a core
+here, and any other load made the baseline itself fall behind), paced at ``--rate`` (200)
+referrals a second (open loop: each call's latency counts from when it was
 due), for another client whose one real-time delivery owes each (its ledger item written
 and queued to Redis, as in production), after 5 s of warm-up. Three
 phases on the same data:
@@ -88,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k items and attempts, not 1M")
     parser.add_argument("--rate", type=int, default=200, help="referrals stored a second")
+    parser.add_argument("--per-call", type=int, default=10, help="referrals per ingestion call")
     parser.add_argument("--seconds", type=float, default=30, help="the baseline's length")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--write", action="store_true", help="update docs/PERFORMANCE.md")
@@ -101,15 +104,15 @@ def main() -> None:
     _fill(referrals)
     print(f"filled in {time.perf_counter() - started:.0f} s", flush=True)
     env = {**os.environ, **PURGE_ENV, "DATABASE_URL": url}
-    _ingest(args.rate, 5)  # warm-up: imports, prepared statements, connections
-    phases = [("ingestion alone (baseline)", _ingest(args.rate, args.seconds), None)]
+    _ingest(args.rate, 5, args.per_call)  # warm-up: imports, prepared statements, connections
+    phases = [("ingestion alone (baseline)", _ingest(args.rate, args.seconds, args.per_call), None)]
     print(phases[-1][0], _summary(phases[-1][1]), flush=True)
-    purge = _beside(env, [sys.executable, "-c", PURGE_CODE], args.rate)
+    purge = _beside(env, [sys.executable, "-c", PURGE_CODE], args.rate, args.per_call)
     phases.append(("ingestion during the retention purge", *purge))
     print(phases[-1][0], _summary(purge[0]), purge[1], flush=True)
     _put_back(referrals)
     plain = [sys.executable, "-c", DELETE_CODE, json.dumps(PLAIN_DELETE)]
-    delete = _beside(env, plain, args.rate)
+    delete = _beside(env, plain, args.rate, args.per_call)
     phases.append(("ingestion during a plain DELETE", *delete))
     print(phases[-1][0], _summary(delete[0]), delete[1], flush=True)
     report = _report(args, referrals * DELIVERIES, phases)
@@ -148,22 +151,22 @@ def _put_back(referrals: int) -> None:
     connection.close()
 
 
-def _ingest(rate: int, seconds: float, until=None) -> list[float]:
-    """Latencies (ms) of ``referrals_ingest`` calls of one referral, due every 1/rate s,
-    for ``seconds`` or until ``until()`` is true."""
+def _ingest(rate: int, seconds: float, per_call: int, until=None) -> list[float]:
+    """Latencies (ms) of ``referrals_ingest`` calls of ``per_call`` referrals, due every
+    per_call/rate s, for ``seconds`` or until ``until()`` is true."""
     from referrals.services import referrals_ingest
 
     latencies: list[float] = []
     start = time.perf_counter()
     n = 0
     while True:
-        due = start + n / rate
+        due = start + n * per_call / rate
         now = time.perf_counter()
         if (until is None and now - start >= seconds) or (until is not None and until()):
             return latencies
         if due > now:
             time.sleep(due - now)
-        referrals_ingest(records=[_record(n)])
+        referrals_ingest(records=[_record(n * per_call + k) for k in range(per_call)])
         latencies.append((time.perf_counter() - due) * 1000)
         n += 1
 
@@ -179,10 +182,10 @@ def _record(n: int) -> dict:
     }  # fmt: skip
 
 
-def _beside(env: dict, command: list[str], rate: int) -> tuple[list[float], dict]:
+def _beside(env: dict, command: list[str], rate: int, per_call: int) -> tuple[list, dict]:
     """Ingest while ``command`` runs in another process; its JSON answer."""
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    latencies = _ingest(rate, 0, until=lambda: process.poll() is not None)
+    latencies = _ingest(rate, 0, per_call, until=lambda: process.poll() is not None)
     output, _ = process.communicate()
     if process.returncode:
         raise SystemExit(f"{command[:2]} failed ({process.returncode})")
@@ -207,8 +210,10 @@ def _report(args, rows: int, phases: list) -> str:
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, PostgreSQL on loopback: {rows:,} expired ledger items "
-        f"and {rows:,} attempts (four real-time deliveries), ingestion of one referral a call "
-        f"at {args.rate}/s (`referrals_ingest`, a ledger item each, queued to Redis).",
+        f"and {rows:,} attempts (four real-time deliveries), ingestion of {args.per_call} "
+        f"referrals a call at {args.rate} referrals/s (`referrals_ingest`, a ledger item each, "
+        f"queued to Redis). Load average at the end: {os.getloadavg()[0]:.1f} (the machine "
+        "is shared).",
         "",
         "| phase | calls | p50 ms | p95 ms | p99 ms | p95 vs alone | removed | seconds | rows/s |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
