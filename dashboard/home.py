@@ -9,14 +9,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 
 from customfields.models import CustomField
 from deliveries.selectors import delivered_per_day, deliveries_health, recent_batches
-from referrals.models import Client, ExportAudit, Referral
+from referrals.models import Client, ExportAudit, Referral, ReferralDay
 from referrals.selectors import Day, referrals_per_day
 from referrals.tenancy import is_account_manager, user_client
 
@@ -69,8 +69,14 @@ def client_summaries() -> list[ClientSummary]:
 
     def stored_since(delta: dt.timedelta):
         recent = Referral.objects.filter(client=OuterRef("pk"), created_at__gte=now - delta)
+        # Plus the whole days of the window whose referrals the retention purge deleted.
+        deleted = ReferralDay.objects.filter(
+            client=OuterRef("pk"), utc_day__gt=(now - delta).astimezone(dt.UTC).date()
+        )
         return Coalesce(Subquery(
             recent.order_by().values("client").annotate(n=Count("id")).values("n")
+        ), 0) + Coalesce(Subquery(
+            deleted.order_by().values("client").annotate(n=Sum("stored")).values("n")
         ), 0)  # fmt: skip
 
     latest = Referral.objects.filter(client=OuterRef("pk")).order_by("-created_at")

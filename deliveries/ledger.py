@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from referrals.hooks import StoredHook
@@ -90,6 +91,7 @@ INSERT INTO deliveries_deliveryitem
 SELECT d.id, r.id, %(now)s, CASE WHEN d.kind = 'api' THEN 'pending' ELSE 'file' END,
        CASE WHEN d.kind = 'api' THEN %(now)s END, 0, ''{_OWED}
   AND d.id = %(delivery)s
+  AND (d.purged_through IS NULL OR r.created_at > d.purged_through)
   AND NOT EXISTS (
         SELECT 1 FROM deliveries_batchentry e
         WHERE e.referral_id = r.id AND e.batch_id IN (
@@ -101,7 +103,8 @@ ON CONFLICT (delivery_id, referral_id) DO NOTHING
 def ledger_backfill(delivery) -> int:
     """Record what ``delivery`` owes of the referrals already stored (a delivery created with
     an earlier start, a start moved earlier, a scope widened), each once, never one it has
-    sent or holds already; how many it now owes besides.
+    sent or holds already; how many it now owes besides. Never further back than what the
+    retention purge forgot (``Delivery.purged_through``): those were delivered.
 
     Runs in the caller's transaction, which must hold the delivery's row ``FOR UPDATE``: a
     file run freezing a batch (its batch row's key lock on the delivery) then either finishes
@@ -147,6 +150,18 @@ def ledger_backfill_settle(delivery_id: int, *, saved_at: dt.datetime) -> int:
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update().filter(pk=delivery_id, active=True).first()
         return ledger_backfill(delivery) if delivery is not None else 0
+
+
+def ledger_forgotten(marks: dict[int, dt.datetime]) -> None:
+    """Record that the ledger's records of referrals stored up to ``marks[delivery id]`` may
+    be gone (the retention purge), so no backfill owes them again. The caller holds the
+    deliveries' rows (locked before the items, as a backfill locks them)."""
+    from deliveries.models import Delivery
+
+    for delivery_id, stored_at in sorted(marks.items()):
+        Delivery.objects.filter(pk=delivery_id).filter(
+            Q(purged_through__isnull=True) | Q(purged_through__lt=stored_at)
+        ).update(purged_through=stored_at)
 
 
 def ledger_queue(rows: Iterable[tuple[int, int, str]]) -> None:

@@ -86,6 +86,10 @@ class Delivery(models.Model):
         help_text="Referrals stored from this time on are delivered (earlier: a backfill).",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The retention purge (privacy) removed the ledger's record (item, batch entry) of some
+    # referrals stored up to this time: a backfill starts after it, or it would owe again,
+    # and send again, what was delivered.
+    purged_through = models.DateTimeField(null=True, blank=True, editable=False)
 
     # Connection (SFTP / FTPS)
     host = models.CharField(max_length=255, blank=True)
@@ -410,3 +414,32 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} at {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DeliveryDay(models.Model):
+    """What a delivery did on a day, for the ledger items and attempts the retention purge
+    removed (``privacy.purge``): the readers of daily figures add these to what they count
+    from live rows, so a purge changes no chart, health figure or total.
+
+    ``day`` is the date in the client's time zone (a client's charts), ``utc_day`` in UTC
+    (the all-clients chart): a client's day spans at most two UTC days, so a row per pair
+    serves both."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="days")
+    day = models.DateField()
+    utc_day = models.DateField()
+    delivered = models.PositiveIntegerField(default=0, help_text="Items delivered (real time).")
+    rejected = models.PositiveIntegerField(default=0, help_text="Items rejected.")
+    attempts_delivered = models.PositiveIntegerField(default=0)
+    attempts_rejected = models.PositiveIntegerField(default=0)
+    attempts_failed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["delivery", "day", "utc_day"], name="delivery_day_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} on {self.day}"

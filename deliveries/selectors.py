@@ -9,7 +9,14 @@ from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from deliveries.models import Attempt, Batch, Delivery, DeliveryItem, WorkerHeartbeat
+from deliveries.models import (
+    Attempt,
+    Batch,
+    Delivery,
+    DeliveryDay,
+    DeliveryItem,
+    WorkerHeartbeat,
+)
 from referrals.tenancy import is_account_manager, scope_to_user
 
 SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret",
@@ -88,8 +95,16 @@ def delivered_per_day(*, client=None, days: int = 30) -> dict:
         live.annotate(day=TruncDate("delivered_at", tzinfo=zone))
         .values("day").annotate(n=Count("id")).order_by()
     )  # fmt: skip
+    # What the retention purge removed was rolled up by day first (``DeliveryDay``).
+    day_field = "day" if client is not None else "utc_day"
+    purged = DeliveryDay.objects.filter(**{f"{day_field}__gte": first}, delivered__gt=0)
+    if client is not None:
+        purged = purged.filter(delivery__client=client)
+    rolled_up = purged.values_list(day_field).annotate(n=Sum("delivered")).order_by()
     for row in [*files, *real_time]:
         totals[row["day"]] = totals.get(row["day"], 0) + (row["n"] or 0)
+    for day, n in rolled_up:
+        totals[day] = totals.get(day, 0) + n
     return totals
 
 

@@ -1,4 +1,5 @@
-"""Privacy's records: the referral access log and erasure receipts (no personal data)."""
+"""Privacy's records: the referral access log, erasure receipts (no personal data) and what
+each retention purge did."""
 
 from __future__ import annotations
 
@@ -112,3 +113,31 @@ class ErasureReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"Erasure #{self.pk} ({self.get_identifier_kind_display()})"
+
+
+class PurgeRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed (the next run goes on)"
+
+    started_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    # Target name -> rows (or files) removed or anonymised, filled in as each target ends.
+    removed = models.JSONField(default=dict, blank=True)
+    # Target name -> the cutoff it used (ISO time), so the next run need not look again at
+    # what this one finished (sent batches' entries).
+    cutoffs = models.JSONField(default=dict, blank=True)
+    notes = models.TextField(blank=True, help_text="What was left alone, and why.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Purge of {self.started_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+    @property
+    def total(self) -> int:
+        return sum(self.removed.values())

@@ -6,6 +6,7 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models, transaction
 from django.db.models.functions import Upper
 from django.utils import timezone
@@ -35,6 +36,24 @@ class Client(models.Model):
         default=False,
         help_text="Every user of this client must enter a code from an authenticator app "
         "when logging in (users enrol at their next login).",
+    )
+    class RetentionAction(models.TextChoices):
+        ANONYMISE = "anonymise", "Anonymise (clear personal data, keep the row for counts)"
+        DELETE = "delete", "Delete"
+
+    retention_days = models.PositiveIntegerField(
+        "keep referrals for (days)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Referrals older than this are anonymised or deleted by the daily purge, "
+        "once no delivery still owes them. Blank: kept forever.",
+    )
+    retention_action = models.CharField(
+        "then",
+        max_length=10,
+        choices=RetentionAction.choices,
+        default=RetentionAction.ANONYMISE,
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -127,6 +146,9 @@ class Referral(models.Model):
         default=timezone.now, editable=False, help_text="When the platform stored it."
     )
     extra = models.JSONField(default=dict, blank=True)
+    # Set once, with the personal columns cleared, by ``referrals.anonymise`` (the one change
+    # a stored referral allows).
+    anonymised_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ImmutableQuerySet.as_manager()
 
@@ -167,6 +189,26 @@ class Referral(models.Model):
         with transaction.atomic(using=kwargs.get("using")):
             super().save(*args, **kwargs)
             stored_hooks_run([self.pk])
+
+
+class ReferralDay(models.Model):
+    """How many of a client's referrals stored on a day the retention purge deleted: the
+    readers of daily figures add these to what they count from live rows, so deleting old
+    referrals changes no chart or total. ``day`` is the client's date, ``utc_day`` UTC's
+    (as ``deliveries.DeliveryDay``)."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    utc_day = models.DateField()
+    stored = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client", "day", "utc_day"], name="referral_day_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} on {self.day}"
 
 
 class ClientMembership(models.Model):

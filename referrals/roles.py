@@ -18,12 +18,13 @@ CLIENT_USERS = "Client users"
 # Account managers run the platform's own apps, and issue API tokens.
 _ACCOUNT_MANAGER_APPS = ("referrals", "customfields", "deliveries", "authtoken")
 # ...and onboard client users (PlatformUserAdmin keeps superuser status and raw permissions
-# out of their reach), see login lockouts and lift them (deleting the attempt unlocks).
+# out of their reach), see login lockouts and lift them (deleting the attempt unlocks),
+# and see what the retention purge did.
 _ACCOUNT_MANAGER_EXTRA = (
     "auth.view_user", "auth.add_user", "auth.change_user",
     "axes.view_accessattempt", "axes.delete_accessattempt",
-    # Erasure receipts (privacy: read-only in the admin, written by erasures only).
-    "privacy.view_erasurereceipt",
+    # Privacy, read-only in the admin: erasure receipts, and what the retention purge did.
+    "privacy.view_erasurereceipt", "privacy.view_purgerun",
 )  # fmt: skip
 # Client users read their own client's data; scoping is enforced by referrals.tenancy.
 _CLIENT_USER_PERMISSIONS = (

@@ -7,12 +7,12 @@ import zoneinfo
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.text import smart_split, unescape_string_literal
 
-from referrals.models import Client, Referral
+from referrals.models import Client, Referral, ReferralDay
 
 CACHE_SECONDS = 60
 # What the referral list's search box matches: each word, case-insensitively and exactly, in
@@ -59,6 +59,13 @@ def referrals_per_day(*, client: Client | None, days: int = 30) -> list[Day]:
             rows = rows.filter(client=client)
         grouped = rows.annotate(day=TruncDate("created_at", tzinfo=zone)).values("day")
         found = {row["day"]: row["n"] for row in grouped.annotate(n=Count("id")).order_by()}
+        # Referrals the retention purge deleted were counted by day first (``ReferralDay``).
+        day_field = "day" if client is not None else "utc_day"
+        deleted = ReferralDay.objects.filter(**{f"{day_field}__gte": first})
+        if client is not None:
+            deleted = deleted.filter(client=client)
+        for day, n in deleted.values_list(day_field).annotate(n=Sum("stored")).order_by():
+            found[day] = found.get(day, 0) + n
         counts = [(first + dt.timedelta(days=n), 0) for n in range(days)]
         counts = [(day, found.get(day, 0)) for day, _ in counts]
         cache.set(key, counts, CACHE_SECONDS)

@@ -84,9 +84,10 @@ def _configure(app: Celery) -> None:
         beat_schedule_filename=str(settings.CELERY_BEAT_SCHEDULE_FILE),
         beat_schedule={
             "worker-heartbeat": {"task": "housekeeping.heartbeat", "schedule": 60.0},
-            "purge-expired-exports": {
-                "task": "housekeeping.purge_expired_exports",
-                "schedule": 3600.0,
+            # Retention: expired export files too (privacy.targets).
+            "retention-purge": {
+                "task": "housekeeping.retention_purge",
+                "schedule": float(settings.PURGE_EVERY_SECONDS),
             },
             "api-deliveries-due": {
                 "task": "housekeeping.api_deliveries_tick",

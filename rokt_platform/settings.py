@@ -260,6 +260,18 @@ EXPORT_SYNC_MAX_ROWS = env_int("EXPORT_SYNC_MAX_ROWS", 100_000, minimum=0)
 EXPORT_FILE_TTL_HOURS = env_int("EXPORT_FILE_TTL_HOURS", 24, minimum=1)
 EXPORT_DIR = VAR_DIR / "exports"
 
+# Retention (privacy.purge, docs/PRIVACY.md "Retention"): what the purge removes once older
+# than this many days; 0 keeps it forever. Never what a delivery still owes. Referrals
+# themselves: per client (Client.retention_days); export files: EXPORT_FILE_TTL_HOURS.
+RETENTION_DELIVERED_ITEMS_DAYS = env_int("RETENTION_DELIVERED_ITEMS_DAYS", 90, minimum=0)
+RETENTION_BATCH_ENTRIES_DAYS = env_int("RETENTION_BATCH_ENTRIES_DAYS", 90, minimum=0)
+RETENTION_ATTEMPTS_DAYS = env_int("RETENTION_ATTEMPTS_DAYS", 30, minimum=0)
+# Rows per short transaction, and how often beat starts a purge (one at a time).
+PURGE_BATCH_SIZE = env_int("PURGE_BATCH_SIZE", 2000, minimum=1)
+PURGE_EVERY_SECONDS = env_int("PURGE_EVERY_SECONDS", 3600, minimum=60)
+# After each page the purge rests this many times as long as the page took (0: no rest).
+PURGE_PAUSE_RATIO = env_float("PURGE_PAUSE_RATIO", 1.0, minimum=0.0)
+
 # File deliveries: beat looks for due runs and retries this often; a delivery failing this long
 # warns account managers (email through Django's mail settings, and a banner in the admin).
 DELIVERY_TICK_SECONDS = env_int("DELIVERY_TICK_SECONDS", 30, minimum=1)

@@ -92,7 +92,8 @@ def scene(live_server) -> Scene:
                    "pins SHA256:UGlubmVkIGtleSBmb3IgYSB0ZXN0IG9mIHRoZSBhZG1pbiBsaXN0. Check with "
                    "the server's owner, then fetch the host key again.")  # fmt: skip
     Delivery.objects.filter(pk=stopped.pk).update(
-        failing_since=timezone.now() - dt.timedelta(hours=3), last_error=stopped.paused_reason)
+        failing_since=timezone.now() - dt.timedelta(hours=3), last_error=stopped.paused_reason
+    )
     user = logins[1].username
     export = ExportAudit.objects.create(
         user=client.memberships.get().user, client=client, format="xlsx", status="done",
@@ -152,7 +153,8 @@ def test_a_real_time_delivery_for_staff_and_for_its_client(scene, page):
     page.goto(f"{scene.base}/admin/deliveries/delivery/{scene.api.pk}/change/")
     header = page.locator("#delivery-attempts h2 a")
     assert header.evaluate("a => getComputedStyle(a).color") != header.evaluate(
-        "a => getComputedStyle(a.closest('h2')).backgroundColor")
+        "a => getComputedStyle(a.closest('h2')).backgroundColor"
+    )
     shoot(page, "delivery-api-manager")
     page.goto(f"{scene.base}/admin/deliveries/delivery/{scene.files.pk}/change/")
     shoot(page, "delivery-files-manager")
@@ -164,8 +166,12 @@ def test_a_real_time_delivery_for_staff_and_for_its_client(scene, page):
 
 def test_the_lists_fit_the_screen(scene, page):
     log_in(page, scene, "manager")
-    for name, url in (("referrals", "referrals/referral/"), ("deliveries", "deliveries/delivery/"),
-                      ("attempts", "deliveries/attempt/"), ("audits", "referrals/exportaudit/")):
+    for name, url in (
+        ("referrals", "referrals/referral/"),
+        ("deliveries", "deliveries/delivery/"),
+        ("attempts", "deliveries/attempt/"),
+        ("audits", "referrals/exportaudit/"),
+    ):
         page.goto(f"{scene.base}/admin/{url}")
         shoot(page, f"list-{name}-manager", full_page=False)
     what = page.locator("td.field-what").first.inner_text()  # words, not JSON
@@ -184,7 +190,8 @@ def test_the_export_pages(scene, page):
     assert page.locator("#content h1").inner_text() == "Export in progress"
     assert not page.locator("#export-error").is_visible()
     ExportAudit.objects.filter(pk=scene.export.pk).update(
-        status="done", expires_at=timezone.now() + dt.timedelta(hours=24))
+        status="done", expires_at=timezone.now() + dt.timedelta(hours=24)
+    )
     page.wait_for_selector("#export-download", state="visible")
     assert page.locator("#content h1").inner_text() == "Export ready"
     assert page.title().startswith("Export ready")
@@ -206,3 +213,26 @@ def test_the_export_form_for_staff_with_one_client(scene, page):
     page.goto(f"{scene.base}/admin/referrals/referral/export/")
     assert page.input_value("#id_client") == str(scene.client.pk)  # the only one: chosen
     shoot(page, "export-form-manager")
+
+
+def test_a_clients_retention_and_the_purge_runs(scene, page):
+    from privacy.runs import retention_purge
+
+    Client.objects.filter(pk=scene.client.pk).update(retention_days=400)
+    run = retention_purge()
+    log_in(page, scene, "manager")
+    page.goto(f"{scene.base}/admin/referrals/client/{scene.client.pk}/change/")
+    assert page.locator("#id_retention_days").is_editable()
+    page.locator("#id_retention_days").scroll_into_view_if_needed()
+    shoot(page, "client-retention-manager")
+    page.goto(f"{scene.base}/admin/privacy/purgerun/")
+    shoot(page, "list-purge-runs-manager", full_page=False)
+    page.goto(f"{scene.base}/admin/privacy/purgerun/{run.pk}/change/")
+    assert "ledger items: 0" in page.locator("#content").inner_text()
+    shoot(page, "purge-run-manager")
+    page.click("#logout-form button")
+    log_in(page, scene, "acme")
+    page.goto(f"{scene.base}/admin/referrals/client/{scene.client.pk}/change/")
+    assert page.locator("#id_retention_days").count() == 0  # read-only for its users
+    assert "Keep referrals for (days)" in page.locator("#content").inner_text()
+    shoot(page, "client-retention-client")

@@ -66,7 +66,7 @@ from deliveries.models import (
 )
 from deliveries.validation import delivery_errors
 from privacy.api import urls as privacy_api_urls
-from privacy.models import AccessLogEntry, ErasureReceipt
+from privacy.models import AccessLogEntry, ErasureReceipt, PurgeRun
 from referrals.api import urls as api_urls
 from referrals.models import Campaign, Client, ClientMembership, ExportAudit, Referral
 from referrals.roles import account_manager_create, client_user_create
@@ -229,6 +229,8 @@ class World:
     receipt_b: ErasureReceipt
     # A manager's view of B's referrals in the access log (superusers only).
     access_b: AccessLogEntry
+    # What a retention purge removed (totals only): account managers read it.
+    purge_run: PurgeRun
 
 
 def _tenant(client: Client, user, tag: str) -> Tenant:
@@ -323,6 +325,7 @@ def _world_once(django_db_setup, django_db_blocker) -> Iterator[World]:
             operation="v1_referrals_list", path="/api/v1/referrals/",
             client_ids=f" {client_b.pk} ", client_names=client_b.name, rows=1, status=200,
         )  # fmt: skip
+        purge_run = PurgeRun.objects.create(started_at=timezone.now())
         yield World(
             a=_tenant(client_a, user_a, "alpha"),
             b=_tenant(client_b, user_b, "bravo"),
@@ -330,6 +333,7 @@ def _world_once(django_db_setup, django_db_blocker) -> Iterator[World]:
             heartbeat=heartbeat,
             receipt_b=receipt_b,
             access_b=access_b,
+            purge_run=purge_run,
         )
         transaction.set_rollback(True)
 
@@ -501,6 +505,13 @@ def access_log_page(view: str, with_object: bool = False):
     """``admin:privacy_accesslogentry_<view>``: the referral access log, superusers' only."""
     return lambda w: reverse(
         f"admin:privacy_accesslogentry_{view}", args=[w.access_b.pk] if with_object else []
+    )
+
+
+def purge_run_page(view: str, with_object: bool = False):
+    """``admin:privacy_purgerun_<view>``: the retention purge's runs, account managers'."""
+    return lambda w: reverse(
+        f"admin:privacy_purgerun_{view}", args=[w.purge_run.pk] if with_object else []
     )
 
 
@@ -755,6 +766,13 @@ ADMIN_CASES = [
            staff=Staff(status=FORBIDDEN))
       for view, obj in (("changelist", False), ("add", False), ("change", True),
                         ("history", True), ("delete", True))),
+    # The purge's runs: totals, no client's data; account managers read them, nobody edits.
+    Case("purgerun-changelist", purge_run_page("changelist"), FORBIDDEN, staff=Staff()),
+    Case("purgerun-change", purge_run_page("change", True), FORBIDDEN, staff=Staff()),
+    Case("purgerun-history", purge_run_page("history", True), FORBIDDEN, staff=Staff()),
+    Case("purgerun-add", purge_run_page("add"), FORBIDDEN, staff=Staff(status=FORBIDDEN)),
+    Case("purgerun-delete", purge_run_page("delete", True), FORBIDDEN,
+         staff=Staff(status=FORBIDDEN)),
     Case("autocomplete-erasurereceipt.client",
          autocomplete("privacy", "erasurereceipt", "client", "client-qz9"),
          a_sees="client_name", staff=Staff(sees="client_name")),
@@ -960,6 +978,14 @@ ADMIN_CASES = [
     Case("autocomplete-deliveryitem.delivery",
          autocomplete("deliveries", "deliveryitem", "delivery", "delivery-qz9"),
          a_sees="delivery_name", staff=Staff(sees="delivery_name")),
+    # The retention purge's daily figures point at their delivery (no admin page of their own).
+    Case("autocomplete-deliveryday.delivery",
+         autocomplete("deliveries", "deliveryday", "delivery", "delivery-qz9"),
+         a_sees="delivery_name", staff=Staff(sees="delivery_name")),
+    # Deleted referrals' daily counts point at their client (no admin page of their own).
+    Case("autocomplete-referralday.client",
+         autocomplete("referrals", "referralday", "client", "client-qz9"),
+         a_sees="client_name", staff=Staff(sees="client_name")),
     # A frozen batch's entries point at the batch and its referrals.
     Case("autocomplete-batchentry.batch",
          autocomplete("deliveries", "batchentry", "batch", "delivery-qz9"),
