@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import fill, scratch_database, write_section
+from harness.database import fill, scratch_database
+from harness.docs import write_section
 
 SCRATCH_DB = "bench_erasure"
 SAMPLES = 9

@@ -36,7 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import ROOT, fill, scratch_database, write_section
+from harness.database import ROOT, fill, scratch_database
+from harness.docs import write_section
 
 SCRATCH_DB = "bench_purge"
 DELIVERIES = 4
