@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from django import forms
 
-from deliveries.channels import WRITABLE_SECRETS, all_settings, delivery_errors, kind_choices
+from deliveries.channels import (
+    WRITABLE_SECRETS,
+    all_settings,
+    delivery_errors,
+    kind_choices,
+    kind_error,
+)
 from deliveries.models import Delivery
-from deliveries.validation import DELIMITERS, PLAIN_FTP
+from deliveries.validation import DELIMITERS
 
 # What every delivery has, whatever its channel; the channels' settings follow.
 COMMON = ("client", "name", "kind", "active", "all_campaigns", "campaigns", "starts_at")
@@ -123,8 +129,9 @@ class DeliveryForm(forms.ModelForm):
 
     def clean_kind(self) -> str:
         kind = self.cleaned_data["kind"].strip().lower()
-        if kind == "ftp":
-            raise forms.ValidationError(PLAIN_FTP)
+        problem = kind_error(kind)
+        if problem:  # "ftp": the message pointing to SFTP and FTPS
+            raise forms.ValidationError(problem)
         return kind
 
     def clean_headers_text(self) -> list[dict]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 
 from deliveries.api.serializers import REPLAY_CHOICES
+from deliveries.channels import CHANNELS, WRITABLE_SECRETS
 from deliveries.setting_patterns import (
     ACCEPTED_STATUSES,
     BASIC_PASSWORD,
@@ -36,59 +37,10 @@ from deliveries.setting_patterns import (
 from referrals.api.query import SLUG_PATTERN
 
 COMMON = ("client", "name", "kind", "active", "all_campaigns", "campaigns", "columns", "starts_at")
-FILE = (
-    "host",
-    "port",
-    "username",
-    "password",
-    "remote_dir",
-    "file_name_template",
-    "name_time_zone",
-    "header",
-    "bom",
-    "delimiter",
-    "quoting",
-    "gzip",
-    "max_rows_per_file",
-    "marker",
-    "send_empty",
-    "schedule_kind",
-    "schedule_every_minutes",
-    "schedule_minute",
-    "schedule_time",
-    "schedule_weekday",
-    "schedule_cron",
-)
-SETTINGS = {
-    "api": (
-        "url",
-        "http_method",
-        "body_format",
-        "body_template",
-        "headers",
-        "auth_kind",
-        "auth_username",
-        "auth_secret",
-        "auth_key_name",
-        "connect_timeout",
-        "total_timeout",
-        "accepted_statuses",
-        "success_match",
-        "success_match_value",
-        "success_json_path",
-        "signing_secret",
-        "max_in_flight",
-        "pause_after_minutes",
-    ),
-    "sftp": (*FILE, "private_key", "passphrase", "host_key"),
-    "ftps": (*FILE, "tls_mode", "certificate_fingerprint"),
-}
-REQUIRED = {
-    "api": ("url",),
-    "sftp": ("host", "username", "host_key"),
-    "ftps": ("host", "username", "password"),
-}
-SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret")
+# Each kind's settings and what a creation must give: its channel's (deliveries/channels/).
+SETTINGS = {kind: channel.settings for kind, channel in CHANNELS.items()}
+REQUIRED = {kind: channel.required for kind, channel in CHANNELS.items()}
+SECRETS = WRITABLE_SECRETS
 TITLES = {"api": "Api", "sftp": "Sftp", "ftps": "Ftps"}
 
 
