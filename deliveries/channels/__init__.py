@@ -14,6 +14,7 @@ CHANNELS: dict[str, Channel] = {
     channel.kind: channel for channel in (http.CHANNEL, sftp.CHANNEL, ftps.CHANNEL)
 }
 BATCH_KINDS = tuple(kind for kind, channel in CHANNELS.items() if channel.batch)
+REALTIME_KINDS = tuple(kind for kind in CHANNELS if kind not in BATCH_KINDS)
 # Every channel's secret columns; and those a user writes (the admin form, the API body).
 SECRETS = tuple(dict.fromkeys(s for c in CHANNELS.values() for s in c.secrets))
 WRITABLE_SECRETS = tuple(dict.fromkeys(s for c in CHANNELS.values() for s in c.writable_secrets))
