@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from django.conf import settings as django_settings
 
-from deliveries.channels.base import Channel, ConnectionTestFailed, Errors, Fieldset
+from deliveries.channels.base import Channel, ConnectionTestFailed, Errors, Fieldset, PinOffer
 from deliveries.transports.base import FileSession, FileTarget, FileTransport, TransportError
 from deliveries.validation import connection_errors, file_format_errors, schedule_errors
 
@@ -24,11 +24,17 @@ SCHEDULE = (
     "schedule_kind", "schedule_every_minutes", "schedule_minute", "schedule_time",
     "schedule_weekday", "schedule_cron",
 )  # fmt: skip
+BATCH_SETTINGS = (*FILE_FORMAT, *SCHEDULE)
 BATCH_FIELDSETS = (
     Fieldset("File", FILE_FORMAT, FILE_FORMAT),
     Fieldset("Schedule (in the client's time zone)", SCHEDULE, SCHEDULE),
 )
-WRITE_ONLY = "Secrets are write-only: never shown once saved."
+
+
+def server_fieldset(protocol: str, fields: tuple[str, ...], client_fields: tuple[str, ...]):
+    """A file channel's server section: its address, login and pin (secrets write-only)."""
+    return Fieldset(f"Server ({protocol})", fields, client_fields,
+                    "Secrets are write-only: never shown once saved.")  # fmt: skip
 
 
 class BatchChannel(Channel):
@@ -50,6 +56,16 @@ class BatchChannel(Channel):
 
     def validate_login(self, delivery: Delivery, errors: Errors) -> None:
         """The protocol's own checks: credentials, pins."""
+        raise NotImplementedError
+
+    def fetch_pin(self, delivery: Delivery) -> PinOffer:
+        try:
+            return self.server_pin(delivery)
+        except TransportError as exc:
+            raise ConnectionTestFailed(str(exc)) from None
+
+    def server_pin(self, delivery: Delivery) -> PinOffer:
+        """What the server presents now, through the transport (which raises its errors)."""
         raise NotImplementedError
 
     def target(self, delivery: Delivery) -> FileTarget:

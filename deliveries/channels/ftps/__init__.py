@@ -3,23 +3,17 @@ protected, the certificate verified by CAs or pinned by its fingerprint."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from deliveries.channels.base import ConnectionTestFailed, Errors, Fieldset, PinOffer
+from deliveries.channels.base import Errors, PinOffer
 from deliveries.channels.batch import (
     BATCH_FIELDSETS,
-    FILE_FORMAT,
-    SCHEDULE,
+    BATCH_SETTINGS,
     SERVER,
-    WRITE_ONLY,
     BatchChannel,
+    server_fieldset,
 )
+from deliveries.models import Delivery
 from deliveries.transports import ftps
-from deliveries.transports.base import TransportError
 from deliveries.validation import ftps_login_errors
-
-if TYPE_CHECKING:
-    from deliveries.models import Delivery
 
 _SERVER_FIELDS = (
     "host", "port", "username", "password", "clear_password", "remote_dir", "tls_mode",
@@ -35,12 +29,11 @@ class FtpsChannel(BatchChannel):
         "CSV files on a schedule, uploaded over FTP with TLS; the certificate is verified or "
         "pinned."
     )
-    settings = (*SERVER, "tls_mode", "certificate_fingerprint", *FILE_FORMAT, *SCHEDULE)
+    settings = (*SERVER, "tls_mode", "certificate_fingerprint", *BATCH_SETTINGS)
     secrets = ("password",)
     required = ("host", "username", "password")
     fieldsets = (
-        Fieldset("Server (FTPS)", _SERVER_FIELDS, ("host", "port", "remote_dir", "tls_mode"),
-                 WRITE_ONLY),
+        server_fieldset("FTPS", _SERVER_FIELDS, ("host", "port", "remote_dir", "tls_mode")),
         *BATCH_FIELDSETS,
     )  # fmt: skip
     pin_action = "Fetch certificate"
@@ -56,11 +49,8 @@ class FtpsChannel(BatchChannel):
     def validate_login(self, delivery: Delivery, errors: Errors) -> None:
         ftps_login_errors(delivery, errors)
 
-    def fetch_pin(self, delivery: Delivery) -> PinOffer:
-        try:
-            cert = ftps.fetch_certificate(delivery.host, self.port(delivery), delivery.tls_mode)
-        except TransportError as exc:
-            raise ConnectionTestFailed(str(exc)) from None
+    def server_pin(self, delivery: Delivery) -> PinOffer:
+        cert = ftps.fetch_certificate(delivery.host, self.port(delivery), delivery.tls_mode)
         detail = f"{cert.subject}, issued by {cert.issuer}, valid until {cert.not_after}"
         return PinOffer("TLS certificate", cert.fingerprint, detail, cert.fingerprint)
 

@@ -4,16 +4,12 @@ the real-time engine (``api_runs``) sends, retries and records attempts."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from deliveries.api_runs import api_test_send
 from deliveries.channels.base import Channel, ConnectionTestFailed, Errors, Fieldset
+from deliveries.models import Delivery
 from deliveries.signing import signing_secret_generate
 from deliveries.transports import http
 from deliveries.validation import api_errors
-
-if TYPE_CHECKING:
-    from deliveries.models import Delivery
 
 _ENDPOINT = (
     "url", "http_method", "body_format", "body_template", "headers_text", "auth_kind",

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from deliveries.channels.base import ConnectionTestFailed, Errors, Fieldset, PinOffer
+from deliveries.channels.base import Errors, PinOffer
 from deliveries.channels.batch import (
     BATCH_FIELDSETS,
-    FILE_FORMAT,
-    SCHEDULE,
+    BATCH_SETTINGS,
     SERVER,
-    WRITE_ONLY,
     BatchChannel,
+    server_fieldset,
 )
+from deliveries.models import Delivery
 from deliveries.transports import sftp
-from deliveries.transports.base import TransportError
 from deliveries.validation import sftp_login_errors
-
-if TYPE_CHECKING:
-    from deliveries.models import Delivery
 
 _SERVER_FIELDS = (
     "host", "port", "username", "password", "clear_password", "private_key",
@@ -30,11 +24,11 @@ class SftpChannel(BatchChannel):
     kind = "sftp"
     label = "SFTP files"
     description = "CSV files on a schedule, uploaded over SSH; the server's host key is pinned."
-    settings = (*SERVER, "private_key", "passphrase", "host_key", *FILE_FORMAT, *SCHEDULE)
+    settings = (*SERVER, "private_key", "passphrase", "host_key", *BATCH_SETTINGS)
     secrets = ("password", "private_key", "passphrase")
     required = ("host", "username", "host_key")
     fieldsets = (
-        Fieldset("Server (SFTP)", _SERVER_FIELDS, ("host", "port", "remote_dir"), WRITE_ONLY),
+        server_fieldset("SFTP", _SERVER_FIELDS, ("host", "port", "remote_dir")),
         *BATCH_FIELDSETS,
     )
     pin_action = "Fetch host key"
@@ -45,11 +39,8 @@ class SftpChannel(BatchChannel):
     def validate_login(self, delivery: Delivery, errors: Errors) -> None:
         sftp_login_errors(delivery, errors)
 
-    def fetch_pin(self, delivery: Delivery) -> PinOffer:
-        try:
-            key = sftp.fetch_host_key(delivery.host, self.port(delivery))
-        except TransportError as exc:
-            raise ConnectionTestFailed(str(exc)) from None
+    def server_pin(self, delivery: Delivery) -> PinOffer:
+        key = sftp.fetch_host_key(delivery.host, self.port(delivery))
         return PinOffer("SSH host key", key.fingerprint, key.key_type, key.openssh)
 
 
