@@ -66,7 +66,15 @@ class Channel:
     managed: ClassVar[tuple[str, ...]] = ()
     secrets: ClassVar[tuple[str, ...]]  # encrypted, write-only, never shown
     made_on_save: ClassVar[tuple[str, ...]] = ()  # secrets made when left empty, shown once
-    required: ClassVar[tuple[str, ...]]  # settings an API creation must give
+    # The API's body for this kind (``deliveries/api/schema.py``): what a creation must
+    # give, the setting whose value decides what else is needed, the secrets never sent
+    # empty, the secrets of which a creation gives one at least, and the rules no schema
+    # keyword says (the body's description).
+    required: ClassVar[tuple[str, ...]]
+    api_choice: ClassVar[str]
+    api_non_empty: ClassVar[tuple[str, ...]] = ()
+    api_one_of_on_create: ClassVar[tuple[str, ...]] = ()
+    api_rules: ClassVar[str] = ""
     fieldsets: ClassVar[tuple[Fieldset, ...]]
     pin_field: ClassVar[str | None] = None  # the setting that pins the server, if any
     pin_action: ClassVar[str] = ""  # the admin's button that fetches what to pin

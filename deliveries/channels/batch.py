@@ -41,6 +41,8 @@ class BatchChannel(Channel):
     """A channel whose referrals go in files, on a schedule, through a file transport."""
 
     batch = True
+    api_choice = "schedule_kind"
+    api_rules = "schedule_cron: a valid five-field cron expression."
     managed = ("next_run_at",)  # the scheduler's (``deliveries.dispatch``)
     transport: ClassVar[FileTransport]
     default_port: ClassVar[int]

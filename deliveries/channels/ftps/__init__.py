@@ -32,6 +32,7 @@ class FtpsChannel(BatchChannel):
     settings = (*SERVER, "tls_mode", "certificate_fingerprint", *BATCH_SETTINGS)
     secrets = ("password",)
     required = ("host", "username", "password")
+    api_non_empty = ("password",)  # it logs in with a password: one sent is never empty
     fieldsets = (
         server_fieldset("FTPS", _SERVER_FIELDS, ("host", "port", "remote_dir", "tls_mode")),
         *BATCH_FIELDSETS,

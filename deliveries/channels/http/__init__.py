@@ -36,6 +36,14 @@ class HttpChannel(Channel):
     secrets = ("auth_secret", "signing_secret", "previous_signing_secret")
     made_on_save = ("signing_secret",)
     required = ("url",)
+    api_choice = "auth_kind"
+    api_rules = (
+        "GET sends the columns as a query string (body_format query); POST and PUT send a "
+        "body (json, form or xml). A body_template must be valid for its body_format, its "
+        "placeholders the client's fields; xml output names are XML names. success_match "
+        "other than none needs success_match_value (regex: a valid RE2 pattern; json_path: "
+        "success_json_path too, such as $.result.status)."
+    )
     fieldsets = (
         Fieldset(
             "Real-time API", _ENDPOINT,

@@ -27,6 +27,11 @@ class SftpChannel(BatchChannel):
     settings = (*SERVER, "private_key", "passphrase", "host_key", *BATCH_SETTINGS)
     secrets = ("password", "private_key", "passphrase")
     required = ("host", "username", "host_key")
+    api_one_of_on_create = ("password", "private_key")
+    api_rules = (
+        "A password or a private_key (OpenSSH or PEM, with its passphrase if encrypted). "
+        f"{BatchChannel.api_rules}"
+    )
     fieldsets = (
         server_fieldset("SFTP", _SERVER_FIELDS, ("host", "port", "remote_dir")),
         *BATCH_FIELDSETS,
