@@ -172,3 +172,25 @@ def test_the_branch_finder_sees_each_way_of_asking(tmp_path):
     path = tmp_path / "probe.py"
     path.write_text(source)
     assert kind_branches(path) == [1, 2, 3, 4]
+
+
+@pytest.mark.django_db
+def test_the_add_page_asks_the_kind_first_and_a_change_cannot_switch_it(client, manager, client_a):
+    client.force_login(manager)
+    chooser = client.get("/admin/deliveries/delivery/add/").content.decode()
+    assert 'name="url"' not in chooser and 'name="host"' not in chooser
+    assert all(f'href="?kind={kind}"' in chooser for kind in CHANNELS)
+    refused = client.get("/admin/deliveries/delivery/add/?kind=ftp").content.decode()
+    assert "Plain FTP is not offered" in refused and 'name="host"' not in refused
+    form = client.get("/admin/deliveries/delivery/add/?kind=ftps").content.decode()
+    assert 'name="certificate_fingerprint"' in form and 'name="host_key"' not in form
+    assert 'name="url"' not in form
+
+    delivery = make_file_delivery(client_a, kind="sftp", name="Drop")
+    change = f"/admin/deliveries/delivery/{delivery.pk}/change/"
+    page = client.get(change).content.decode()
+    assert 'name="host_key"' in page and 'name="certificate_fingerprint"' not in page
+    assert 'name="kind"' not in page  # shown as text
+    client.post(change, {"kind": "api", "name": "Drop", "url": "https://x.example/"})
+    delivery.refresh_from_db()
+    assert delivery.kind == "sftp"
