@@ -16,20 +16,21 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from deliveries.channels import CHANNELS, WRITABLE_SECRETS, channel_for, kind_error
+from deliveries.channels.base import Channel, ConnectionTestFailed
 from deliveries.file_runs import batch_resend
-from deliveries.forms import SECRETS, DeliveryForm, columns_as_text
+from deliveries.forms import DeliveryForm, KindField, columns_as_text
 from deliveries.models import Attempt, Batch, Delivery, WorkerHeartbeat
 from deliveries.pausing import delivery_pause, delivery_resume
 from deliveries.replays import replay_not_delivered, replay_referral
 from deliveries.schedules import schedule_describe
 from deliveries.selectors import OWED, api_health, referrals_tried_since
 from deliveries.services import (
-    ConnectionTestFailed,
     DeliveryInvalid,
-    delivery_fetch_certificate,
-    delivery_fetch_host_key,
+    delivery_fetch_pin,
     delivery_redeliver_range,
     delivery_resume_now,
     delivery_rotate_signing_secret,
@@ -75,46 +76,47 @@ class DeliveryAdmin(TenantScopedAdmin):
         )
 
     def get_fieldsets(self, request, obj=None):
+        """The common sections, then only the delivery's own channel's (on the add page:
+        the chosen kind's, none until one is chosen)."""
         client_user = is_client_user(request.user)
-        if client_user:
-            # Where data goes, not how we log in: no login name, no secret, no pinned key.
-            connection = ["host", "port", "remote_dir", "tls_mode"]
-            endpoint = ["url", "http_method", "body_format", "body_template", "auth_kind"]
-        else:
-            connection = [
-                "host", "port", "username", "password", "clear_password", "private_key",
-                "clear_private_key", "passphrase", "clear_passphrase", "remote_dir", "host_key",
-                "tls_mode", "certificate_fingerprint",
-            ]  # fmt: skip
-            endpoint = [
-                "url", "http_method", "body_format", "body_template", "headers_text",
-                "auth_kind", "auth_username", "auth_secret", "clear_auth_secret",
-                "auth_key_name", "signing_secret", "clear_signing_secret", "connect_timeout",
-                "total_timeout", "accepted_statuses", "success_match", "success_match_value",
-                "success_json_path", "max_in_flight", "pause_after_minutes",
-            ]  # fmt: skip
         columns = "column_list" if client_user else "columns_text"
-        kind = obj.kind if obj is not None else None
         sets = [
             (None, {"fields": ["client", "name", "kind", "active", "starts_at"]}),
             ("Scope", {"fields": ["all_campaigns", "campaigns", columns]}),
         ]
-        if kind in (None, "api"):
-            sets.append(("Real-time API", {"fields": endpoint, "description":
-                "Each referral as it is stored, signed (Standard Webhooks). Secrets are "
-                "write-only: never shown once saved."}))  # fmt: skip
-        if kind in (None, "sftp", "ftps"):
-            sets += [
-                ("Server (SFTP / FTPS)", {"fields": connection, "description":
-                    "Secrets are write-only: never shown once saved."}),
-                ("File", {"fields": ["file_name_template", "name_time_zone", "header", "bom",
-                                     "delimiter", "quoting", "gzip", "max_rows_per_file",
-                                     "marker", "send_empty"]}),
-                ("Schedule (in the client's time zone)", {"fields": [
-                    "schedule_kind", "schedule_every_minutes", "schedule_minute",
-                    "schedule_time", "schedule_weekday", "schedule_cron"]}),
-            ]  # fmt: skip
+        channel = _channel_of(obj) if obj is not None else self._chosen_channel(request)
+        if channel is not None:
+            sets += [fieldset.admin(client_user=client_user) for fieldset in channel.fieldsets]
         return sets
+
+    def _chosen_channel(self, request: HttpRequest) -> Channel | None:
+        """The add page's channel: the kind posted, else ``?kind=`` (the chooser's link)."""
+        kind = request.POST.get("kind") if request.method == "POST" else None
+        kind = (kind or request.GET.get("kind") or "").strip().lower()
+        return CHANNELS.get(kind)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """First "which kind?" (the registry's channels, a line each), then the form of the
+        chosen kind: only its sections. ``?kind=<kind>`` skips the question."""
+        channel = self._chosen_channel(request)
+        if request.method == "POST" or channel is not None:
+            title = f"Add delivery: {channel.label}" if channel else None
+            extra = {**({"title": title} if title else {}), **(extra_context or {})}
+            return super().add_view(request, form_url, extra)
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        asked = request.GET.get("kind")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Add delivery: which kind?",
+            "choices": [
+                (channel, "?" + urlencode({**request.GET.dict(), "kind": kind}))
+                for kind, channel in CHANNELS.items()
+            ],
+            "problem": kind_error(asked) if asked else None,
+        }
+        return TemplateResponse(request, "admin/deliveries/delivery/choose_kind.html", context)
 
     @admin.display(description="Columns")
     def column_list(self, obj: Delivery) -> str:
@@ -128,24 +130,33 @@ class DeliveryAdmin(TenantScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         if is_client_user(request.user):
             return [f for _, options in self.get_fieldsets(request, obj) for f in options["fields"]]
-        return ["client"] if obj is not None else []
+        # The kind says which settings the delivery has: changed only by a new delivery.
+        return ["client", "kind"] if obj is not None else []
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if is_client_user(request.user):
             # No form field for a secret, ever, on a read-only page.
             # (and, as Django would, the read-only fields: every one, on this page)
-            kwargs["exclude"] = [*SECRETS, *self.get_readonly_fields(request, obj),
+            kwargs["exclude"] = [*WRITABLE_SECRETS, *self.get_readonly_fields(request, obj),
                                  *(kwargs.get("exclude") or [])]  # fmt: skip
-        return super().get_form(request, obj, change, **kwargs)
+        form = super().get_form(request, obj, change, **kwargs)
+        # Only the shown sections' fields: another channel's (a required delimiter on a
+        # real-time delivery, say) would be checked though never posted.
+        shown = {f for _, options in self.get_fieldsets(request, obj) for f in options["fields"]}
+        attrs: dict = dict.fromkeys(name for name in form.declared_fields if name not in shown)
+        if obj is None and self._chosen_channel(request) is not None:
+            # Chosen on the previous page; a posted "ftp" still shows the select and its error.
+            attrs["kind"] = KindField(max_length=8, widget=forms.HiddenInput)
+        return type(form.__name__, (form,), attrs) if attrs else form
 
     def save_model(self, request, obj, form, change):
-        had_secret = bool(obj.signing_secret)
+        made = [name for name in _channel_of(obj).made_on_save if not getattr(obj, name)]
         try:  # with the chosen campaigns: what a widened scope owes is recorded in this save
             delivery_save(obj, campaigns=form.cleaned_data.get("campaigns"))
         except DeliveryInvalid as exc:  # the form ran the same checks; a race changed things
             raise PermissionDenied(str(exc)) from None
-        if obj.kind == Delivery.Kind.API and not had_secret:
-            _show_secret_once(request, obj)
+        for name in made:
+            _show_secret_once(request, obj, name)
 
     # -- list columns -------------------------------------------------------------------
     @admin.display(description="State")
@@ -165,7 +176,7 @@ class DeliveryAdmin(TenantScopedAdmin):
 
     @admin.display(description="Schedule")
     def schedule(self, obj: Delivery) -> str:
-        if obj.kind == Delivery.Kind.API:
+        if not _channel_of(obj).batch:
             return "each referral as stored"  # no schedule to describe (nor to call invalid)
         return schedule_describe(obj)
 
@@ -179,7 +190,7 @@ class DeliveryAdmin(TenantScopedAdmin):
 
     @admin.display(description="24 h delivered")
     def success_24h(self, obj: Delivery) -> str:
-        if obj.kind != Delivery.Kind.API:
+        if _channel_of(obj).batch:
             return "-"
         if not obj.tried_24h:
             return "none sent"
@@ -223,12 +234,21 @@ class DeliveryAdmin(TenantScopedAdmin):
             path("<int:pk>/pause/", view(self.pause_view), name="deliveries_pause"),
             path("<int:pk>/resume/", view(self.resume_view), name="deliveries_resume"),
             path("<int:pk>/redeliver/", view(self.redeliver_view), name="deliveries_redeliver"),
-            path("<int:pk>/replay-failed/", view(self.replay_failed_view),
-                 name="deliveries_replay_failed"),
-            path("<int:pk>/replay-referral/", view(self.replay_referral_view),
-                 name="deliveries_replay_referral"),
-            path("<int:pk>/rotate-secret/", view(self.rotate_secret_view),
-                 name="deliveries_rotate_secret"),
+            path(
+                "<int:pk>/replay-failed/",
+                view(self.replay_failed_view),
+                name="deliveries_replay_failed",
+            ),
+            path(
+                "<int:pk>/replay-referral/",
+                view(self.replay_referral_view),
+                name="deliveries_replay_referral",
+            ),
+            path(
+                "<int:pk>/rotate-secret/",
+                view(self.rotate_secret_view),
+                name="deliveries_rotate_secret",
+            ),
             *super().get_urls(),
         ]
 
@@ -272,15 +292,7 @@ class DeliveryAdmin(TenantScopedAdmin):
         it connects out, which a followed link must not do)."""
         delivery = self._changeable(request, pk)
         try:
-            if delivery.kind == Delivery.Kind.SFTP:
-                key = delivery_fetch_host_key(delivery)
-                shown = {"kind": "SSH host key", "fingerprint": key.fingerprint,
-                         "detail": key.key_type, "pin": key.openssh}  # fmt: skip
-            else:
-                cert = delivery_fetch_certificate(delivery)
-                detail = f"{cert.subject}, issued by {cert.issuer}, valid until {cert.not_after}"
-                shown = {"kind": "TLS certificate", "fingerprint": cert.fingerprint,
-                         "detail": detail, "pin": cert.fingerprint}  # fmt: skip
+            shown = delivery_fetch_pin(delivery)
         except ConnectionTestFailed as exc:
             messages.error(request, f"Could not fetch the server's key: {exc}")
             return self._back(delivery)
@@ -295,7 +307,10 @@ class DeliveryAdmin(TenantScopedAdmin):
     def _pin_key(self, request, pk):
         delivery = self._changeable(request, pk)
         pin = request.POST.get("pin", "").strip()
-        field = "host_key" if delivery.kind == Delivery.Kind.SFTP else "certificate_fingerprint"
+        field = _channel_of(delivery).pin_field
+        if field is None:
+            messages.error(request, "This kind of delivery pins no server key.")
+            return self._back(delivery)
         setattr(delivery, field, pin)
         try:
             delivery_save(delivery)
@@ -351,7 +366,7 @@ class DeliveryAdmin(TenantScopedAdmin):
     def _rotate_secret(self, request, pk):
         delivery = self._changeable(request, pk)
         delivery_rotate_signing_secret(delivery)
-        _show_secret_once(request, delivery)
+        _show_secret_once(request, delivery, "signing_secret")
         messages.info(request, "The previous secret keeps signing for 24 hours as well.")
         return self._back(delivery)
 
@@ -384,9 +399,10 @@ class DeliveryAdmin(TenantScopedAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
+            context["channel"] = channel = _channel_of(obj)
             context["batches"] = obj.batches.order_by("-number")[:10]
             context["attempts"] = obj.attempts.order_by("-started_at", "-id")[:10]
-            context["health"] = api_health(obj) if obj.kind == Delivery.Kind.API else None
+            context["health"] = None if channel.batch else api_health(obj)
             context["can_act"] = self.has_change_permission(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -499,11 +515,16 @@ class AttemptAdmin(TenantScopedAdmin):
         return False
 
 
-def _show_secret_once(request, delivery: Delivery) -> None:
+def _channel_of(delivery: Delivery) -> Channel:
+    return channel_for(delivery.kind)
+
+
+def _show_secret_once(request, delivery: Delivery, name: str) -> None:
+    label = Delivery._meta.get_field(name).verbose_name
     messages.warning(
         request,
-        f"The signing secret of {delivery.name}, shown this once (give it to the receiver, "
-        f"who verifies every request with it): {delivery.signing_secret}",
+        f"The {label} of {delivery.name}, shown this once (give it to the receiver, "
+        f"who verifies every request with it): {getattr(delivery, name)}",
     )
 
 

@@ -15,19 +15,17 @@ import datetime as dt
 from django.db.models import Q
 from django.utils import timezone
 
+from deliveries.channels import BATCH_KINDS, BATCH_SECRETS, channel_for
 from deliveries.claims import delivery_claim
 from deliveries.models import Batch, Delivery
 from deliveries.schedules import ScheduleError, next_run_after
-
-FILE_KINDS = (Delivery.Kind.SFTP, Delivery.Kind.FTPS)
-SECRET_FIELDS = ("password", "private_key", "passphrase")
 
 
 def delivery_schedule_reset(delivery: Delivery, *, now: dt.datetime | None = None) -> None:
     """Set the first run after a schedule is created or changed."""
     now = now or timezone.now()
     try:
-        following = next_run_after(delivery, now) if delivery.is_file else None
+        following = next_run_after(delivery, now) if channel_for(delivery.kind).batch else None
     except ScheduleError:
         following = None
     Delivery.objects.filter(pk=delivery.pk).update(next_run_at=following)
@@ -38,8 +36,8 @@ def file_deliveries_due(*, now: dt.datetime | None = None) -> list[int]:
     now = now or timezone.now()
     # Secrets are not needed to schedule, and one that does not decrypt must not stop the tick.
     running = Delivery.objects.filter(
-        active=True, paused_at__isnull=True, kind__in=FILE_KINDS
-    ).defer(*SECRET_FIELDS)
+        active=True, paused_at__isnull=True, kind__in=BATCH_KINDS
+    ).defer(*BATCH_SECRETS)
     for delivery in running.filter(next_run_at__isnull=True).select_related("client"):
         delivery_schedule_reset(delivery, now=now)  # set up outside the admin: start now
     due: list[int] = []

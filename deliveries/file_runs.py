@@ -24,6 +24,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from deliveries.alerts import delivery_failed, delivery_succeeded
+from deliveries.channels import channel_for
+from deliveries.channels.batch import BatchChannel
 from deliveries.claims import delivery_claim
 from deliveries.configuration import ConfigurationError, configured, pause_reason
 from deliveries.filenames import batch_file_names
@@ -31,7 +33,7 @@ from deliveries.filewriter import WrittenFile, batch_write
 from deliveries.models import Batch, BatchEntry, Delivery, DeliveryItem
 from deliveries.pausing import delivery_pause_unreadable, delivery_stop
 from deliveries.secrets import SecretUnreadable
-from deliveries.transports.base import FileTarget, TransportError
+from deliveries.transports.base import TransportError
 from referrals.models import Referral
 
 logger = logging.getLogger(__name__)
@@ -41,7 +43,6 @@ logger = logging.getLogger(__name__)
 _BACKOFF_MINUTES = [1, 5, 15, 60, 120, 240]
 # A batch "sending" longer than this with no run holding the claim was interrupted.
 _SENDING_GRACE = dt.timedelta(minutes=2)
-DEFAULT_PORTS = {"sftp": 22, "ftps": 21}
 
 
 @dataclass
@@ -273,8 +274,7 @@ def _batch_drop_deleted(batch: Batch) -> int:
 
 
 def _upload(delivery: Delivery, batch: Batch, files: list[WrittenFile], work: Path) -> None:
-    transport = transport_for(delivery)
-    with transport.connect(delivery_target(delivery)) as session:
+    with file_channel(delivery).connect(delivery) as session:
         for written in files:
             session.upload(written.path, written.name)
         for written in files:
@@ -322,35 +322,9 @@ def batch_backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(minutes=minutes * random.uniform(0.8, 1.2))
 
 
-def delivery_target(delivery: Delivery) -> FileTarget:
-    return FileTarget(
-        host=delivery.host,
-        port=delivery.port or _default_port(delivery),
-        username=delivery.username,
-        password=delivery.password,
-        private_key=delivery.private_key,
-        passphrase=delivery.passphrase,
-        remote_dir=delivery.remote_dir or ".",
-        host_key=delivery.host_key,
-        tls_mode=delivery.tls_mode,
-        certificate_fingerprint=delivery.certificate_fingerprint,
-        ca_file=settings.DELIVERY_CA_FILE,
-    )
-
-
-def _default_port(delivery: Delivery) -> int:
-    if delivery.kind == Delivery.Kind.FTPS and delivery.tls_mode == Delivery.TlsMode.IMPLICIT:
-        return 990
-    return DEFAULT_PORTS[delivery.kind]
-
-
-def transport_for(delivery: Delivery):
-    if delivery.kind == Delivery.Kind.SFTP:
-        from deliveries.transports import sftp
-
-        return sftp
-    if delivery.kind == Delivery.Kind.FTPS:
-        from deliveries.transports import ftps
-
-        return ftps
-    raise RunRefused(f"{delivery.get_kind_display()} is not a file delivery.")
+def file_channel(delivery: Delivery) -> BatchChannel:
+    """The delivery's channel, which uploads its files; refused for a real-time one."""
+    channel = channel_for(delivery.kind)
+    if not isinstance(channel, BatchChannel):
+        raise RunRefused(f"{delivery.get_kind_display()} is not a file delivery.")
+    return channel

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from django import forms
 
+from deliveries.channels import (
+    WRITABLE_SECRETS,
+    all_settings,
+    delivery_errors,
+    kind_choices,
+    kind_error,
+)
 from deliveries.models import Delivery
-from deliveries.validation import DELIMITERS, PLAIN_FTP, delivery_errors
+from deliveries.validation import DELIMITERS
 
-SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret")
+# What every delivery has, whatever its channel; the channels' settings follow.
+COMMON = ("client", "name", "kind", "active", "all_campaigns", "campaigns", "starts_at")
 
 
 class KindField(forms.CharField):
     """A select of the offered kinds that still lets "ftp" reach validation, which answers it
     with a message pointing to SFTP and FTPS instead of "not a valid choice"."""
 
-    widget = forms.Select(choices=Delivery.Kind.choices)
+    widget = forms.Select(choices=kind_choices())
 
 
 def columns_as_text(columns: list[dict]) -> str:
@@ -98,19 +106,8 @@ class DeliveryForm(forms.ModelForm):
 
     class Meta:
         model = Delivery
-        fields = (
-            "client", "name", "kind", "active", "all_campaigns", "campaigns", "starts_at",
-            "url", "http_method", "body_format", "body_template", "auth_kind", "auth_username",
-            "auth_secret", "auth_key_name", "connect_timeout", "total_timeout",
-            "accepted_statuses", "success_match", "success_match_value", "success_json_path",
-            "signing_secret", "max_in_flight", "pause_after_minutes",
-            "host", "port", "username", "password", "private_key", "passphrase", "remote_dir",
-            "host_key", "tls_mode", "certificate_fingerprint",
-            "file_name_template", "name_time_zone", "header", "bom", "delimiter", "quoting",
-            "gzip", "max_rows_per_file", "marker", "send_empty",
-            "schedule_kind", "schedule_every_minutes", "schedule_minute", "schedule_time",
-            "schedule_weekday", "schedule_cron",
-        )  # fmt: skip
+        # headers: edited as "headers_text" lines
+        fields = (*COMMON, *(name for name in all_settings() if name != "headers"))
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -118,7 +115,7 @@ class DeliveryForm(forms.ModelForm):
             self.fields["columns_text"].initial = columns_as_text(self.instance.columns or [])
         if "headers_text" in self.fields:
             self.fields["headers_text"].initial = headers_as_text(self.instance.headers or [])
-        for name in SECRETS:
+        for name in WRITABLE_SECRETS:
             if name in self.fields:
                 stored = bool(getattr(self.instance, name, ""))
                 state = (
@@ -132,8 +129,9 @@ class DeliveryForm(forms.ModelForm):
 
     def clean_kind(self) -> str:
         kind = self.cleaned_data["kind"].strip().lower()
-        if kind == "ftp":
-            raise forms.ValidationError(PLAIN_FTP)
+        problem = kind_error(kind)
+        if problem:  # "ftp": the message pointing to SFTP and FTPS
+            raise forms.ValidationError(problem)
         return kind
 
     def clean_headers_text(self) -> list[dict]:
@@ -144,7 +142,7 @@ class DeliveryForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        for name in SECRETS:
+        for name in WRITABLE_SECRETS:
             if name not in self.fields:
                 continue
             if cleaned.get(f"clear_{name}"):

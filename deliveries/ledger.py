@@ -23,11 +23,14 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from deliveries.channels import REALTIME_KINDS
 from referrals.hooks import StoredHook
 from rokt_platform.prepared import execute_for_ids
 
 logger = logging.getLogger(__name__)
 
+# A real-time delivery's item is due at once ("pending"); a file one's waits for a batch.
+_REALTIME = "d.kind IN ({})".format(", ".join(f"'{kind}'" for kind in REALTIME_KINDS))
 # What each delivery owes the referrals of a CTE ``r`` (id, client_id, campaign_id,
 # created_at) made by the statement it ends: the stored referrals' ids here; the rows just
 # inserted by ``referrals.ingest_few``, which stores a few referrals and runs this as their
@@ -44,10 +47,10 @@ WHERE d.active
         WHERE dc.delivery_id = d.id AND dc.campaign_id = r.campaign_id))
 """
 LEDGER_INSERT = (
-    """
+    f"""
 INSERT INTO deliveries_deliveryitem
     (delivery_id, referral_id, created_at, status, attempts, reason)
-SELECT d.id, r.id, %s, CASE WHEN d.kind = 'api' THEN 'pending' ELSE 'file' END, 0, ''"""
+SELECT d.id, r.id, %s, CASE WHEN {_REALTIME} THEN 'pending' ELSE 'file' END, 0, ''"""
     + _OWED
     + "RETURNING id, delivery_id, status\n"
 )
@@ -88,8 +91,8 @@ WITH r AS (
 )
 INSERT INTO deliveries_deliveryitem
     (delivery_id, referral_id, created_at, status, next_attempt_at, attempts, reason)
-SELECT d.id, r.id, %(now)s, CASE WHEN d.kind = 'api' THEN 'pending' ELSE 'file' END,
-       CASE WHEN d.kind = 'api' THEN %(now)s END, 0, ''{_OWED}
+SELECT d.id, r.id, %(now)s, CASE WHEN {_REALTIME} THEN 'pending' ELSE 'file' END,
+       CASE WHEN {_REALTIME} THEN %(now)s END, 0, ''{_OWED}
   AND d.id = %(delivery)s
   AND (d.purged_through IS NULL OR r.created_at > d.purged_through)
   AND NOT EXISTS (

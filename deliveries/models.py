@@ -192,10 +192,6 @@ class Delivery(models.Model):
         return f"{self.name} ({self.get_kind_display()})"
 
     @property
-    def is_file(self) -> bool:
-        return self.kind in (self.Kind.SFTP, self.Kind.FTPS)
-
-    @property
     def paused(self) -> bool:
         return self.paused_at is not None
 

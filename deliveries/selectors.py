@@ -9,6 +9,7 @@ from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from deliveries.channels import SECRETS as CHANNEL_SECRETS
 from deliveries.models import (
     Attempt,
     Batch,
@@ -19,8 +20,7 @@ from deliveries.models import (
 )
 from referrals.tenancy import is_account_manager, scope_to_user
 
-SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret",
-           "previous_signing_secret")  # never needed to show health  # fmt: skip
+SECRETS = CHANNEL_SECRETS  # every channel's: never needed to show health
 # What a delivery still owes: file items not yet in a batch, real-time items not yet answered.
 OWED = Q(items__status__in=["file", "pending", "sending", "failed"])
 

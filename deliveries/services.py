@@ -9,15 +9,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from customfields.services import custom_fields_lock
+from deliveries.channels import channel_for, delivery_errors
+from deliveries.channels.base import PinOffer
 from deliveries.dispatch import delivery_schedule_reset
-from deliveries.file_runs import batch_redeliver, delivery_target, transport_for
+from deliveries.file_runs import batch_redeliver
 from deliveries.ledger import ledger_backfill
 from deliveries.models import Batch, Delivery, WorkerHeartbeat
 from deliveries.pausing import delivery_resume
 from deliveries.replays import replay_range
 from deliveries.signing import signing_secret_generate
-from deliveries.transports.base import TransportError
-from deliveries.validation import delivery_errors
 
 
 class DeliveryInvalid(ValueError):
@@ -34,8 +34,7 @@ def delivery_save(delivery: Delivery, *, campaigns=None) -> Delivery:
     errors = delivery_errors(delivery, campaigns=campaigns)
     if errors:
         raise DeliveryInvalid(errors)
-    if delivery.kind == Delivery.Kind.API and not delivery.signing_secret:
-        delivery.signing_secret = signing_secret_generate()
+    channel_for(delivery.kind).before_save(delivery)
     schedule_changed = _schedule_changed(delivery)
     owes_more = _owes_more(delivery, campaigns)
     delivery.save()
@@ -117,7 +116,7 @@ def delivery_resume_now(delivery: Delivery) -> None:
     """Unpause and send what is owed now: a file run at once (real-time items are made due
     by the resume itself)."""
     delivery_resume(delivery)
-    if delivery.is_file and delivery.active:
+    if channel_for(delivery.kind).batch and delivery.active:
         delivery_send_now(delivery)
 
 
@@ -132,7 +131,7 @@ def delivery_redeliver_range(
 ) -> Redelivery:
     """Send again what was stored from ``start`` to ``end`` (exclusive): real time, each
     referral's item again; files, one redelivery batch, sent now unless paused."""
-    if delivery.kind == Delivery.Kind.API:
+    if not channel_for(delivery.kind).batch:
         return Redelivery(replay_range(delivery, start, end), None)
     batch = batch_redeliver(delivery, start, end, requested_by=requested_by)
     if delivery.active and not delivery.paused:
@@ -148,52 +147,15 @@ def delivery_send_now(delivery: Delivery) -> None:
 
 
 def delivery_test_connection(delivery: Delivery) -> str:
-    """Files: log in as a run would (same checks, same pins) and list the remote directory.
-    Real-time: send a test referral as live delivery would (same rules, same SSRF guard)."""
-    if delivery.kind == Delivery.Kind.API:
-        from deliveries.api_runs import api_test_send
-
-        attempt = api_test_send(delivery)
-        answer = attempt.status_code or attempt.error_class
-        latency = attempt.latency_ms or 0
-        if attempt.outcome != "delivered":
-            raise ConnectionTestFailed(
-                f"Test referral not delivered ({attempt.outcome}): {answer} in {latency:.0f} ms: "
-                f"{attempt.reason}"
-            )
-        return f"Test referral sent: {answer} in {latency:.0f} ms, {attempt.outcome}"
-    try:
-        with transport_for(delivery).connect(delivery_target(delivery)) as session:
-            names = session.listdir()
-    except TransportError as exc:
-        raise ConnectionTestFailed(f"Connection test failed: {exc}") from None
-    shown = ", ".join(sorted(names)[:5]) + (" ..." if len(names) > 5 else "")
-    return f"Connected and logged in; the remote folder holds {len(names)} entries: {shown or '-'}"
+    """What the "test" button runs: the channel's test (files: log in as a run would and
+    list the folder; real time: send a test referral as live delivery would)."""
+    return channel_for(delivery.kind).test_connection(delivery)
 
 
-class ConnectionTestFailed(RuntimeError):
-    """A test or a key fetch that did not succeed; the message says what happened."""
-
-
-def delivery_fetch_host_key(delivery: Delivery):
-    """The key the SFTP server presents now, for the account manager to confirm and pin."""
-    from deliveries.transports import sftp
-
-    target = delivery_target(delivery)
-    try:
-        return sftp.fetch_host_key(target.host, target.port)
-    except TransportError as exc:
-        raise ConnectionTestFailed(str(exc)) from None
-
-
-def delivery_fetch_certificate(delivery: Delivery):
-    from deliveries.transports import ftps
-
-    target = delivery_target(delivery)
-    try:
-        return ftps.fetch_certificate(target.host, target.port, target.tls_mode)
-    except TransportError as exc:
-        raise ConnectionTestFailed(str(exc)) from None
+def delivery_fetch_pin(delivery: Delivery) -> PinOffer:
+    """The key or certificate the server presents now, for the account manager to confirm
+    and pin in the channel's pin field."""
+    return channel_for(delivery.kind).fetch_pin(delivery)
 
 
 def worker_heartbeat_record(*, hostname: str) -> WorkerHeartbeat:

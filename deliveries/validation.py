@@ -1,13 +1,13 @@
 """Every check a delivery's settings must pass before they are saved, in the admin or the API.
 
-``delivery_errors`` returns problems by field, each message saying what is wrong and how to
-fix it; nothing is saved while there is one. The transports parse what they will use (keys,
-pins, fingerprints), so a setting accepted here is one the run can use.
+``deliveries.channels.delivery_errors`` returns problems by field, each message saying what is
+wrong and how to fix it; nothing is saved while there is one. Here are its pieces: the checks
+every delivery passes, and each channel's, which that channel's ``validate`` calls. The
+transports parse what they will use (keys, pins, fingerprints), so a setting accepted here is
+one the run can use.
 """
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 from urllib3.util import parse_url
 
@@ -37,43 +37,28 @@ PLAIN_FTP = (
 )
 NAME_TAKEN = "This client already has a delivery of that name."
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-FILE_KINDS = ("sftp", "ftps")
 
 
-def kind_error(kind: str) -> str | None:
-    if kind.strip().lower() in ("ftp", "ftpes-off", "plain ftp"):
-        return PLAIN_FTP
-    if kind not in (*FILE_KINDS, "api"):
-        return f"Unknown kind {kind!r}: choose api, sftp or ftps."
-    return None
-
-
-def delivery_errors(delivery, *, campaigns=None) -> dict[str, list[str]]:
-    """Problems with ``delivery`` (unsaved settings), by field name."""
-    errors: dict[str, list[str]] = defaultdict(list)
-    problem = kind_error(delivery.kind)
-    if problem:
-        errors["kind"].append(problem)
-        return {field: messages for field, messages in errors.items() if messages}
+def name_errors(delivery, errors) -> None:
     if not NON_BLANK.fullmatch(delivery.name):
         errors["name"].append("Give the delivery a name.")
     elif delivery.client_id and _name_taken(delivery):
         errors["name"].append(NAME_TAKEN)
-    if delivery.kind == "api":
-        _api(delivery, errors)
-    else:
-        _connection(delivery, errors)
-        _format(delivery, errors)
-        try:
-            schedule_check(delivery)
-        except ScheduleError as exc:
-            errors[exc.field].append(str(exc))
+
+
+def campaign_errors(delivery, campaigns, errors) -> None:
     if not delivery.all_campaigns and campaigns is not None:
         if not campaigns:
             errors["campaigns"].append("Choose at least one campaign, or all campaigns.")
         elif any(c.client_id != delivery.client_id for c in campaigns):
             errors["campaigns"].append("Only the client's own campaigns can be chosen.")
-    return {field: messages for field, messages in errors.items() if messages}
+
+
+def schedule_errors(delivery, errors) -> None:
+    try:
+        schedule_check(delivery)
+    except ScheduleError as exc:
+        errors[exc.field].append(str(exc))
 
 
 def _name_taken(delivery) -> bool:
@@ -83,7 +68,8 @@ def _name_taken(delivery) -> bool:
     return same.exclude(pk=delivery.pk).exists() if delivery.pk else same.exists()
 
 
-def _connection(delivery, errors) -> None:
+def connection_errors(delivery, errors) -> None:
+    """A file server's address and login name (the channel checks its credentials)."""
     host = delivery.host
     if not NON_BLANK.fullmatch(host):
         errors["host"].append("Give the server's host name or address.")
@@ -96,13 +82,9 @@ def _connection(delivery, errors) -> None:
         errors["port"].append("A port is 1 to 65535.")
     if not NON_BLANK.fullmatch(delivery.username):
         errors["username"].append("Give the user name to log in with.")
-    if delivery.kind == "sftp":
-        _sftp(delivery, errors)
-    else:
-        _ftps(delivery, errors)
 
 
-def _sftp(delivery, errors) -> None:
+def sftp_login_errors(delivery, errors) -> None:
     from deliveries.transports import sftp
 
     if not delivery.password and not delivery.private_key:
@@ -129,7 +111,7 @@ def _sftp(delivery, errors) -> None:
                 )
 
 
-def _ftps(delivery, errors) -> None:
+def ftps_login_errors(delivery, errors) -> None:
     from deliveries.transports import ftps
 
     if not delivery.password:
@@ -152,7 +134,7 @@ _AUTH_FIELDS = {"kind": "auth_kind", "username": "auth_username", "secret": "aut
                 "key_name": "auth_key_name"}  # fmt: skip
 
 
-def _api(delivery, errors) -> None:
+def api_errors(delivery, errors) -> None:
     problem = _url_problem(delivery.url)
     if problem:
         errors["url"].append(problem)
@@ -249,7 +231,7 @@ def _api_headers(headers, errors) -> None:
             errors["headers"].append(f"{name} is set by the platform.")
 
 
-def _format(delivery, errors) -> None:
+def file_format_errors(delivery, errors) -> None:
     try:
         file_name_check(delivery.file_name_template)
     except FileNameError as exc:

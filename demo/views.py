@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from deliveries.channels import REALTIME_KINDS
 from deliveries.models import Delivery
 from demo.inbox import inbox_receive
 
@@ -17,7 +18,7 @@ from demo.inbox import inbox_receive
 def inbox_post(request: HttpRequest, delivery_id: int) -> JsonResponse:
     if not settings.DEMO_INBOX:
         raise Http404("The demo inbox is off (DEMO_INBOX).")
-    delivery = get_object_or_404(Delivery, pk=delivery_id, kind=Delivery.Kind.API)
+    delivery = get_object_or_404(Delivery, pk=delivery_id, kind__in=REALTIME_KINDS)
     message = inbox_receive(
         delivery=delivery, method=request.method, headers=request.headers, body=request.body
     )

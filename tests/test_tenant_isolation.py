@@ -56,6 +56,7 @@ from customfields.models import CustomField
 from deliveries import api_runs, delivery_cache
 from deliveries.api import urls as delivery_api_urls
 from deliveries.api_runs import signing_secrets
+from deliveries.channels import delivery_errors
 from deliveries.models import (
     Attempt,
     Batch,
@@ -64,7 +65,6 @@ from deliveries.models import (
     DeliveryItem,
     WorkerHeartbeat,
 )
-from deliveries.validation import delivery_errors
 from privacy.api import urls as privacy_api_urls
 from privacy.models import AccessLogEntry, ErasureReceipt, PurgeRun
 from referrals.api import urls as api_urls

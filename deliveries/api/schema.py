@@ -6,7 +6,7 @@ as a ``oneOf`` by ``kind``: each kind's settings, which are required, their patt
 ``deliveries.setting_patterns``, the very ones the save checks) and ranges. Where a setting
 decides what else is required (``auth_kind`` of a real-time delivery, ``schedule_kind`` of a
 file delivery), the kind is itself a ``oneOf`` of plain objects, one per choice. Rules no
-plain object can say are in the descriptions (``RULES``).
+plain object can say are in the descriptions (each channel's ``api_rules``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 
 from deliveries.api.serializers import REPLAY_CHOICES
+from deliveries.channels import CHANNELS, WRITABLE_SECRETS
 from deliveries.setting_patterns import (
     ACCEPTED_STATUSES,
     BASIC_PASSWORD,
@@ -36,60 +37,10 @@ from deliveries.setting_patterns import (
 from referrals.api.query import SLUG_PATTERN
 
 COMMON = ("client", "name", "kind", "active", "all_campaigns", "campaigns", "columns", "starts_at")
-FILE = (
-    "host",
-    "port",
-    "username",
-    "password",
-    "remote_dir",
-    "file_name_template",
-    "name_time_zone",
-    "header",
-    "bom",
-    "delimiter",
-    "quoting",
-    "gzip",
-    "max_rows_per_file",
-    "marker",
-    "send_empty",
-    "schedule_kind",
-    "schedule_every_minutes",
-    "schedule_minute",
-    "schedule_time",
-    "schedule_weekday",
-    "schedule_cron",
-)
-SETTINGS = {
-    "api": (
-        "url",
-        "http_method",
-        "body_format",
-        "body_template",
-        "headers",
-        "auth_kind",
-        "auth_username",
-        "auth_secret",
-        "auth_key_name",
-        "connect_timeout",
-        "total_timeout",
-        "accepted_statuses",
-        "success_match",
-        "success_match_value",
-        "success_json_path",
-        "signing_secret",
-        "max_in_flight",
-        "pause_after_minutes",
-    ),
-    "sftp": (*FILE, "private_key", "passphrase", "host_key"),
-    "ftps": (*FILE, "tls_mode", "certificate_fingerprint"),
-}
-REQUIRED = {
-    "api": ("url",),
-    "sftp": ("host", "username", "host_key"),
-    "ftps": ("host", "username", "password"),
-}
-SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret")
-TITLES = {"api": "Api", "sftp": "Sftp", "ftps": "Ftps"}
+# Each kind's settings and what a creation must give: its channel's (deliveries/channels/).
+SETTINGS = {kind: channel.settings for kind, channel in CHANNELS.items()}
+REQUIRED = {kind: channel.required for kind, channel in CHANNELS.items()}
+SECRETS = WRITABLE_SECRETS
 
 
 def _text(pattern, **more) -> dict:
@@ -171,16 +122,6 @@ CONSTRAINTS = {
     "schedule_weekday": _number(0, 32767, nullable=True),
     "schedule_every_minutes": _number(1, INT_MAX, nullable=True),
 }
-RULES = {
-    "api": "GET sends the columns as a query string (body_format query); POST and PUT send "
-    "a body (json, form or xml). A body_template must be valid for its body_format, its "
-    "placeholders the client's fields; xml output names are XML names. success_match other "
-    "than none needs success_match_value (regex: a valid RE2 pattern; json_path: "
-    "success_json_path too, such as $.result.status).",
-    "sftp": "A password or a private_key (OpenSSH or PEM, with its passphrase if encrypted). "
-    "schedule_cron: a valid five-field cron expression.",
-    "ftps": "schedule_cron: a valid five-field cron expression.",
-}
 
 # The choices that decide what else a body needs, by the setting that holds them.
 AUTH = {  # auth_kind: its settings; the first is the default (auth_kind may be omitted)
@@ -205,11 +146,8 @@ SCHEDULE = {  # schedule_kind: its settings; daily is the default
     "cron": {"schedule_cron": _text(NON_BLANK, maxLength=120)},
 }
 OPTIONAL_BY_CHOICE = {"schedule_minute"}  # hourly: defaults to 0
-CHOICES = {
-    "api": ("auth_kind", AUTH),
-    "sftp": ("schedule_kind", SCHEDULE),
-    "ftps": ("schedule_kind", SCHEDULE),
-}
+# The settings whose value decides what else a body needs (a channel names its own).
+CHOICES = {"auth_kind": AUTH, "schedule_kind": SCHEDULE}
 
 
 def delivery_bodies(result, generator, request, public):
@@ -266,7 +204,8 @@ def _writable(properties: dict) -> dict:
 
 def _kind_schema(schemas: dict, settings: dict, kind: str, body: str) -> str:
     """The component for ``kind``'s ``body``, registered; its reference."""
-    name = f"{TITLES[kind]}Delivery{body}"
+    channel = CHANNELS[kind]
+    name = f"{kind.title()}Delivery{body}"
     properties = {field: settings[field] for field in (*COMMON, *SETTINGS[kind])}
     properties["kind"] = {"type": "string", "enum": [kind]}
     required = ["kind"]
@@ -280,19 +219,20 @@ def _kind_schema(schemas: dict, settings: dict, kind: str, body: str) -> str:
         "type": "object",
         "properties": properties,
         "required": required,
-        "description": RULES[kind],
+        "description": channel.api_rules,
     }
-    if kind == "ftps":  # it logs in with a password: one sent is never empty
-        properties["password"] = {"type": "string", "minLength": 1}
-    if kind == "sftp" and body == "Create":
+    for secret in channel.api_non_empty:
+        properties[secret] = {"type": "string", "minLength": 1}
+    if channel.api_one_of_on_create and body == "Create":
         base["anyOf"] = [
             {"required": [secret], "properties": {secret: {"type": "string", "minLength": 1}}}
-            for secret in ("password", "private_key")
+            for secret in channel.api_one_of_on_create
         ]
     if body == "Patch":
         schemas[name] = base
         return f"#/components/schemas/{name}"
-    setting, choices = CHOICES[kind]
+    setting = channel.api_choice
+    choices = CHOICES[setting]
     variants = []
     for index, (choice, needs) in enumerate(choices.items()):
         variant = copy.deepcopy(base)
@@ -302,7 +242,7 @@ def _kind_schema(schemas: dict, settings: dict, kind: str, body: str) -> str:
         if body == "Replace":
             needed = [n for n in needed if n not in SECRETS]
         variant["required"] += ([] if index == 0 else [setting]) + needed
-        variant["description"] = f"{setting} {choice}. {RULES[kind]}"
+        variant["description"] = f"{setting} {choice}. {channel.api_rules}"
         schemas[f"{name}{_camel(choice)}"] = variant
         variants.append({"$ref": f"#/components/schemas/{name}{_camel(choice)}"})
     schemas[name] = {"oneOf": variants}

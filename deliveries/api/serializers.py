@@ -3,9 +3,16 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from deliveries.channels import (
+    WRITABLE_SECRETS,
+    all_settings,
+    delivery_errors,
+    kind_choices,
+    kind_error,
+)
 from deliveries.models import Attempt, Batch, Delivery
 from deliveries.setting_patterns import CLOCK, anchored
-from deliveries.validation import DELIMITERS, NAME_TAKEN, delivery_errors, kind_error
+from deliveries.validation import DELIMITERS, NAME_TAKEN
 from referrals.api.query import INT64_MAX
 from referrals.models import Campaign, Client
 from referrals.tenancy import scope_to_user
@@ -18,19 +25,15 @@ from rokt_platform.api_fields import (
     StrictModelSerializer,
 )
 
-SECRETS = ("password", "private_key", "passphrase", "auth_secret", "signing_secret")
+# The secrets a caller writes (every channel's); write-only, never in an answer.
+SECRETS = WRITABLE_SECRETS
+# What every delivery has, each channel's settings (its secrets apart), then its state.
 SETTINGS = (
     "id", "client", "name", "kind", "active", "paused_at", "paused_reason", "all_campaigns",
-    "campaigns", "columns", "starts_at", "url", "http_method", "body_format", "body_template",
-    "headers", "auth_kind", "auth_username", "auth_key_name", "connect_timeout", "total_timeout",
-    "accepted_statuses", "success_match", "success_match_value", "success_json_path",
-    "previous_secret_until", "max_in_flight", "pause_after_minutes",
-    "host", "port", "username", "remote_dir", "host_key",
-    "tls_mode", "certificate_fingerprint", "file_name_template", "name_time_zone", "header",
-    "bom", "delimiter", "quoting", "gzip", "max_rows_per_file", "marker", "send_empty",
-    "schedule_kind", "schedule_every_minutes", "schedule_minute", "schedule_time",
-    "schedule_weekday", "schedule_cron", "next_run_at", "last_success_at", "failing_since",
-    "last_error", "created_at",
+    "campaigns", "columns", "starts_at",
+    *(name for name in all_settings() if name not in SECRETS),
+    "previous_secret_until", "next_run_at", "last_success_at", "failing_since", "last_error",
+    "created_at",
 )  # fmt: skip
 READ_ONLY = (
     "id", "paused_at", "previous_secret_until", "paused_reason", "next_run_at",
@@ -84,7 +87,7 @@ class KindField(serializers.ChoiceField):
     to SFTP and FTPS rather than "not a valid choice"."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(choices=Delivery.Kind.choices, **kwargs)
+        super().__init__(choices=kind_choices(), **kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

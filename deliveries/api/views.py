@@ -23,11 +23,12 @@ from deliveries.api.serializers import (
     TestResultSerializer,
     refuse_unless_valid,
 )
+from deliveries.channels import channel_for
+from deliveries.channels.base import ConnectionTestFailed
 from deliveries.models import Delivery
 from deliveries.pausing import delivery_pause
 from deliveries.replays import replay_not_delivered, replay_range, replay_referral
 from deliveries.services import (
-    ConnectionTestFailed,
     DeliveryInvalid,
     delivery_redeliver_range,
     delivery_resume_now,
@@ -122,11 +123,12 @@ class DeliveryViewSet(
     def run(self, request, pk=None):
         """Queue a run now: unsent batches are resent, then what is new is sent."""
         delivery = self.get_object()
-        if not delivery.active or delivery.paused or delivery.kind == Delivery.Kind.API:
+        batch = channel_for(delivery.kind).batch
+        if not delivery.active or delivery.paused or not batch:
             detail = (
-                "Real-time deliveries send as referrals arrive; use replay."
-                if delivery.kind == Delivery.Kind.API
-                else "The delivery is inactive or paused."
+                "The delivery is inactive or paused."
+                if batch
+                else "Real-time deliveries send as referrals arrive; use replay."
             )
             return Response({"queued": False, "detail": detail}, status=status.HTTP_409_CONFLICT)
         delivery_send_now(delivery)
@@ -171,7 +173,7 @@ class DeliveryViewSet(
         delivery = self.get_object()
         serializer = ReplaySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        if delivery.kind != Delivery.Kind.API:
+        if channel_for(delivery.kind).batch:
             raise Conflict(
                 REAL_TIME_ONLY.format("replay referrals")
                 + " File deliveries redeliver a time range as a batch (POST .../redeliver/)."
@@ -210,7 +212,7 @@ class DeliveryViewSet(
         """A new signing secret, returned this once; the previous one keeps signing too for
         24 hours, so the receiver switches over without refusing a request."""
         delivery = self.get_object()
-        if delivery.kind != Delivery.Kind.API:
+        if "signing_secret" not in channel_for(delivery.kind).secrets:
             raise Conflict(REAL_TIME_ONLY.format("sign their requests"))
         delivery_rotate_signing_secret(delivery)
         return Response({"signing_secret": delivery.signing_secret,
