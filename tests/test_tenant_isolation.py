@@ -1286,6 +1286,7 @@ class Write:
 RENAME = "renamed-qz9"
 CLIENT_FORM = {
     "name": RENAME, "slug": RENAME, "time_zone": "UTC", "active": "on",
+    "retention_action": "anonymise",
     "campaigns-TOTAL_FORMS": "0", "campaigns-INITIAL_FORMS": "0",
 }
 CAMPAIGN_FORM = {"client": ref("a.client.pk"), "name": RENAME, "external_id": RENAME}

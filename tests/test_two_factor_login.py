@@ -118,7 +118,8 @@ def test_the_requirement_is_a_box_on_the_clients_admin_page(client, manager, cli
     url = f"/admin/referrals/client/{client_a.pk}/change/"
     assert 'name="require_two_factor"' in body(client.get(url))
     form = {"name": client_a.name, "slug": client_a.slug, "time_zone": client_a.time_zone,
-            "active": "on", "require_two_factor": "on", **_empty_inlines(client, url)}  # fmt: skip
+            "active": "on", "require_two_factor": "on", "retention_action": "anonymise",
+            **_empty_inlines(client, url)}  # fmt: skip
     response = client.post(url, form)
     assert response.status_code == 302, body(response)[:3000]
     client_a.refresh_from_db()
