@@ -38,6 +38,7 @@ def test_a_superuser_finds_views_in_the_access_log(live_server, manager, user_a,
         page.goto(f"{live_server.url}/admin/referrals/referral/{mine[0].pk}/change/")
         page.goto(f"{live_server.url}/admin/")
         page.click("text=Referral access log")
+        page.wait_for_url("**/admin/privacy/accesslogentry/")
         rows = page.locator("#result_list tbody tr")
         assert rows.count() == 4
         first = rows.first.inner_text()
