@@ -175,3 +175,23 @@ class DeliveryForm(forms.ModelForm):
             self.instance.columns = self.cleaned_data["columns_text"]
         if "headers_text" in self.cleaned_data:
             self.instance.headers = self.cleaned_data["headers_text"]
+
+
+class RedeliverForm(forms.Form):
+    start = forms.DateTimeField(help_text="In the client's time zone; stored time of referrals.")
+    end = forms.DateTimeField(help_text="Exclusive.")
+
+    def __init__(self, *args, zone, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.zone = zone
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end:
+            # Typed times are the client's wall clock, whatever the admin's own zone is.
+            cleaned["start"] = start.replace(tzinfo=None).replace(tzinfo=self.zone)
+            cleaned["end"] = end.replace(tzinfo=None).replace(tzinfo=self.zone)
+            if cleaned["end"] <= cleaned["start"]:
+                raise forms.ValidationError("The end of the range must be after its start.")
+        return cleaned
