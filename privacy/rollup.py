@@ -21,39 +21,33 @@ def delivery_days_add(rows: Iterable[tuple[int, dt.datetime, str]]) -> None:
     in UTC. Only the purge writes these rows, one purge at a time (``privacy.runs``), so a
     read and a write in its transaction cannot lose an update."""
     rows = list(rows)
-    if not rows:
-        return
-    zones = {
-        pk: zoneinfo.ZoneInfo(name)
-        for pk, name in Delivery.objects.filter(pk__in={r[0] for r in rows}).values_list(
-            "pk", "client__time_zone"
-        )
-    }
-    added: Counter = Counter()
-    for delivery, when, figure in rows:
-        if delivery in zones:  # a delivery deleted meanwhile takes its days with it
-            key = (delivery, when.astimezone(zones[delivery]).date(), when.astimezone(UTC).date())
-            added[key, figure] += 1
-    _days_add(DeliveryDay, "delivery", added, COUNTS)
+    zones = _zones(Delivery.objects, "client__time_zone", rows)
+    _days_add(DeliveryDay, "delivery", _by_day(rows, zones), COUNTS)
 
 
 def referral_days_add(rows: Iterable[tuple[int, dt.datetime]]) -> None:
     """Count each (client id, when stored) referral on its day in the client's time zone and
     in UTC, as ``delivery_days_add`` does."""
-    rows = list(rows)
-    if not rows:
-        return
-    zones = {
-        pk: zoneinfo.ZoneInfo(name)
-        for pk, name in Client.objects.filter(pk__in={r[0] for r in rows}).values_list(
-            "pk", "time_zone"
-        )
-    }
+    rows = [(client, when, "stored") for client, when in rows]
+    zones = _zones(Client.objects, "time_zone", rows)
+    _days_add(ReferralDay, "client", _by_day(rows, zones), ("stored",))
+
+
+def _zones(objects, zone_field: str, rows: list[tuple]) -> dict[int, zoneinfo.ZoneInfo]:
+    """The time zone of each owner (first item of a row) that still exists."""
+    owners = objects.filter(pk__in={row[0] for row in rows}).values_list("pk", zone_field)
+    return {pk: zoneinfo.ZoneInfo(name) for pk, name in owners}
+
+
+def _by_day(rows: list[tuple[int, dt.datetime, str]], zones: dict) -> Counter:
+    """{((owner id, owner's day, UTC day), figure): count}; an owner deleted meanwhile takes
+    its days with it."""
     added: Counter = Counter()
-    for client, when in rows:
-        key = (client, when.astimezone(zones[client]).date(), when.astimezone(UTC).date())
-        added[key, "stored"] += 1
-    _days_add(ReferralDay, "client", added, ("stored",))
+    for owner, when, figure in rows:
+        if owner in zones:
+            key = (owner, when.astimezone(zones[owner]).date(), when.astimezone(UTC).date())
+            added[key, figure] += 1
+    return added
 
 
 def _days_add(model, owner: str, added: Counter, figures: tuple[str, ...]) -> None:
